@@ -1,0 +1,346 @@
+"""LOBSTER message + order-book file pairs.
+
+A LOBSTER day is two CSV files (plain or gzip): messages ``time, type, order id, size, price×10⁴,
+direction`` and the book after each message ``askP1, askS1, bidP1, bidS1, …`` for L levels.  Row k of
+the book is the state after message k.  Times are seconds after midnight, New York time, on the date in
+the file name; they become int64 ns since the epoch (UTC).  Empty levels carry the dummy prices
+±9999999999 with size 0; they are kept in the raw integer arrays and shown as NaN in float views.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from numpy.typing import NDArray
+
+from impactlab.data.schemas import MESSAGES, LobsterEventType, book_snapshot_schema
+from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv
+from impactlab.errors import DataValidationError
+
+__all__ = ["LobsterDay", "find_lobster_pairs", "load_lobster", "parse_lobster_name"]
+
+PRICE_SCALE = 10_000
+"""LOBSTER prices are dollars × 10⁴."""
+DUMMY_ASK = 9_999_999_999
+DUMMY_BID = -9_999_999_999
+EXCHANGE_TZ = "America/New_York"
+MESSAGE_COLUMNS = ("time", "type", "order_id", "size", "price", "direction")
+_NAME = re.compile(
+    r"^(?P<symbol>[A-Za-z0-9.\-]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
+    r"(?P<kind>message|orderbook)_(?P<levels>\d+)\.csv(\.gz)?$"
+)
+_VALID_TYPES = np.array([t.value for t in LobsterEventType], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LobsterName:
+    """Fields of a LOBSTER file name."""
+
+    symbol: str
+    date: dt.date
+    start_ms: int
+    end_ms: int
+    kind: str
+    levels: int
+
+
+def parse_lobster_name(path: str | Path) -> LobsterName:
+    """Parse ``TICKER_YYYY-MM-DD_START_END_{message,orderbook}_LEVEL.csv[.gz]``."""
+    name = Path(path).name
+    m = _NAME.match(name)
+    if m is None:
+        raise DataValidationError(
+            "not a LOBSTER file name (TICKER_YYYY-MM-DD_START_END_message_LEVEL.csv[.gz])", path=path
+        )
+    return LobsterName(
+        symbol=m["symbol"],
+        date=dt.date.fromisoformat(m["date"]),
+        start_ms=int(m["start"]),
+        end_ms=int(m["end"]),
+        kind=m["kind"],
+        levels=int(m["levels"]),
+    )
+
+
+def find_lobster_pairs(directory: str | Path) -> list[tuple[Path, Path]]:
+    """Every ``(message, orderbook)`` pair below ``directory``, sorted by name."""
+    pairs = []
+    for msg in sorted(Path(directory).rglob("*_message_*.csv*")):
+        book = msg.with_name(msg.name.replace("_message_", "_orderbook_"))
+        if book.exists():
+            pairs.append((msg, book))
+    return pairs
+
+
+def midnight_ns(date: dt.date, tz: str = EXCHANGE_TZ) -> int:
+    """Epoch ns of wall-clock midnight of ``date`` in ``tz``, using the UTC offset in force at noon.
+
+    Session times (seconds after midnight) are wall-clock times, so the noon offset is the right one even
+    on a daylight-saving change day.
+    """
+    noon = dt.datetime(date.year, date.month, date.day, 12, tzinfo=ZoneInfo(tz))
+    offset = noon.utcoffset()
+    assert offset is not None
+    midnight_utc = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
+    return int((midnight_utc - offset).timestamp()) * 1_000_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class LobsterDay:
+    """One validated LOBSTER day: messages and the book after each, as typed arrays.
+
+    Attributes
+    ----------
+    symbol, date, levels
+        From the file name (levels checked against the book file's columns).
+    ts_ns
+        Event times, int64 ns since the epoch (UTC).
+    event_type, order_id, size, side
+        Message fields; ``side`` is +1 for a bid (buy limit order), −1 for an ask.
+    price_e4
+        Price × 10⁴ as int64 (LOBSTER's exact units); :attr:`price` is the float64 view in currency.
+    book
+        ``(n, 4·levels)`` int64, LOBSTER's raw layout (prices × 10⁴, dummies kept).
+    line
+        1-based line of each row in both source files.
+    tick_size
+        Minimum price increment, currency.
+    """
+
+    symbol: str
+    date: dt.date
+    levels: int
+    ts_ns: NDArray[np.int64]
+    event_type: NDArray[np.int8]
+    order_id: NDArray[np.int64]
+    size: NDArray[np.int64]
+    price_e4: NDArray[np.int64]
+    side: NDArray[np.int8]
+    book: NDArray[np.int64]
+    line: NDArray[np.int64]
+    message_path: Path
+    book_path: Path
+    report: LoadReport
+    quarantine: Quarantine
+    tick_size: float = 0.01
+
+    def __len__(self) -> int:
+        return int(self.ts_ns.size)
+
+    @property
+    def session_open_ns(self) -> int:
+        """09:30 New York time on the day, ns since the epoch."""
+        return midnight_ns(self.date) + 34_200 * 1_000_000_000
+
+    @property
+    def price(self) -> NDArray[np.float64]:
+        """Message prices in currency."""
+        return self.price_e4 / PRICE_SCALE
+
+    def _side_view(self, offset: int, dummy: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        px = self.book[:, offset::4]
+        sz = self.book[:, offset + 1 :: 4]
+        empty = (px == dummy) | (sz <= 0)
+        price = np.where(empty, np.nan, px / PRICE_SCALE)
+        size = np.where(empty, 0.0, sz.astype(np.float64))
+        return price, size
+
+    def ask(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(price, size)`` of the ask levels, each ``(n, levels)``; empty levels are NaN / 0."""
+        return self._side_view(0, DUMMY_ASK)
+
+    def bid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(price, size)`` of the bid levels, each ``(n, levels)``; empty levels are NaN / 0."""
+        return self._side_view(2, DUMMY_BID)
+
+    def messages_table(self) -> pa.Table:
+        """Messages in the :data:`~impactlab.data.schemas.MESSAGES` schema."""
+        return pa.table(
+            [self.ts_ns, self.event_type, self.order_id, self.size, self.price, self.side], schema=MESSAGES
+        )
+
+    def book_table(self) -> pa.Table:
+        """Book snapshots in :func:`~impactlab.data.schemas.book_snapshot_schema` form."""
+        ap, asz = self.ask()
+        bp, bsz = self.bid()
+        cols: list[NDArray[np.float64] | NDArray[np.int64]] = [self.ts_ns]
+        for k in range(self.levels):
+            cols += [ap[:, k], asz[:, k], bp[:, k], bsz[:, k]]
+        return pa.table(cols, schema=book_snapshot_schema(self.levels))
+
+
+def _read_int_csv(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    kinds = ["float" if pa.types.is_floating(types[n]) else "int" for n in names]
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            return pacsv.read_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+            )
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        diagnose_csv(path, names, kinds, header=False)  # type: ignore[arg-type]
+        raise DataValidationError(f"cannot parse CSV: {exc}", path=path) from exc
+
+
+def _book_levels(path: Path) -> int:
+    with pa.input_stream(str(path), compression="detect") as stream:
+        head = stream.read(1 << 16)
+    first = head.split(b"\n", 1)[0].strip()
+    if not first:
+        raise DataValidationError("empty file: no data rows", path=path, line=1)
+    ncol = first.count(b",") + 1
+    if ncol % 4:
+        raise DataValidationError(
+            f"an order-book row needs 4 columns per level, got {ncol}", path=path, line=1, value=first.decode()
+        )
+    return ncol // 4
+
+
+def load_lobster(
+    message_path: str | Path,
+    book_path: str | Path | None = None,
+    *,
+    symbol: str | None = None,
+    date: dt.date | None = None,
+    tick_size: float = 0.01,
+) -> LobsterDay:
+    """Load and validate a LOBSTER message/order-book pair.
+
+    Parameters
+    ----------
+    message_path
+        The message file, ``.csv`` or ``.csv.gz``.
+    book_path
+        The order-book file; by default the message path with ``message`` replaced by ``orderbook``.
+    symbol, date
+        Needed only when the file name does not follow LOBSTER's pattern.
+    tick_size
+        Price increment, currency (NASDAQ: 0.01).
+
+    Returns
+    -------
+    LobsterDay
+        Validated arrays; rows that break a rule are in ``.quarantine`` and counted in ``.report``.
+
+    Raises
+    ------
+    DataValidationError
+        The files cannot be parsed, are empty, or differ in length; the message names the file, line,
+        field and value.
+    """
+    mpath = Path(message_path)
+    bpath = Path(book_path) if book_path is not None else mpath.with_name(mpath.name.replace("_message_", "_orderbook_"))
+    try:
+        name = parse_lobster_name(mpath)
+        symbol = symbol or name.symbol
+        date = date or name.date
+        named_levels: int | None = name.levels
+    except DataValidationError:
+        if symbol is None or date is None:
+            raise
+        named_levels = None
+    if not mpath.exists():
+        raise DataValidationError("file not found", path=mpath)
+    if not bpath.exists():
+        raise DataValidationError("order-book file not found", path=bpath)
+
+    levels = _book_levels(bpath)
+    if named_levels is not None and levels != named_levels:
+        raise DataValidationError(
+            f"file name says {named_levels} levels but rows have {levels}", path=bpath, line=1
+        )
+    mt = _read_int_csv(
+        mpath,
+        list(MESSAGE_COLUMNS),
+        {"time": pa.float64(), "type": pa.int64(), "order_id": pa.int64(), "size": pa.int64(),
+         "price": pa.int64(), "direction": pa.int64()},
+    )
+    bnames = [f"{f}{k}" for k in range(1, levels + 1) for f in ("ap", "as", "bp", "bs")]
+    bt = _read_int_csv(bpath, bnames, dict.fromkeys(bnames, pa.int64()))
+    n = mt.num_rows
+    if n == 0:
+        raise DataValidationError("empty file: no data rows", path=mpath, line=1)
+    if bt.num_rows != n:
+        raise DataValidationError(
+            f"message file has {n} rows but order-book file has {bt.num_rows}",
+            path=bpath,
+            line=min(n, bt.num_rows) + 1,
+        )
+
+    t_s = mt.column("time").to_numpy()
+    etype = mt.column("type").to_numpy()
+    oid = mt.column("order_id").to_numpy()
+    size = mt.column("size").to_numpy()
+    price = mt.column("price").to_numpy()
+    direction = mt.column("direction").to_numpy()
+    book = np.empty((n, 4 * levels), dtype=np.int64)
+    for j in range(4 * levels):
+        book[:, j] = bt.column(j).to_numpy()
+    line = np.arange(1, n + 1, dtype=np.int64)
+
+    q = Quarantine(source=str(mpath))
+    bad = np.zeros(n, dtype=bool)
+    bad = q.reject(~np.isfinite(t_s), line, "time", t_s, "non_finite_time", bad)
+    bad = q.reject(~np.isin(etype, _VALID_TYPES), line, "type", etype, "unknown_event_type", bad)
+    halt = etype == LobsterEventType.TRADING_HALT
+    bad = q.reject((direction != 1) & (direction != -1), line, "direction", direction, "invalid_side", bad)
+    bad = q.reject(~halt & (size <= 0), line, "size", size, "non_positive_size", bad)
+    bad = q.reject(~halt & (price <= 0), line, "price", price, "non_positive_price", bad)
+    t_clean = np.where(np.isfinite(t_s), t_s, -np.inf)
+    prev_max = np.maximum.accumulate(np.concatenate(([-np.inf], t_clean[:-1])))
+    bad = q.reject(t_clean < prev_max, line, "time", t_s, "non_monotone_time", bad)
+    sub = np.flatnonzero(etype == LobsterEventType.SUBMISSION)
+    _, first = np.unique(oid[sub], return_index=True)
+    dup = np.ones(sub.size, dtype=bool)
+    dup[first] = False
+    dup_mask = np.zeros(n, dtype=bool)
+    dup_mask[sub[dup]] = True
+    bad = q.reject(dup_mask, line, "order_id", oid, "duplicate_order_id", bad)
+
+    ap, asz, bp, bsz = book[:, 0::4], book[:, 1::4], book[:, 2::4], book[:, 3::4]
+    ask_real = ap != DUMMY_ASK
+    bid_real = bp != DUMMY_BID
+    bad = q.reject((asz < 0).any(1) | (bsz < 0).any(1), line, "book_size", asz[:, 0], "negative_book_size", bad)
+    bad = q.reject(
+        (ask_real & (ap <= 0)).any(1) | (bid_real & (bp <= 0)).any(1),
+        line, "book_price", ap[:, 0], "non_positive_book_price", bad,
+    )
+    crossed = ask_real[:, 0] & bid_real[:, 0] & (bp[:, 0] >= ap[:, 0])
+    bad = q.reject(crossed, line, "bid_price_1", bp[:, 0], "crossed_book", bad)
+    if levels > 1:
+        unsorted = (np.diff(np.where(ask_real, ap, DUMMY_ASK), axis=1) <= 0) & ask_real[:, 1:]
+        unsorted |= (np.diff(np.where(bid_real, bp, DUMMY_BID), axis=1) >= 0) & bid_real[:, 1:]
+        bad = q.reject(unsorted.any(1), line, "book_price", ap[:, 0], "unsorted_book_levels", bad)
+
+    keep = ~bad
+    ts_ns = midnight_ns(date) + np.rint(t_s[keep] * 1e9).astype(np.int64)
+    report = LoadReport.build(
+        "lobster", f"{mpath} + {bpath.name}", n, q, symbol=symbol, date=date.isoformat(), levels=levels
+    )
+    return LobsterDay(
+        symbol=symbol,
+        date=date,
+        levels=levels,
+        ts_ns=ts_ns,
+        event_type=etype[keep].astype(np.int8),
+        order_id=oid[keep],
+        size=size[keep],
+        price_e4=price[keep],
+        side=direction[keep].astype(np.int8),
+        book=np.ascontiguousarray(book[keep]),
+        line=line[keep],
+        message_path=mpath,
+        book_path=bpath,
+        report=report,
+        quarantine=q,
+        tick_size=tick_size,
+    )

@@ -1,0 +1,308 @@
+"""Typed schemas of everything impactlab reads, stores and passes between stages.
+
+Conventions (``ARCHITECTURE.md``): prices are float64 in currency, quantities in shares or contracts,
+timestamps int64 nanoseconds since the Unix epoch (UTC), and sides are ``+1`` buy / ``-1`` sell.
+
+Each table is a :class:`pyarrow.Schema` whose fields carry a ``unit`` and a ``doc`` in their metadata;
+the loaders, the validators and the store all work from these one definitions.  The system's own
+records (:class:`ParentOrder`, :class:`ChildOrder`, :class:`Fill`) are also frozen dataclasses that
+validate themselves on construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+
+import pyarrow as pa
+
+from impactlab.errors import DataValidationError
+
+__all__ = [
+    "BOOK_LEVEL_FIELDS",
+    "CHILD_ORDERS",
+    "FILLS",
+    "LOAD_REPORTS",
+    "MESSAGES",
+    "PARENT_ORDERS",
+    "QUARANTINE",
+    "QUOTES",
+    "TRADES",
+    "ChildOrder",
+    "Fill",
+    "LobsterEventType",
+    "OrderType",
+    "ParentOrder",
+    "Side",
+    "book_snapshot_schema",
+    "describe",
+]
+
+
+class Side(IntEnum):
+    """Trade or order side; the one place the sign convention is defined."""
+
+    BUY = 1
+    SELL = -1
+
+
+class LobsterEventType(IntEnum):
+    """LOBSTER message types (``LOBSTER_SampleFiles_ReadMe.txt``)."""
+
+    SUBMISSION = 1
+    CANCELLATION = 2  # partial deletion
+    DELETION = 3  # total deletion
+    EXECUTION_VISIBLE = 4
+    EXECUTION_HIDDEN = 5
+    TRADING_HALT = 7
+
+
+class OrderType(StrEnum):
+    """Child-order types."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+    IOC = "ioc"
+
+
+def _f(name: str, typ: pa.DataType, unit: str, doc: str, *, nullable: bool = False) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={"unit": unit, "doc": doc})
+
+
+MESSAGES = pa.schema(
+    [
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "event time"),
+        _f("event_type", pa.int8(), "LobsterEventType", "1 submit, 2 cancel, 3 delete, 4/5 execute, 7 halt"),
+        _f("order_id", pa.int64(), "id", "exchange order reference"),
+        _f("size", pa.int64(), "shares", "shares affected by the event"),
+        _f("price", pa.float64(), "currency", "limit price of the order affected"),
+        _f("side", pa.int8(), "+1 bid / -1 ask", "side of the resting order affected"),
+    ]
+)
+"""Order-book messages (LOBSTER layout, converted to the conventions)."""
+
+BOOK_LEVEL_FIELDS = ("ask_price", "ask_size", "bid_price", "bid_size")
+
+
+def book_snapshot_schema(levels: int) -> pa.Schema:
+    """Schema of an L1–L``levels`` book snapshot table: ``ts_ns`` then, per level k, ask/bid price/size.
+
+    Empty levels hold NaN prices and zero sizes.
+    """
+    if not 1 <= levels <= 100:
+        raise ValueError(f"'levels' must be in [1, 100], got {levels}")
+    fields = [_f("ts_ns", pa.int64(), "ns since epoch, UTC", "time of the state")]
+    for k in range(1, levels + 1):
+        fields += [
+            _f(f"ask_price_{k}", pa.float64(), "currency", f"level-{k} ask price, NaN when empty", nullable=True),
+            _f(f"ask_size_{k}", pa.float64(), "shares", f"level-{k} ask size"),
+            _f(f"bid_price_{k}", pa.float64(), "currency", f"level-{k} bid price, NaN when empty", nullable=True),
+            _f(f"bid_size_{k}", pa.float64(), "shares", f"level-{k} bid size"),
+        ]
+    return pa.schema(fields)
+
+
+TRADES = pa.schema(
+    [
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "trade time"),
+        _f("price", pa.float64(), "currency", "trade price"),
+        _f("size", pa.float64(), "shares", "traded quantity, > 0"),
+        _f("sign", pa.int8(), "+1 buyer-initiated / -1 seller-initiated / 0 unknown", "aggressor side"),
+        _f("trade_id", pa.int64(), "id", "venue trade id, -1 if unknown"),
+    ]
+)
+"""Trades (prints)."""
+
+QUOTES = pa.schema(
+    [
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "quote time"),
+        _f("bid_price", pa.float64(), "currency", "best bid"),
+        _f("bid_size", pa.float64(), "shares", "size at the best bid"),
+        _f("ask_price", pa.float64(), "currency", "best ask"),
+        _f("ask_size", pa.float64(), "shares", "size at the best ask"),
+    ]
+)
+"""Top-of-book quotes."""
+
+PARENT_ORDERS = pa.schema(
+    [
+        _f("order_id", pa.string(), "id", "parent order id"),
+        _f("symbol", pa.string(), "ticker", "instrument"),
+        _f("side", pa.int8(), "+1 buy / -1 sell", "side"),
+        _f("quantity", pa.float64(), "shares", "parent quantity, > 0"),
+        _f("start_ns", pa.int64(), "ns since epoch, UTC", "start of the execution window"),
+        _f("end_ns", pa.int64(), "ns since epoch, UTC", "end of the execution window"),
+        _f("arrival_mid", pa.float64(), "currency", "mid at the start"),
+        _f("avg_price", pa.float64(), "currency", "average execution price"),
+        _f("end_mid", pa.float64(), "currency", "mid at the end"),
+        _f("post_mid", pa.float64(), "currency", "mid at a fixed horizon after the end"),
+        _f("adv", pa.float64(), "shares/day", "average daily volume"),
+        _f("daily_vol", pa.float64(), "fraction/day^0.5", "daily volatility"),
+        _f("shares_outstanding", pa.float64(), "shares", "optional", nullable=True),
+        _f("spread_bps", pa.float64(), "bps", "optional quoted spread at arrival", nullable=True),
+    ]
+)
+"""Parent orders with their outcomes: the interchange format of the calibration issue."""
+
+CHILD_ORDERS = pa.schema(
+    [
+        _f("client_order_id", pa.string(), "id", "idempotent client order id"),
+        _f("parent_order_id", pa.string(), "id", "parent order id"),
+        _f("symbol", pa.string(), "ticker", "instrument"),
+        _f("side", pa.int8(), "+1 buy / -1 sell", "side"),
+        _f("quantity", pa.float64(), "shares", "order quantity, > 0"),
+        _f("order_type", pa.string(), "OrderType", "market, limit or ioc"),
+        _f("limit_price", pa.float64(), "currency", "limit price, null for market orders", nullable=True),
+        _f("venue", pa.string(), "name", "destination venue"),
+        _f("created_ns", pa.int64(), "ns since epoch, UTC", "time the order was created"),
+    ]
+)
+"""Child orders sent to venues."""
+
+FILLS = pa.schema(
+    [
+        _f("fill_id", pa.string(), "id", "execution id, unique"),
+        _f("client_order_id", pa.string(), "id", "child order filled"),
+        _f("parent_order_id", pa.string(), "id", "parent order"),
+        _f("symbol", pa.string(), "ticker", "instrument"),
+        _f("side", pa.int8(), "+1 buy / -1 sell", "side"),
+        _f("quantity", pa.float64(), "shares", "filled quantity, > 0"),
+        _f("price", pa.float64(), "currency", "fill price"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "fill time"),
+        _f("venue", pa.string(), "name", "venue"),
+        _f("liquidity", pa.string(), "maker/taker", "liquidity flag"),
+        _f("fee", pa.float64(), "currency", "fee paid (negative for a rebate)"),
+    ]
+)
+"""Fills (executions) of the system's own child orders."""
+
+QUARANTINE = pa.schema(
+    [
+        _f("load_id", pa.string(), "id", "the load that quarantined the row"),
+        _f("source", pa.string(), "path", "file the row came from"),
+        _f("line", pa.int64(), "1-based line", "line (CSV) or row (Parquet) in the source"),
+        _f("field", pa.string(), "name", "field that failed"),
+        _f("value", pa.string(), "text", "value as read"),
+        _f("reason", pa.string(), "code", "validation rule that failed"),
+    ]
+)
+"""Rows a batch load set aside, with the reason."""
+
+LOAD_REPORTS = pa.schema(
+    [
+        _f("load_id", pa.string(), "id", "unique id of the load"),
+        _f("kind", pa.string(), "name", "lobster, binance, trades, quotes, parent_orders, fills"),
+        _f("source", pa.string(), "path", "file(s) loaded"),
+        _f("rows_read", pa.int64(), "rows", "rows read"),
+        _f("rows_accepted", pa.int64(), "rows", "rows kept"),
+        _f("rows_quarantined", pa.int64(), "rows", "rows set aside"),
+        _f("reasons_json", pa.string(), "JSON", "quarantine counts by reason"),
+        _f("loaded_ns", pa.int64(), "ns since epoch, UTC", "wall time of the load"),
+    ]
+)
+"""One row per batch load."""
+
+
+def describe(schema: pa.Schema) -> list[tuple[str, str, str, str]]:
+    """``(name, type, unit, doc)`` for every field of a schema: the documentation of a table."""
+    out = []
+    for fld in schema:
+        meta = {k.decode(): v.decode() for k, v in (fld.metadata or {}).items()}
+        out.append((fld.name, str(fld.type), meta.get("unit", ""), meta.get("doc", "")))
+    return out
+
+
+def _require(cond: bool, name: str, value: object, rule: str) -> None:
+    if not cond:
+        raise DataValidationError(f"{name!r} must be {rule}, got {value!r}", field=name, value=value)
+
+
+def _finite_positive(name: str, value: float) -> None:
+    _require(isinstance(value, int | float) and math.isfinite(value) and value > 0, name, value, "finite and > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ParentOrder:
+    """A parent order: what the desk wants done.
+
+    Parameters
+    ----------
+    order_id, symbol
+        Identifiers.
+    side
+        ``Side.BUY`` or ``Side.SELL``.
+    quantity
+        Shares, > 0.
+    start_ns, end_ns
+        Execution window, ns since epoch; ``end_ns >= start_ns``.
+    """
+
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    start_ns: int
+    end_ns: int
+
+    def __post_init__(self) -> None:
+        _require(bool(self.order_id), "order_id", self.order_id, "non-empty")
+        _require(bool(self.symbol), "symbol", self.symbol, "non-empty")
+        _require(self.side in (Side.BUY, Side.SELL), "side", self.side, "+1 or -1")
+        object.__setattr__(self, "side", Side(self.side))
+        _finite_positive("quantity", self.quantity)
+        _require(self.end_ns >= self.start_ns, "end_ns", self.end_ns, f">= start_ns ({self.start_ns})")
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOrder:
+    """A child order sent to a venue; ``client_order_id`` makes resubmission idempotent."""
+
+    client_order_id: str
+    parent_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType
+    venue: str
+    created_ns: int
+    limit_price: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(bool(self.client_order_id), "client_order_id", self.client_order_id, "non-empty")
+        _require(self.side in (Side.BUY, Side.SELL), "side", self.side, "+1 or -1")
+        object.__setattr__(self, "side", Side(self.side))
+        object.__setattr__(self, "order_type", OrderType(self.order_type))
+        _finite_positive("quantity", self.quantity)
+        if self.order_type is OrderType.MARKET:
+            _require(self.limit_price is None, "limit_price", self.limit_price, "None for a market order")
+        else:
+            _require(self.limit_price is not None, "limit_price", self.limit_price, "set for a limit order")
+            _finite_positive("limit_price", float(self.limit_price))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of a child order."""
+
+    fill_id: str
+    client_order_id: str
+    parent_order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    ts_ns: int
+    venue: str
+    liquidity: str = "taker"
+    fee: float = 0.0
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.fill_id), "fill_id", self.fill_id, "non-empty")
+        _require(self.side in (Side.BUY, Side.SELL), "side", self.side, "+1 or -1")
+        object.__setattr__(self, "side", Side(self.side))
+        _finite_positive("quantity", self.quantity)
+        _finite_positive("price", self.price)
+        _require(self.liquidity in ("maker", "taker"), "liquidity", self.liquidity, "'maker' or 'taker'")
+        _require(math.isfinite(self.fee), "fee", self.fee, "finite")
