@@ -6,9 +6,9 @@ Two books live here:
 
 * a fixed-depth book in LOBSTER's raw layout (``askP1, askS1, bidP1, bidS1, …``, prices × 10⁴), which
   knows only the L visible levels, exactly as a level-L message file can tell them;
-* an unbounded price-level book for venues that publish absolute level quantities (Binance), kept as
-  two sorted arrays with the best price at the end, so that the frequent updates near the touch move
-  little memory.
+* a price ladder for venues that publish absolute level quantities (Binance).  A batch rebuild knows
+  every price up front, so prices are first ranked (order-preserving) and the ladder is dense over
+  ranks: every update is O(1), whatever the spread between the deepest and the best level.
 """
 
 from __future__ import annotations
@@ -123,92 +123,105 @@ def lobster_replay_py(
 
 
 # --------------------------------------------------------------------------------------------------
-# Unbounded price-level book (absolute quantities), best price at the end of each side
+# Price ladder over ranked prices (absolute quantities, Binance-style)
 # --------------------------------------------------------------------------------------------------
 
 
-def _search_py(keys: NDArray[np.int64], n: int, key: int) -> int:
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def plb_set_py(
-    keys: NDArray[np.int64], qty: NDArray[np.float64], count: NDArray[np.int64], s: int, key: int, q: float
+def ladder_set_py(
+    q: NDArray[np.float64], best: NDArray[np.int64], nlev: NDArray[np.int64], s: int, r: int, qty: float
 ) -> int:
-    """Set the level ``key`` of side ``s`` (0 bid, 1 ask) to quantity ``q`` (0 deletes).
+    """Set the level of price rank ``r`` on side ``s`` (0 bid, 1 ask) to ``qty`` (0 deletes).
 
-    Keys are ``price`` for bids and ``-price`` for asks, so both sides are ascending with the best level
-    last.  Returns 0, or 1 for the deletion of an unknown level (harmless in diff-only books).
+    ``q[s]`` is a dense ladder over price ranks; ``best[s]`` the rank of the best level (−1 / ``R`` when
+    a side is empty) and ``nlev[s]`` the number of non-empty levels.  Returns 1 for the deletion of a
+    level that was not known (harmless when building from diffs alone), else 0.
     """
-    n = count[s]
-    i = _search_py(keys[s], n, key)
-    found = i < n and keys[s, i] == key
-    if q == 0.0:
-        if not found:
+    old = q[s, r]
+    if qty == 0.0:
+        if old == 0.0:
             return 1
-        for j in range(i, n - 1):
-            keys[s, j] = keys[s, j + 1]
-            qty[s, j] = qty[s, j + 1]
-        count[s] = n - 1
+        q[s, r] = 0.0
+        nlev[s] -= 1
+        if r == best[s]:
+            if nlev[s] == 0:
+                best[s] = -1 if s == 0 else q.shape[1]
+            elif s == 0:
+                i = r - 1
+                while q[0, i] == 0.0:
+                    i -= 1
+                best[0] = i
+            else:
+                i = r + 1
+                while q[1, i] == 0.0:
+                    i += 1
+                best[1] = i
         return 0
-    if found:
-        qty[s, i] = q
-        return 0
-    for j in range(n, i, -1):
-        keys[s, j] = keys[s, j - 1]
-        qty[s, j] = qty[s, j - 1]
-    keys[s, i] = key
-    qty[s, i] = q
-    count[s] = n + 1
+    if old == 0.0:
+        nlev[s] += 1
+    q[s, r] = qty
+    if (s == 0 and r > best[0]) or (s == 1 and r < best[1]):
+        best[s] = r
     return 0
 
 
-def plb_replay_py(
+def ladder_replay_py(
     clear: NDArray[np.bool_],
     start: NDArray[np.int64],
     stop: NDArray[np.int64],
     lvl_side: NDArray[np.int8],
-    lvl_key: NDArray[np.int64],
+    lvl_rank: NDArray[np.int64],
     lvl_qty: NDArray[np.float64],
-    keys: NDArray[np.int64],
-    qty: NDArray[np.float64],
-    count: NDArray[np.int64],
+    q: NDArray[np.float64],
+    best: NDArray[np.int64],
+    nlev: NDArray[np.int64],
     depth: int,
-    top_px: NDArray[np.int64],
+    top_rank: NDArray[np.int64],
     top_qty: NDArray[np.float64],
 ) -> int:
-    """Apply depth events to the book and record its top ``depth`` levels after each event.
+    """Apply depth events to the ladder and record its top ``depth`` levels after each event.
 
     Event e applies level updates ``start[e]:stop[e]`` (after emptying the book if ``clear[e]``, as for a
-    snapshot).  ``top_px[e]``/``top_qty[e]`` get ``[bid_1..bid_depth, ask_1..ask_depth]`` (prices as
-    integer keys, 0 and 0.0 where a level is empty).  Returns the number of unknown-level deletions.
+    snapshot).  ``top_rank[e]``/``top_qty[e]`` get ``[bid_1..bid_depth, ask_1..ask_depth]`` (price ranks;
+    −1 and 0.0 where a level is empty).  Returns the number of unknown-level deletions.
     """
+    n_rank = q.shape[1]
     unknown = 0
     for e in range(clear.shape[0]):
         if clear[e]:
-            count[0] = 0
-            count[1] = 0
+            for s in range(2):
+                for i in range(n_rank):
+                    q[s, i] = 0.0
+                nlev[s] = 0
+            best[0] = -1
+            best[1] = n_rank
         for i in range(start[e], stop[e]):
             s = 0 if lvl_side[i] == 1 else 1
-            key = lvl_key[i] if s == 0 else -lvl_key[i]
-            unknown += plb_set_py(keys, qty, count, s, key, lvl_qty[i])
-        for s in range(2):
-            n = count[s]
-            for k in range(depth):
-                col = s * depth + k
-                if k < n:
-                    top_px[e, col] = keys[s, n - 1 - k] if s == 0 else -keys[s, n - 1 - k]
-                    top_qty[e, col] = qty[s, n - 1 - k]
-                else:
-                    top_px[e, col] = 0
-                    top_qty[e, col] = 0.0
+            unknown += ladder_set_py(q, best, nlev, s, lvl_rank[i], lvl_qty[i])
+        # bids, walking down from the best
+        k = 0
+        i = best[0]
+        while k < depth and i >= 0:
+            if q[0, i] != 0.0:
+                top_rank[e, k] = i
+                top_qty[e, k] = q[0, i]
+                k += 1
+            i -= 1
+        while k < depth:
+            top_rank[e, k] = -1
+            top_qty[e, k] = 0.0
+            k += 1
+        k = 0
+        i = best[1]
+        while k < depth and i < n_rank:
+            if q[1, i] != 0.0:
+                top_rank[e, depth + k] = i
+                top_qty[e, depth + k] = q[1, i]
+                k += 1
+            i += 1
+        while k < depth:
+            top_rank[e, depth + k] = -1
+            top_qty[e, depth + k] = 0.0
+            k += 1
     return unknown
 
 
@@ -229,6 +242,5 @@ lob_add = _compile_with(lob_add_py)
 lob_sub = _compile_with(lob_sub_py)
 lob_apply = _compile_with(lob_apply_py, lob_add_py=lob_add, lob_sub_py=lob_sub)
 lobster_replay = _compile_with(lobster_replay_py, lob_apply_py=lob_apply)
-_search = _compile_with(_search_py)
-plb_set = _compile_with(plb_set_py, _search_py=_search)
-plb_replay = _compile_with(plb_replay_py, plb_set_py=plb_set)
+ladder_set = _compile_with(ladder_set_py)
+ladder_replay = _compile_with(ladder_replay_py, ladder_set_py=ladder_set)

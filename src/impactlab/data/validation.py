@@ -126,6 +126,7 @@ class Quarantine:
     _fields: list[str] = field(default_factory=list)
     _values: list[list[str]] = field(default_factory=list)
     _reasons: list[str] = field(default_factory=list)
+    _sources: list[str | None] = field(default_factory=list)
 
     def reject(
         self,
@@ -145,14 +146,18 @@ class Quarantine:
             self._values.append([str(v) for v in vals])
             self._fields.append(field_name)
             self._reasons.append(reason)
+            self._sources.append(None)
         return already | new
 
-    def add_record(self, line: int, field_name: str, value: object, reason: str) -> None:
-        """Quarantine one row found outside a vectorised rule (streaming parsers)."""
+    def add_record(
+        self, line: int, field_name: str, value: object, reason: str, *, source: str | None = None
+    ) -> None:
+        """Quarantine one row found outside a vectorised rule (streaming parsers, multi-file loads)."""
         self._lines.append(np.array([line], dtype=np.int64))
         self._values.append([str(value)])
         self._fields.append(field_name)
         self._reasons.append(reason)
+        self._sources.append(source)
 
     def __len__(self) -> int:
         return int(sum(a.size for a in self._lines))
@@ -171,15 +176,19 @@ class Quarantine:
         fields: list[str] = []
         reasons: list[str] = []
         values: list[str] = []
-        for arr, fname, vals, reason in zip(self._lines, self._fields, self._values, self._reasons, strict=True):
+        sources: list[str] = []
+        for arr, fname, vals, reason, src in zip(
+            self._lines, self._fields, self._values, self._reasons, self._sources, strict=True
+        ):
             fields += [fname] * arr.size
             reasons += [reason] * arr.size
+            sources += [src or self.source] * arr.size
             values += vals
         order = np.argsort(lines, kind="stable")
         return pa.table(
             {
                 "load_id": pa.array([self.load_id] * n, pa.string()),
-                "source": pa.array([self.source] * n, pa.string()),
+                "source": pa.array([sources[i] for i in order], pa.string()),
                 "line": pa.array(lines[order], pa.int64()),
                 "field": pa.array([fields[i] for i in order], pa.string()),
                 "value": pa.array([values[i] for i in order], pa.string()),
