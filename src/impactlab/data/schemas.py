@@ -133,17 +133,19 @@ PARENT_ORDERS = pa.schema(
         _f("quantity", pa.float64(), "shares", "parent quantity, > 0"),
         _f("start_ns", pa.int64(), "ns since epoch, UTC", "start of the execution window"),
         _f("end_ns", pa.int64(), "ns since epoch, UTC", "end of the execution window"),
-        _f("arrival_mid", pa.float64(), "currency", "mid at the start"),
-        _f("avg_price", pa.float64(), "currency", "average execution price"),
-        _f("end_mid", pa.float64(), "currency", "mid at the end"),
-        _f("post_mid", pa.float64(), "currency", "mid at a fixed horizon after the end"),
-        _f("adv", pa.float64(), "shares/day", "average daily volume"),
-        _f("daily_vol", pa.float64(), "fraction/day^0.5", "daily volatility"),
+        _f("arrival_mid", pa.float64(), "currency", "mid at the start; null until known", nullable=True),
+        _f("avg_price", pa.float64(), "currency", "average execution price; null until known", nullable=True),
+        _f("end_mid", pa.float64(), "currency", "mid at the end; null until known", nullable=True),
+        _f("post_mid", pa.float64(), "currency", "mid at a fixed horizon after the end; null until known", nullable=True),
+        _f("adv", pa.float64(), "shares/day", "average daily volume; null until known", nullable=True),
+        _f("daily_vol", pa.float64(), "fraction/day^0.5", "daily volatility; null until known", nullable=True),
         _f("shares_outstanding", pa.float64(), "shares", "optional", nullable=True),
         _f("spread_bps", pa.float64(), "bps", "optional quoted spread at arrival", nullable=True),
     ]
 )
-"""Parent orders with their outcomes: the interchange format of the calibration issue."""
+"""Parent orders and, once executed, their outcomes: the interchange format of calibration.
+
+An order in flight has null outcome columns; a completed one has them all."""
 
 CHILD_ORDERS = pa.schema(
     [

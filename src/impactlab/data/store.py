@@ -1,0 +1,180 @@
+"""The embedded store: a DuckDB file for orders, fills, quarantine and load reports; Parquet for
+market-data caches.
+
+Tables are created from the schemas in :mod:`impactlab.data.schemas`.  Orders and fills carry a
+primary key (``order_id``, ``client_order_id``, ``fill_id``) and are inserted with ``INSERT OR IGNORE``,
+so writing the same record twice (a retry after a crash) never duplicates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from impactlab.config import default_store_path
+from impactlab.data.schemas import (
+    CHILD_ORDERS,
+    FILLS,
+    LOAD_REPORTS,
+    PARENT_ORDERS,
+    QUARANTINE,
+    ChildOrder,
+    Fill,
+    ParentOrder,
+)
+from impactlab.data.validation import LoadReport, Quarantine
+from impactlab.errors import DataValidationError
+
+__all__ = ["Store", "read_parquet", "write_parquet"]
+
+_TABLES: dict[str, tuple[pa.Schema, str | None]] = {
+    "parent_orders": (PARENT_ORDERS, "order_id"),
+    "child_orders": (CHILD_ORDERS, "client_order_id"),
+    "fills": (FILLS, "fill_id"),
+    "quarantine": (QUARANTINE, None),
+    "load_reports": (LOAD_REPORTS, "load_id"),
+}
+_SQL_TYPES = {
+    pa.int8(): "TINYINT",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.string(): "VARCHAR",
+}
+
+
+def _ddl(name: str, schema: pa.Schema, key: str | None) -> str:
+    cols = []
+    for f in schema:
+        col = f"{f.name} {_SQL_TYPES[f.type]}"
+        if not f.nullable:
+            col += " NOT NULL"
+        if f.name == key:
+            col += " PRIMARY KEY"
+        cols.append(col)
+    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
+
+
+class Store:
+    """A DuckDB-file store.
+
+    Parameters
+    ----------
+    path
+        Database file; default :func:`impactlab.config.default_store_path`.  ``":memory:"`` for tests.
+    read_only
+        Open without write access (several readers may share a file).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, read_only: bool = False) -> None:
+        target = default_store_path() if path is None else path
+        if str(target) != ":memory:":
+            Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            target = str(Path(target).expanduser())
+        self.path = str(target)
+        self._con = duckdb.connect(self.path, read_only=read_only)
+        if not read_only:
+            for name, (schema, key) in _TABLES.items():
+                self._run(_ddl(name, schema, key))
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Execute and consume the result (DuckDB refuses new work while a result is open)."""
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; the file keeps everything committed."""
+        self._con.close()
+
+    @staticmethod
+    def tables() -> list[str]:
+        """Names of the store's tables."""
+        return sorted(_TABLES)
+
+    def write(self, name: str, table: pa.Table) -> int:
+        """Append ``table`` to ``name``; rows whose key already exists are ignored.  Returns rows added."""
+        if name not in _TABLES:
+            raise ValueError(f"'name' must be one of {self.tables()}, got {name!r}")
+        schema, key = _TABLES[name]
+        try:
+            table = table.select(schema.names).cast(schema.remove_metadata())
+        except (KeyError, pa.ArrowInvalid, ValueError) as exc:
+            raise DataValidationError(f"table does not fit the {name} schema: {exc}", field=name) from exc
+        before = self.count(name)
+        self._con.register("_incoming", table)
+        try:
+            verb = "INSERT OR IGNORE INTO" if key else "INSERT INTO"
+            self._run(f"{verb} {name} SELECT {', '.join(schema.names)} FROM _incoming")
+        finally:
+            self._con.unregister("_incoming")
+        return self.count(name) - before
+
+    def read(self, name: str, *, where: str | None = None, params: Sequence[Any] = ()) -> pa.Table:
+        """All rows of ``name`` (optionally filtered by a parameterised ``where`` clause) in insertion order."""
+        if name not in _TABLES:
+            raise ValueError(f"'name' must be one of {self.tables()}, got {name!r}")
+        sql = f"SELECT * FROM {name}" + (f" WHERE {where}" if where else "")
+        return self._con.sql(sql, params=list(params) or None).to_arrow_table()
+
+    def count(self, name: str) -> int:
+        """Number of rows in ``name``."""
+        return int(self._run(f"SELECT count(*) FROM {name}")[0][0])
+
+    def record_load(self, report: LoadReport, quarantine: Quarantine) -> None:
+        """Write a load report and its quarantined rows in one transaction."""
+        self._run("BEGIN TRANSACTION")
+        try:
+            self.write("load_reports", report.to_arrow())
+            self.write("quarantine", quarantine.to_arrow())
+            self._run("COMMIT")
+        except Exception:
+            self._run("ROLLBACK")
+            raise
+
+    def add_records(self, records: Iterable[ParentOrder | ChildOrder | Fill]) -> int:
+        """Write domain records (parent orders, child orders, fills); returns rows added."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for rec in records:
+            row = {f.name: getattr(rec, f.name) for f in dataclasses.fields(rec) if f.name != "extra"}
+            row = {k: (int(v) if k == "side" else str(v) if k == "order_type" else v) for k, v in row.items()}
+            name = {ParentOrder: "parent_orders", ChildOrder: "child_orders", Fill: "fills"}[type(rec)]
+            groups.setdefault(name, []).append(row)
+        added = 0
+        for name, rows in groups.items():
+            schema = _TABLES[name][0]
+            cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+            added += self.write(name, pa.table(cols, schema=schema.remove_metadata()))
+        return added
+
+
+def write_parquet(table: pa.Table, path: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
+    """Write a market-data table to Parquet (zstd), atomically, keeping ``metadata`` in the file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(table.schema.metadata or {})
+    meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+    tmp.replace(p)
+    return p
+
+
+def read_parquet(path: str | Path) -> pa.Table:
+    """Read a Parquet file written by :func:`write_parquet`."""
+    p = Path(path)
+    if not p.exists():
+        raise DataValidationError("file not found", path=p)
+    return pq.read_table(p)

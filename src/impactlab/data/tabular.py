@@ -1,0 +1,263 @@
+"""Generic tables from CSV or Parquet: trades, quotes, parent orders and fills.
+
+Each loader maps source columns onto an impactlab schema (``mapping`` is ``{schema_name: source_name}``,
+identity where absent), converts them, validates every row and quarantines the rows that break a rule.
+A cell that cannot be converted (text in a numeric field) or a file that cannot be parsed raises
+:class:`~impactlab.errors.DataValidationError` naming the file, line, field and value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from impactlab.data.schemas import FILLS, PARENT_ORDERS, QUOTES, TRADES
+from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv
+from impactlab.errors import DataValidationError
+
+__all__ = ["TableLoad", "load_fills", "load_parent_orders", "load_quotes", "load_table", "load_trades"]
+
+TimeUnit = Literal["ns", "us", "ms", "s", "iso"]
+_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DEFAULTS: dict[str, Any] = {"sign": 0, "trade_id": -1, "liquidity": "taker", "fee": 0.0}
+
+
+@dataclass(frozen=True, eq=False)
+class TableLoad:
+    """A validated table in its schema, with the quarantine and the load report."""
+
+    table: pa.Table
+    report: LoadReport
+    quarantine: Quarantine
+
+    def column(self, name: str) -> NDArray[Any]:
+        """A column as a NumPy array."""
+        return self.table.column(name).to_numpy(zero_copy_only=False)
+
+
+def _read_raw(path: Path) -> tuple[pa.Table, int]:
+    """All columns as strings (CSV) or as stored (Parquet); returns the table and the header offset."""
+    if not path.exists():
+        raise DataValidationError("file not found", path=path)
+    if path.suffix == ".parquet":
+        try:
+            return pq.read_table(path), 0
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataValidationError(f"cannot read Parquet: {exc}", path=path) from exc
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(1 << 16).split(b"\n", 1)[0]
+        names = [c.strip() for c in head.decode("utf-8").strip("\r").split(",")]
+        if not any(names):
+            raise DataValidationError("empty file: no header", path=path, line=1)
+        with pa.input_stream(str(path), compression="detect") as stream:
+            table = pacsv.read_csv(
+                stream,
+                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+            )
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
+        diagnose_csv(path, names, ["str"] * len(names), header=True)
+        raise DataValidationError(f"cannot parse CSV: {exc}", path=path) from exc
+    if table.num_rows == 0:
+        raise DataValidationError("empty file: no data rows", path=path, line=2)
+    return table, 1
+
+
+def _convert(col: pa.ChunkedArray, typ: pa.DataType, path: Path, offset: int, name: str) -> pa.ChunkedArray:
+    if col.type == typ:
+        return col
+    try:
+        return pc.cast(col, typ)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values = col.to_pylist()
+        for i, v in enumerate(values):
+            try:
+                pc.cast(pa.array([v]), typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataValidationError(
+                    f"not a valid {typ}", path=path, line=i + 1 + offset, field=name, value=v
+                ) from exc
+        raise
+
+
+def _time_ns(col: pa.ChunkedArray, unit: TimeUnit, path: Path, offset: int, name: str) -> pa.ChunkedArray:
+    if unit == "iso":
+        if pa.types.is_timestamp(col.type):
+            ts = col
+        else:
+            try:
+                ts = pc.cast(col, pa.timestamp("ns", tz="UTC"))
+            except pa.ArrowInvalid:
+                for i, v in enumerate(col.to_pylist()):
+                    try:
+                        pc.cast(pa.array([v]), pa.timestamp("ns", tz="UTC"))
+                    except pa.ArrowInvalid as exc:
+                        raise DataValidationError(
+                            "not an ISO-8601 time", path=path, line=i + 1 + offset, field=name, value=v
+                        ) from exc
+                raise
+        return pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
+    if pa.types.is_timestamp(col.type):
+        return pc.cast(pc.cast(col, pa.timestamp("ns", tz="UTC")), pa.int64())
+    factor = _UNIT_NS[unit]
+    if factor == 1:
+        return _convert(col, pa.int64(), path, offset, name)
+    as_float = _convert(col, pa.float64(), path, offset, name)
+    return pa.chunked_array([pa.array(np.rint(as_float.to_numpy() * factor).astype(np.int64))])
+
+
+Rule = tuple[str, str, Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]]
+
+
+def load_table(
+    path: str | Path,
+    schema: pa.Schema,
+    kind: str,
+    rules: list[Rule],
+    *,
+    mapping: Mapping[str, str] | None = None,
+    time_unit: TimeUnit = "ns",
+    unique: str | None = None,
+    monotone: str | None = None,
+) -> TableLoad:
+    """Load ``path`` into ``schema``: map, convert, validate, quarantine.
+
+    Parameters
+    ----------
+    rules
+        ``(reason, field, bad_mask_fn)``; the first rule a row fails is its quarantine reason.
+    unique
+        A column whose repeated values are quarantined as ``duplicate_<column>``.
+    monotone
+        A time column that must not decrease (``non_monotone_time``).
+    """
+    p = Path(path)
+    raw, offset = _read_raw(p)
+    mapping = dict(mapping or {})
+    unknown = set(mapping) - set(schema.names)
+    if unknown:
+        raise DataValidationError(f"mapping names fields not in the {kind} schema: {sorted(unknown)}", path=p)
+    cols: dict[str, pa.ChunkedArray] = {}
+    n = raw.num_rows
+    for fld in schema:
+        src = mapping.get(fld.name, fld.name)
+        if src not in raw.column_names:
+            if fld.name in _DEFAULTS:
+                cols[fld.name] = pa.chunked_array([pa.array([_DEFAULTS[fld.name]] * n, fld.type)])
+                continue
+            if fld.nullable:
+                cols[fld.name] = pa.chunked_array([pa.nulls(n, fld.type)])
+                continue
+            raise DataValidationError(
+                f"missing column {src!r} for {kind} field {fld.name!r}; columns are {raw.column_names}",
+                path=p, line=1, field=fld.name,
+            )
+        col = raw.column(src)
+        if fld.name.endswith("_ns") and pa.types.is_integer(fld.type):
+            cols[fld.name] = _time_ns(col, time_unit, p, offset, src)
+        elif pa.types.is_string(fld.type):
+            cols[fld.name] = pc.cast(col, pa.string())
+        else:
+            if pa.types.is_string(col.type):
+                col = pc.utf8_trim_whitespace(col)
+                col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+            cols[fld.name] = _convert(col, fld.type, p, offset, src)
+    table = pa.table(cols, schema=schema.with_metadata(None).remove_metadata())
+    arrays = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+    lines = np.arange(1, n + 1, dtype=np.int64) + offset
+    q = Quarantine(source=str(p))
+    bad = np.zeros(n, dtype=bool)
+    for fld in schema:
+        if not fld.nullable and table.column(fld.name).null_count:
+            mask = table.column(fld.name).is_null().to_numpy(zero_copy_only=False)
+            bad = q.reject(mask, lines, fld.name, arrays[fld.name], f"missing_{fld.name}", bad)
+    for reason, fname, fn in rules:
+        with np.errstate(invalid="ignore"):
+            mask = np.asarray(fn(arrays), dtype=bool)
+        bad = q.reject(mask, lines, fname, arrays[fname], reason, bad)
+    if monotone is not None:
+        t = arrays[monotone].astype(np.float64)
+        prev = np.maximum.accumulate(np.concatenate(([-np.inf], t[:-1])))
+        bad = q.reject(t < prev, lines, monotone, arrays[monotone], "non_monotone_time", bad)
+    if unique is not None:
+        vals = arrays[unique]
+        keep_ids = vals != -1 if vals.dtype.kind in "iu" else np.ones(n, bool)
+        _, first = np.unique(vals.astype(str) if vals.dtype == object else vals, return_index=True)
+        dup = np.ones(n, dtype=bool)
+        dup[first] = False
+        bad = q.reject(dup & keep_ids, lines, unique, vals, f"duplicate_{unique}", bad)
+    report = LoadReport.build(kind, str(p), n, q, ignored_columns=sorted(set(raw.column_names) - set(
+        mapping.get(f, f) for f in schema.names)))
+    return TableLoad(table=table.filter(pa.array(~bad)), report=report, quarantine=q)
+
+
+def _not_pos(name: str) -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:
+    return lambda a: ~(np.isfinite(a[name].astype(float)) & (a[name].astype(float) > 0))
+
+
+def _present_not_pos(name: str) -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:
+    return lambda a: ~np.isnan(a[name].astype(float)) & ~(np.isfinite(a[name].astype(float)) & (a[name] > 0))
+
+
+def _bad_side(name: str = "side") -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:
+    return lambda a: ~np.isin(a[name], (1, -1))
+
+
+def load_trades(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
+    """Trades into :data:`~impactlab.data.schemas.TRADES`; ``sign`` and ``trade_id`` are optional."""
+    rules: list[Rule] = [
+        ("non_positive_price", "price", _not_pos("price")),
+        ("non_positive_size", "size", _not_pos("size")),
+        ("invalid_sign", "sign", lambda a: ~np.isin(a["sign"], (-1, 0, 1))),
+    ]
+    return load_table(path, TRADES, "trades", rules, mapping=mapping, time_unit=time_unit, unique="trade_id",
+                      monotone="ts_ns")
+
+
+def load_quotes(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
+    """Top-of-book quotes into :data:`~impactlab.data.schemas.QUOTES`."""
+    rules: list[Rule] = [
+        ("non_positive_price", "bid_price", _not_pos("bid_price")),
+        ("non_positive_price", "ask_price", _not_pos("ask_price")),
+        ("negative_size", "bid_size", lambda a: ~(a["bid_size"] >= 0)),
+        ("negative_size", "ask_size", lambda a: ~(a["ask_size"] >= 0)),
+        ("crossed_book", "bid_price", lambda a: a["bid_price"] >= a["ask_price"]),
+    ]
+    return load_table(path, QUOTES, "quotes", rules, mapping=mapping, time_unit=time_unit, monotone="ts_ns")
+
+
+def load_parent_orders(
+    path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns"
+) -> TableLoad:
+    """Parent orders (outcome columns optional) into :data:`~impactlab.data.schemas.PARENT_ORDERS`."""
+    rules: list[Rule] = [
+        ("invalid_side", "side", _bad_side()),
+        ("non_positive_size", "quantity", _not_pos("quantity")),
+        ("end_before_start", "end_ns", lambda a: a["end_ns"] < a["start_ns"]),
+        *[("non_positive_price", c, _present_not_pos(c)) for c in ("arrival_mid", "avg_price", "end_mid", "post_mid")],
+        ("non_positive_adv", "adv", _present_not_pos("adv")),
+        ("non_positive_volatility", "daily_vol", _present_not_pos("daily_vol")),
+    ]
+    return load_table(path, PARENT_ORDERS, "parent_orders", rules, mapping=mapping, time_unit=time_unit,
+                      unique="order_id")
+
+
+def load_fills(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
+    """Fills of the system's own child orders into :data:`~impactlab.data.schemas.FILLS`."""
+    rules: list[Rule] = [
+        ("invalid_side", "side", _bad_side()),
+        ("non_positive_size", "quantity", _not_pos("quantity")),
+        ("non_positive_price", "price", _not_pos("price")),
+        ("invalid_liquidity", "liquidity", lambda a: ~np.isin(a["liquidity"].astype(str), ("maker", "taker"))),
+        ("non_finite_fee", "fee", lambda a: ~np.isfinite(a["fee"].astype(float))),
+    ]
+    return load_table(path, FILLS, "fills", rules, mapping=mapping, time_unit=time_unit, unique="fill_id")
