@@ -1,0 +1,328 @@
+"""The ``impactlab`` command: thin over the library."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from impactlab.book.binance import rebuild_binance
+from impactlab.book.lobster import replay_lobster
+from impactlab.config import data_dir, default_store_path
+from impactlab.data.binance import load_binance
+from impactlab.data.lobster import _NAME, find_lobster_pairs, load_lobster
+from impactlab.data.store import Store
+from impactlab.data.tabular import load_fills, load_parent_orders, load_quotes, load_trades
+from impactlab.errors import ImpactLabError
+from impactlab.features.pipeline import FeatureSet, binance_features, lobster_features
+
+app = typer.Typer(no_args_is_help=True, help="impactlab: what your own trading will cost, before you trade.")
+data_app = typer.Typer(no_args_is_help=True, help="Load and validate market data and the system's own records.")
+book_app = typer.Typer(no_args_is_help=True, help="Rebuild order books and check them.")
+app.add_typer(data_app, name="data")
+app.add_typer(book_app, name="book")
+
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="DuckDB store file [default: ~/.impactlab/impactlab.duckdb]")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+class Kind(StrEnum):
+    auto = "auto"
+    lobster = "lobster"
+    binance = "binance"
+    trades = "trades"
+    quotes = "quotes"
+    orders = "orders"
+    fills = "fills"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+
+
+def parse_duration_s(text: str) -> float:
+    """``'10s'``, ``'500ms'``, ``'1m'``, ``'2h'`` or a plain number of seconds, as seconds."""
+    m = _DURATION.match(text)
+    if not m or float(m[1]) <= 0:
+        raise typer.BadParameter(f"expected a positive duration like 10s, 500ms or 1m, got {text!r}")
+    return float(m[1]) * {"ms": 1e-3, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[m[2]]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except ImpactLabError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=err, transient=True)
+
+
+def _emit(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o))
+
+
+def _is_binance(path: Path) -> bool:
+    from impactlab.data.validation import read_bytes
+
+    if _NAME.match(path.name):
+        return False
+    try:
+        head = read_bytes(path)[:64]
+    except ImpactLabError:
+        return False
+    return bool(re.match(rb"^\d+ \{", head))
+
+
+@data_app.command("load")
+def data_load(
+    paths: Annotated[list[Path], typer.Argument(help="Files: LOBSTER message files (the order book is found beside them), "
+                                               "Binance captures (one capture, in order), or CSV/Parquet tables.")],
+    kind: Annotated[Kind, typer.Option(help="What the files hold; auto tells LOBSTER and Binance apart.")] = Kind.auto,
+    mapping: Annotated[str | None, typer.Option(help='Column mapping as JSON, {"schema_field": "file_column"}.')] = None,
+    time_unit: Annotated[str, typer.Option(help="Unit of time columns in tables: ns, us, ms, s or iso.")] = "ns",
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Load and validate files; write load reports and quarantined rows to the store."""
+    with _errors():
+        cols = json.loads(mapping) if mapping else None
+        loads: list[tuple[Any, Any]] = []
+        if kind in (Kind.auto, Kind.lobster, Kind.binance):
+            binance = [p for p in paths if kind == Kind.binance or (kind == Kind.auto and _is_binance(p))]
+            others = [p for p in paths if p not in binance]
+            with _progress() as prog:
+                task = prog.add_task("loading", total=len(others) + (1 if binance else 0))
+                for p in others:
+                    if kind == Kind.auto and not _NAME.match(p.name):
+                        raise typer.BadParameter(f"{p}: not a LOBSTER or Binance file; say --kind trades|quotes|orders|fills")
+                    d = load_lobster(p)
+                    loads.append((d.report, d.quarantine))
+                    prog.advance(task)
+                if binance:
+                    c = load_binance(binance)
+                    loads.append((c.report, c.quarantine))
+                    prog.advance(task)
+        else:
+            loader: Callable[..., Any] = {Kind.trades: load_trades, Kind.quotes: load_quotes,
+                                          Kind.orders: load_parent_orders, Kind.fills: load_fills}[kind]
+            for p in paths:
+                t = loader(p, mapping=cols, time_unit=time_unit)
+                loads.append((t.report, t.quarantine))
+        with Store(store) as st:
+            for report, quarantine in loads:
+                st.record_load(report, quarantine)
+        if json_out:
+            _emit({"store": str(store or default_store_path()), "loads": [r.to_dict() for r, _ in loads]})
+            return
+        table = Table(title="Loads")
+        for c in ("kind", "source", "read", "accepted", "quarantined", "reasons"):
+            table.add_column(c)
+        for r, _ in loads:
+            table.add_row(r.kind, Path(r.source.split(" + ")[0]).name, str(r.rows_read), str(r.rows_accepted),
+                          str(r.rows_quarantined), json.dumps(r.reasons) if r.reasons else "-")
+        out.print(table)
+
+
+@book_app.command("replay")
+def book_replay(
+    message: Annotated[Path, typer.Argument(help="LOBSTER message file.")],
+    book: Annotated[Path | None, typer.Argument(help="LOBSTER order-book file [default: beside the message file].")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 unless every row matches the book file.")] = False,
+    python: Annotated[bool, typer.Option("--python", help="Use the plain-Python twin of the kernel.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply every LOBSTER message to the previous state and compare with the book file on every row."""
+    with _errors():
+        day = load_lobster(message, book)
+        rep = replay_lobster(day, compiled=not python)
+        res = {**rep.to_dict(), "quarantined_rows": day.report.rows_quarantined}
+        if json_out:
+            _emit(res)
+        else:
+            t = Table(title=f"Replay {day.symbol} L{day.levels}")
+            t.add_column("metric")
+            t.add_column("value", justify="right")
+            for k, v in res.items():
+                t.add_row(k, f"{v:,.0f}" if isinstance(v, float) and k.endswith("_s") else str(v))
+            out.print(t)
+        if check and rep.mismatched_rows:
+            raise typer.Exit(1)
+
+
+@book_app.command("binance")
+def book_binance(
+    paths: Annotated[list[Path], typer.Argument(help="Capture files of one symbol, in time order.")],
+    depth: Annotated[int, typer.Option(min=1, max=100, help="Levels per side to record.")] = 10,
+    no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Rebuild from diffs alone.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rebuild a Binance book from snapshot + diffs (or diffs alone) and check it against book tickers."""
+    with _errors():
+        cap = load_binance(paths)
+        bk = rebuild_binance(cap, depth=depth, use_snapshot=not no_snapshot)
+        res = {"symbol": cap.symbol, "market": cap.market, **bk.checks, "load": cap.report.to_dict()}
+        if json_out:
+            _emit(res)
+            return
+        t = Table(title=f"Binance {cap.market} {cap.symbol}")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k, v in bk.checks.items():
+            t.add_row(k, f"{v:,.3f}" if isinstance(v, float) else str(v))
+        out.print(t)
+
+
+@app.command("features")
+def features(
+    paths: Annotated[list[Path], typer.Argument(help="A LOBSTER message file, or Binance capture files.")],
+    bar: Annotated[str, typer.Option(help="Bar length, e.g. 1s, 10s, 1m.")] = "10s",
+    horizon: Annotated[str, typer.Option(help="Adverse-selection horizon.")] = "5s",
+    adv: Annotated[float | None, typer.Option(help="ADV in shares [default: from the daily file].")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the Parquet files.")] = Path("features"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Compute per-event, per-trade and per-bar features and write them to Parquet."""
+    with _errors():
+        bar_s, horizon_s = parse_duration_s(bar), parse_duration_s(horizon)
+        if all(_is_binance(p) for p in paths):
+            fs = binance_features(load_binance(paths), bar_s=bar_s, horizon_s=horizon_s, adv=adv)
+        elif len(paths) in (1, 2):
+            day = load_lobster(paths[0], paths[1] if len(paths) == 2 else None)
+            fs = lobster_features(day, bar_s=bar_s, horizon_s=horizon_s, adv=adv)
+        else:
+            raise typer.BadParameter("give one LOBSTER message file (optionally its book file) or Binance captures")
+        written = fs.write(out_dir)
+        res = {"symbol": fs.symbol, "files": {k: str(v) for k, v in written.items()},
+               "rows": {"events": fs.events.num_rows, "trades": fs.trades.num_rows, "bars": fs.bars.num_rows},
+               "meta": fs.meta}
+        if json_out:
+            _emit(res)
+        else:
+            out.print(f"[bold]{fs.symbol}[/bold]: " + ", ".join(f"{k} {v:,}" for k, v in res["rows"].items()))
+            for k, v in written.items():
+                out.print(f"  {k}: {v}")
+
+
+def _ofi_r2(bars: Any) -> float:
+    d = bars.to_pandas()
+    ok = d["d_mid"].notna() & (d["n_events"] > 0)
+    x, y = d.loc[ok, "ofi"].to_numpy(float), d.loc[ok, "d_mid"].to_numpy(float)
+    if x.size < 3 or y.var() == 0:
+        return float("nan")
+    beta = np.polyfit(x, y, 1)
+    return float(1 - np.var(y - np.polyval(beta, x)) / np.var(y))
+
+
+@app.command("demo")
+def demo(
+    data: Annotated[Path | None, typer.Option(help="Market data directory [default: $IMPACTLAB_DATA or ../shared/data].")] = None,
+    store: StoreOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Feature Parquet directory [default: beside the store].")] = None,
+) -> None:
+    """Load GOOG and AMZN, rebuild and check every book, compute features, and print a summary."""
+    with _errors():
+        root = data or data_dir()
+        pairs = [pr for pr in find_lobster_pairs(root / "lobster") if pr[0].name.split("_")[0] in ("GOOG", "AMZN")]
+        pairs.sort(key=lambda pr: (pr[0].name.split("_")[0], int(pr[0].name.rsplit("_", 1)[1].split(".")[0])))
+        tmp = None
+        if not pairs:
+            from impactlab.testing import write_synthetic_lobster
+
+            tmp = tempfile.TemporaryDirectory()
+            err.print(f"[yellow]No LOBSTER data under {root}: running on a synthetic day from impactlab.testing "
+                      "(the calibrated simulator comes with a later release).[/yellow]")
+            syn = write_synthetic_lobster(tmp.name, seed=7, n_events=20_000, levels=5)
+            pairs = [(syn.message_path, syn.book_path)]
+        captures = [[root / "binance/spot/btcusdt_20240808.gz", root / "binance/spot/btcusdt_20240809.gz"],
+                    [root / "binance/usdm/btcusdt_20240718.gz", root / "binance/usdm/btcusdt_20240719.gz"],
+                    [root / "binance/usdm/ethusdt_20240718.gz", root / "binance/usdm/ethusdt_20240719.gz"]]
+        captures = [c for c in captures if all(p.exists() for p in c)]
+        store_path = store or default_store_path()
+        feat_dir = out_dir or Path(store_path).parent / "features"
+        rebuild = Table(title="Book reconstruction (LOBSTER: every row checked against the book file)")
+        for c in ("file", "levels", "messages", "quarantined", "mismatched rows", "rows w/ level from beyond depth", "kernel msg/s"):
+            rebuild.add_column(c, justify="right" if c != "file" else "left")
+        feats = Table(title="Features (10 s bars, 09:30–16:00)")
+        for c in ("symbol", "trades", "volume", "ADV", "volume/ADV", "spread bps", "L1 depth", "OFI R² (10 s)", "adverse 5 s bps"):
+            feats.add_column(c, justify="right")
+        bin_t = Table(title="Binance books (snapshot + diffs, checked against book tickers)")
+        for c in ("capture", "market", "depth events", "level updates", "gaps", "tickers compared", "agree", "kernel updates/s"):
+            bin_t.add_column(c, justify="right" if c not in ("capture", "market") else "left")
+        deepest: dict[str, tuple[Path, Path]] = {}
+        failures = 0
+        with Store(store_path) as st, _progress() as prog:
+            task = prog.add_task("demo", total=len(pairs) + len(captures))
+            for mp, bp in pairs:
+                prog.update(task, description=f"replay {mp.name[:24]}")
+                day = load_lobster(mp, bp)
+                st.record_load(day.report, day.quarantine)
+                rep = replay_lobster(day)
+                failures += rep.mismatched_rows > 0
+                rebuild.add_row(mp.name.split("_")[0] + f" L{day.levels}", str(day.levels), f"{len(day):,}",
+                                str(day.report.rows_quarantined), str(rep.mismatched_rows),
+                                f"{rep.rows_with_level_from_beyond_depth:,}", f"{rep.messages_per_s / 1e6:.1f}M")
+                if day.symbol not in deepest or day.levels > int(deepest[day.symbol][0].name.split("_")[-1].split(".")[0]):
+                    deepest[day.symbol] = (mp, bp)
+                prog.advance(task)
+            for sym, (mp, bp) in sorted(deepest.items()):
+                day = load_lobster(mp, bp)
+                fs: FeatureSet = lobster_features(day, bar_s=10.0)
+                fs.write(feat_dir)
+                tr = fs.trades.to_pandas()
+                b = fs.bars.to_pandas()
+                adv = fs.meta.get("adv")
+                vol = float(tr["size"].sum())
+                feats.add_row(sym, f"{len(tr):,}", f"{vol:,.0f}", f"{adv:,.0f}" if adv else "n/a (no daily file)",
+                              f"{vol / adv:.1%}" if adv else "n/a", f"{b['spread_bps_mean'].mean():.2f}",
+                              f"{b['depth_1_mean'].mean():,.0f}", f"{_ofi_r2(fs.bars):.2f}",
+                              f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}")
+            for cap_paths in captures:
+                prog.update(task, description=f"binance {cap_paths[0].name}")
+                cap = load_binance(cap_paths)
+                st.record_load(cap.report, cap.quarantine)
+                bk = rebuild_binance(cap)
+                ck = bk.checks
+                failures += ck["tickers_compared"] != ck["tickers_agree"]
+                bin_t.add_row(cap.symbol, cap.market, f"{len(cap.depth):,}", f"{ck['level_updates']:,}",
+                              str(ck["sequence_gaps"]), f"{ck['tickers_compared']:,}", f"{ck['tickers_agree']:,}",
+                              f"{ck['level_updates_per_s'] / 1e6:.1f}M")
+                prog.advance(task)
+        for t in (rebuild, feats, bin_t):
+            out.print(t)
+        out.print(f"Store: {store_path}   Features: {feat_dir}")
+        if tmp is not None:
+            tmp.cleanup()
+        if failures:
+            err.print(f"[red]{failures} check(s) failed[/red]")
+            raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
