@@ -147,7 +147,10 @@ def rebuild_binance(
     base = int(d.level_side.size)
     for s in cap.snapshots:
         sides += [np.ones(s.bid_price.size, np.int8), -np.ones(s.ask_price.size, np.int8)]
-        keys += [np.rint(s.bid_price * PRICE_SCALE).astype(np.int64), np.rint(s.ask_price * PRICE_SCALE).astype(np.int64)]
+        keys += [
+            np.rint(s.bid_price * PRICE_SCALE).astype(np.int64),
+            np.rint(s.ask_price * PRICE_SCALE).astype(np.int64),
+        ]
         qtys += [s.bid_qty, s.ask_qty]
         n = s.bid_price.size + s.ask_price.size
         snap_range.append((base, base + n))
@@ -187,15 +190,29 @@ def rebuild_binance(
     top_rank = np.zeros((n_ops, 2 * depth), np.int64)
     top_qty = np.zeros((n_ops, 2 * depth), np.float64)
     if compiled:  # JIT warm-up on scratch arrays
-        fn(clear[:1].copy(), start[:1].copy(), stop[:1].copy(), lvl_side, lvl_rank, lvl_qty, ladder.copy(),
-           best.copy(), nlev.copy(), depth, top_rank[:1].copy(), top_qty[:1].copy())
+        fn(
+            clear[:1].copy(),
+            start[:1].copy(),
+            stop[:1].copy(),
+            lvl_side,
+            lvl_rank,
+            lvl_qty,
+            ladder.copy(),
+            best.copy(),
+            nlev.copy(),
+            depth,
+            top_rank[:1].copy(),
+            top_qty[:1].copy(),
+        )
     t0 = time.perf_counter()
     unknown = fn(clear, start, stop, lvl_side, lvl_rank, lvl_qty, ladder, best, nlev, depth, top_rank, top_qty)
     secs = time.perf_counter() - t0
     level_updates = int((stop - start).sum())
 
-    px = np.where(top_rank >= 0, prices[np.clip(top_rank, 0, None)] / PRICE_SCALE, np.nan) if prices.size else (
-        np.full(top_qty.shape, np.nan)
+    px = (
+        np.where(top_rank >= 0, prices[np.clip(top_rank, 0, None)] / PRICE_SCALE, np.nan)
+        if prices.size
+        else (np.full(top_qty.shape, np.nan))
     )
     book = BinanceBook(
         symbol=cap.symbol,

@@ -68,7 +68,7 @@ def initial_state(day: LobsterDay) -> NDArray[np.int64]:
     Undoing a submission removes its size (a level it created disappears, and the slot it pushed beyond
     the depth becomes unknown); undoing a cancel or execution puts the size back.
     """
-    state = day.book[0].copy()
+    state: NDArray[np.int64] = np.array(day.book[0], dtype=np.int64)
     if len(day) == 0:
         return state
     et, sd, px, sz = int(day.event_type[0]), int(day.side[0]), int(day.price_e4[0]), int(day.size[0])
@@ -97,11 +97,20 @@ def replay_lobster(day: LobsterDay, *, compiled: bool = True) -> ReplayReport:
     fn = k.lobster_replay if compiled else k.lobster_replay_py
     if compiled:  # warm the JIT on a copy of a few rows so the timing is the kernel alone
         m = min(n, 8)
-        fn(day.event_type[:m], day.side[:m], day.price_e4[:m], day.size[:m], day.book[:m], day.levels,
-           state.copy(), mismatch[:m].copy(), beyond[:m].copy(), status[:m].copy())
+        fn(
+            day.event_type[:m],
+            day.side[:m],
+            day.price_e4[:m],
+            day.size[:m],
+            day.book[:m],
+            day.levels,
+            state.copy(),
+            mismatch[:m].copy(),
+            beyond[:m].copy(),
+            status[:m].copy(),
+        )
     t0 = time.perf_counter()
-    bad = fn(day.event_type, day.side, day.price_e4, day.size, day.book, day.levels, state, mismatch, beyond,
-             status)
+    bad = fn(day.event_type, day.side, day.price_e4, day.size, day.book, day.levels, state, mismatch, beyond, status)
     secs = time.perf_counter() - t0
     return ReplayReport(
         symbol=day.symbol,

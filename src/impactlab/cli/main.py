@@ -37,7 +37,9 @@ app.add_typer(book_app, name="book")
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="DuckDB store file [default: ~/.impactlab/impactlab.duckdb]")]
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="DuckDB store file [default: ~/.impactlab/impactlab.duckdb]")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
 
@@ -72,8 +74,14 @@ def _errors() -> Iterator[None]:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=err, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def _emit(obj: Any) -> None:
@@ -102,10 +110,17 @@ def _is_binance(path: Path) -> bool:
 
 @data_app.command("load")
 def data_load(
-    paths: Annotated[list[Path], typer.Argument(help="Files: LOBSTER message files (the order book is found beside them), "
-                                               "Binance captures (one capture, in order), or CSV/Parquet tables.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files: LOBSTER message files (the order book is found beside them), "
+            "Binance captures (one capture, in order), or CSV/Parquet tables."
+        ),
+    ],
     kind: Annotated[Kind, typer.Option(help="What the files hold; auto tells LOBSTER and Binance apart.")] = Kind.auto,
-    mapping: Annotated[str | None, typer.Option(help='Column mapping as JSON, {"schema_field": "file_column"}.')] = None,
+    mapping: Annotated[
+        str | None, typer.Option(help='Column mapping as JSON, {"schema_field": "file_column"}.')
+    ] = None,
     time_unit: Annotated[str, typer.Option(help="Unit of time columns in tables: ns, us, ms, s or iso.")] = "ns",
     store: StoreOpt = None,
     json_out: JsonOpt = False,
@@ -121,17 +136,23 @@ def data_load(
                 task = prog.add_task("loading", total=len(others) + (1 if binance else 0))
                 for p in others:
                     if kind == Kind.auto and not _NAME.match(p.name):
-                        raise typer.BadParameter(f"{p}: not a LOBSTER or Binance file; say --kind trades|quotes|orders|fills")
+                        raise typer.BadParameter(
+                            f"{p}: not a LOBSTER or Binance file; say --kind trades|quotes|orders|fills"
+                        )
                     d = load_lobster(p)
                     loads.append((d.report, d.quarantine))
                     prog.advance(task)
                 if binance:
-                    c = load_binance(binance)
-                    loads.append((c.report, c.quarantine))
+                    capture = load_binance(binance)
+                    loads.append((capture.report, capture.quarantine))
                     prog.advance(task)
         else:
-            loader: Callable[..., Any] = {Kind.trades: load_trades, Kind.quotes: load_quotes,
-                                          Kind.orders: load_parent_orders, Kind.fills: load_fills}[kind]
+            loader: Callable[..., Any] = {
+                Kind.trades: load_trades,
+                Kind.quotes: load_quotes,
+                Kind.orders: load_parent_orders,
+                Kind.fills: load_fills,
+            }[kind]
             for p in paths:
                 t = loader(p, mapping=cols, time_unit=time_unit)
                 loads.append((t.report, t.quarantine))
@@ -145,15 +166,23 @@ def data_load(
         for c in ("kind", "source", "read", "accepted", "quarantined", "reasons"):
             table.add_column(c)
         for r, _ in loads:
-            table.add_row(r.kind, Path(r.source.split(" + ")[0]).name, str(r.rows_read), str(r.rows_accepted),
-                          str(r.rows_quarantined), json.dumps(r.reasons) if r.reasons else "-")
+            table.add_row(
+                r.kind,
+                Path(r.source.split(" + ")[0]).name,
+                str(r.rows_read),
+                str(r.rows_accepted),
+                str(r.rows_quarantined),
+                json.dumps(r.reasons) if r.reasons else "-",
+            )
         out.print(table)
 
 
 @book_app.command("replay")
 def book_replay(
     message: Annotated[Path, typer.Argument(help="LOBSTER message file.")],
-    book: Annotated[Path | None, typer.Argument(help="LOBSTER order-book file [default: beside the message file].")] = None,
+    book: Annotated[
+        Path | None, typer.Argument(help="LOBSTER order-book file [default: beside the message file].")
+    ] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 unless every row matches the book file.")] = False,
     python: Annotated[bool, typer.Option("--python", help="Use the plain-Python twin of the kernel.")] = False,
     json_out: JsonOpt = False,
@@ -185,13 +214,13 @@ def book_binance(
 ) -> None:
     """Rebuild a Binance book from snapshot + diffs (or diffs alone) and check it against book tickers."""
     with _errors():
-        cap = load_binance(paths)
-        bk = rebuild_binance(cap, depth=depth, use_snapshot=not no_snapshot)
-        res = {"symbol": cap.symbol, "market": cap.market, **bk.checks, "load": cap.report.to_dict()}
+        capture = load_binance(paths)
+        bk = rebuild_binance(capture, depth=depth, use_snapshot=not no_snapshot)
+        res = {"symbol": capture.symbol, "market": capture.market, **bk.checks, "load": capture.report.to_dict()}
         if json_out:
             _emit(res)
             return
-        t = Table(title=f"Binance {cap.market} {cap.symbol}")
+        t = Table(title=f"Binance {capture.market} {capture.symbol}")
         t.add_column("metric")
         t.add_column("value", justify="right")
         for k, v in bk.checks.items():
@@ -219,13 +248,12 @@ def features(
         else:
             raise typer.BadParameter("give one LOBSTER message file (optionally its book file) or Binance captures")
         written = fs.write(out_dir)
-        res = {"symbol": fs.symbol, "files": {k: str(v) for k, v in written.items()},
-               "rows": {"events": fs.events.num_rows, "trades": fs.trades.num_rows, "bars": fs.bars.num_rows},
-               "meta": fs.meta}
+        rows = {"events": fs.events.num_rows, "trades": fs.trades.num_rows, "bars": fs.bars.num_rows}
+        res = {"symbol": fs.symbol, "files": {k: str(v) for k, v in written.items()}, "rows": rows, "meta": fs.meta}
         if json_out:
             _emit(res)
         else:
-            out.print(f"[bold]{fs.symbol}[/bold]: " + ", ".join(f"{k} {v:,}" for k, v in res["rows"].items()))
+            out.print(f"[bold]{fs.symbol}[/bold]: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
             for k, v in written.items():
                 out.print(f"  {k}: {v}")
 
@@ -242,9 +270,13 @@ def _ofi_r2(bars: Any) -> float:
 
 @app.command("demo")
 def demo(
-    data: Annotated[Path | None, typer.Option(help="Market data directory [default: $IMPACTLAB_DATA or ../shared/data].")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Market data directory [default: $IMPACTLAB_DATA or ../shared/data].")
+    ] = None,
     store: StoreOpt = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Feature Parquet directory [default: beside the store].")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Feature Parquet directory [default: beside the store].")
+    ] = None,
 ) -> None:
     """Load GOOG and AMZN, rebuild and check every book, compute features, and print a summary."""
     with _errors():
@@ -256,24 +288,55 @@ def demo(
             from impactlab.testing import write_synthetic_lobster
 
             tmp = tempfile.TemporaryDirectory()
-            err.print(f"[yellow]No LOBSTER data under {root}: running on a synthetic day from impactlab.testing "
-                      "(the calibrated simulator comes with a later release).[/yellow]")
+            err.print(
+                f"[yellow]No LOBSTER data under {root}: running on a synthetic day from impactlab.testing "
+                "(the calibrated simulator comes with a later release).[/yellow]"
+            )
             syn = write_synthetic_lobster(tmp.name, seed=7, n_events=20_000, levels=5)
             pairs = [(syn.message_path, syn.book_path)]
-        captures = [[root / "binance/spot/btcusdt_20240808.gz", root / "binance/spot/btcusdt_20240809.gz"],
-                    [root / "binance/usdm/btcusdt_20240718.gz", root / "binance/usdm/btcusdt_20240719.gz"],
-                    [root / "binance/usdm/ethusdt_20240718.gz", root / "binance/usdm/ethusdt_20240719.gz"]]
+        captures = [
+            [root / "binance/spot/btcusdt_20240808.gz", root / "binance/spot/btcusdt_20240809.gz"],
+            [root / "binance/usdm/btcusdt_20240718.gz", root / "binance/usdm/btcusdt_20240719.gz"],
+            [root / "binance/usdm/ethusdt_20240718.gz", root / "binance/usdm/ethusdt_20240719.gz"],
+        ]
         captures = [c for c in captures if all(p.exists() for p in c)]
         store_path = store or default_store_path()
         feat_dir = out_dir or Path(store_path).parent / "features"
         rebuild = Table(title="Book reconstruction (LOBSTER: every row checked against the book file)")
-        for c in ("file", "levels", "messages", "quarantined", "mismatched rows", "rows w/ level from beyond depth", "kernel msg/s"):
+        for c in (
+            "file",
+            "levels",
+            "messages",
+            "quarantined",
+            "mismatched rows",
+            "rows w/ level from beyond depth",
+            "kernel msg/s",
+        ):
             rebuild.add_column(c, justify="right" if c != "file" else "left")
         feats = Table(title="Features (10 s bars, 09:30–16:00)")
-        for c in ("symbol", "trades", "volume", "ADV", "volume/ADV", "spread bps", "L1 depth", "OFI R² (10 s)", "adverse 5 s bps"):
+        for c in (
+            "symbol",
+            "trades",
+            "volume",
+            "ADV",
+            "volume/ADV",
+            "spread bps",
+            "L1 depth",
+            "OFI R² (10 s)",
+            "adverse 5 s bps",
+        ):
             feats.add_column(c, justify="right")
         bin_t = Table(title="Binance books (snapshot + diffs, checked against book tickers)")
-        for c in ("capture", "market", "depth events", "level updates", "gaps", "tickers compared", "agree", "kernel updates/s"):
+        for c in (
+            "capture",
+            "market",
+            "depth events",
+            "level updates",
+            "gaps",
+            "tickers compared",
+            "agree",
+            "kernel updates/s",
+        ):
             bin_t.add_column(c, justify="right" if c not in ("capture", "market") else "left")
         deepest: dict[str, tuple[Path, Path]] = {}
         failures = 0
@@ -285,10 +348,18 @@ def demo(
                 st.record_load(day.report, day.quarantine)
                 rep = replay_lobster(day)
                 failures += rep.mismatched_rows > 0
-                rebuild.add_row(mp.name.split("_")[0] + f" L{day.levels}", str(day.levels), f"{len(day):,}",
-                                str(day.report.rows_quarantined), str(rep.mismatched_rows),
-                                f"{rep.rows_with_level_from_beyond_depth:,}", f"{rep.messages_per_s / 1e6:.1f}M")
-                if day.symbol not in deepest or day.levels > int(deepest[day.symbol][0].name.split("_")[-1].split(".")[0]):
+                rebuild.add_row(
+                    mp.name.split("_")[0] + f" L{day.levels}",
+                    str(day.levels),
+                    f"{len(day):,}",
+                    str(day.report.rows_quarantined),
+                    str(rep.mismatched_rows),
+                    f"{rep.rows_with_level_from_beyond_depth:,}",
+                    f"{rep.messages_per_s / 1e6:.1f}M",
+                )
+                if day.symbol not in deepest or day.levels > int(
+                    deepest[day.symbol][0].name.split("_")[-1].split(".")[0]
+                ):
                     deepest[day.symbol] = (mp, bp)
                 prog.advance(task)
             for sym, (mp, bp) in sorted(deepest.items()):
@@ -299,10 +370,17 @@ def demo(
                 b = fs.bars.to_pandas()
                 adv = fs.meta.get("adv")
                 vol = float(tr["size"].sum())
-                feats.add_row(sym, f"{len(tr):,}", f"{vol:,.0f}", f"{adv:,.0f}" if adv else "n/a (no daily file)",
-                              f"{vol / adv:.1%}" if adv else "n/a", f"{b['spread_bps_mean'].mean():.2f}",
-                              f"{b['depth_1_mean'].mean():,.0f}", f"{_ofi_r2(fs.bars):.2f}",
-                              f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}")
+                feats.add_row(
+                    sym,
+                    f"{len(tr):,}",
+                    f"{vol:,.0f}",
+                    f"{adv:,.0f}" if adv else "n/a (no daily file)",
+                    f"{vol / adv:.1%}" if adv else "n/a",
+                    f"{b['spread_bps_mean'].mean():.2f}",
+                    f"{b['depth_1_mean'].mean():,.0f}",
+                    f"{_ofi_r2(fs.bars):.2f}",
+                    f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}",
+                )
             for cap_paths in captures:
                 prog.update(task, description=f"binance {cap_paths[0].name}")
                 cap = load_binance(cap_paths)
@@ -310,9 +388,16 @@ def demo(
                 bk = rebuild_binance(cap)
                 ck = bk.checks
                 failures += ck["tickers_compared"] != ck["tickers_agree"]
-                bin_t.add_row(cap.symbol, cap.market, f"{len(cap.depth):,}", f"{ck['level_updates']:,}",
-                              str(ck["sequence_gaps"]), f"{ck['tickers_compared']:,}", f"{ck['tickers_agree']:,}",
-                              f"{ck['level_updates_per_s'] / 1e6:.1f}M")
+                bin_t.add_row(
+                    cap.symbol,
+                    cap.market,
+                    f"{len(cap.depth):,}",
+                    f"{ck['level_updates']:,}",
+                    str(ck["sequence_gaps"]),
+                    f"{ck['tickers_compared']:,}",
+                    f"{ck['tickers_agree']:,}",
+                    f"{ck['level_updates_per_s'] / 1e6:.1f}M",
+                )
                 prog.advance(task)
         for t in (rebuild, feats, bin_t):
             out.print(t)

@@ -17,6 +17,7 @@ Prices are float64; :data:`PRICE_SCALE` turns them into exact integer keys for t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -150,8 +151,11 @@ class _Builder:
         if "lastUpdateId" in msg:
             bids = self.levels(msg.get("bids", []), 1, path, line, "bids")
             asks = self.levels(msg.get("asks", []), -1, path, line, "asks")
-            if isinstance(bids, str) or isinstance(asks, str):
-                self.q.add_record(line, "bids/asks", "", bids if isinstance(bids, str) else asks, source=src)
+            if isinstance(bids, str):
+                self.q.add_record(line, "bids", "", bids, source=src)
+                return
+            if isinstance(asks, str):
+                self.q.add_record(line, "asks", "", asks, source=src)
                 return
             b = np.array(bids, dtype=np.float64).reshape(-1, 3)
             a = np.array(asks, dtype=np.float64).reshape(-1, 3)
@@ -186,8 +190,11 @@ class _Builder:
             return
         lv_b = self.levels(d.get("b", []), 1, path, line, "b")
         lv_a = self.levels(d.get("a", []), -1, path, line, "a")
-        if isinstance(lv_b, str) or isinstance(lv_a, str):
-            self.q.add_record(line, "b/a", "", lv_b if isinstance(lv_b, str) else lv_a, source=str(path))
+        if isinstance(lv_b, str):
+            self.q.add_record(line, "b", "", lv_b, source=str(path))
+            return
+        if isinstance(lv_a, str):
+            self.q.add_record(line, "a", "", lv_a, source=str(path))
             return
         start = len(self.lv_px)
         for side, px, qty in (*lv_b, *lv_a):
@@ -195,8 +202,14 @@ class _Builder:
             self.lv_px.append(px)
             self.lv_qty.append(qty)
         for k, v in (
-            ("local", local_ns), ("exch", int(d["E"]) * 1_000_000), ("U", first), ("u", last),
-            ("pu", int(d.get("pu", -1))), ("start", start), ("stop", len(self.lv_px)), ("order", self.order),
+            ("local", local_ns),
+            ("exch", int(d["E"]) * 1_000_000),
+            ("U", first),
+            ("u", last),
+            ("pu", int(d.get("pu", -1))),
+            ("start", start),
+            ("stop", len(self.lv_px)),
+            ("order", self.order),
         ):
             self.ev[k].append(v)
 
@@ -214,8 +227,12 @@ class _Builder:
         else:
             self.trade_ids.add(tid)
             for k, v in (
-                ("local_ns", local_ns), ("exch_ns", int(d["T"]) * 1_000_000), ("trade_id", tid),
-                ("price", px), ("size", qty), ("sign", -1 if d["m"] else 1),
+                ("local_ns", local_ns),
+                ("exch_ns", int(d["T"]) * 1_000_000),
+                ("trade_id", tid),
+                ("price", px),
+                ("size", qty),
+                ("sign", -1 if d["m"] else 1),
             ):
                 self.tr[k].append(v)
 
@@ -230,13 +247,19 @@ class _Builder:
         elif bp >= ap:
             self.q.add_record(line, "b", d["b"], "crossed_book", source=src)
         else:
-            for k, v in (("local_ns", local_ns), ("update_id", int(d["u"])), ("bid_price", bp), ("bid_size", bq),
-                         ("ask_price", ap), ("ask_size", aq)):
+            for k, v in (
+                ("local_ns", local_ns),
+                ("update_id", int(d["u"])),
+                ("bid_price", bp),
+                ("bid_size", bq),
+                ("ask_price", ap),
+                ("ask_size", aq),
+            ):
                 self.tk[k].append(v)
 
 
 def load_binance(
-    paths: str | Path | list[str | Path] | tuple[str | Path, ...],
+    paths: str | Path | Sequence[str | Path],
     *,
     on_malformed: Literal["raise", "quarantine"] = "raise",
 ) -> BinanceCapture:
@@ -290,16 +313,19 @@ def load_binance(
     futures = any(s.startswith("depth@0ms") for s in b.streams) or any(v != -1 for v in b.ev["pu"])
     ev = {k: np.asarray(v, dtype=np.int64) for k, v in b.ev.items()}
     depth = DepthEvents(
-        local_ns=ev["local"], exch_ns=ev["exch"], first_id=ev["U"], last_id=ev["u"], prev_id=ev["pu"],
-        start=ev["start"], stop=ev["stop"], order=ev["order"],
+        local_ns=ev["local"],
+        exch_ns=ev["exch"],
+        first_id=ev["U"],
+        last_id=ev["u"],
+        prev_id=ev["pu"],
+        start=ev["start"],
+        stop=ev["stop"],
+        order=ev["order"],
         level_side=np.asarray(b.lv_side, dtype=np.int8),
         level_price=np.asarray(b.lv_px, dtype=np.float64),
         level_qty=np.asarray(b.lv_qty, dtype=np.float64),
     )
-    if futures:
-        gap = depth.prev_id[1:] != depth.last_id[:-1]
-    else:
-        gap = depth.first_id[1:] != depth.last_id[:-1] + 1
+    gap = depth.prev_id[1:] != depth.last_id[:-1] if futures else depth.first_id[1:] != depth.last_id[:-1] + 1
     gaps = tuple(int(i) + 1 for i in np.flatnonzero(gap))
     trades = {
         k: np.asarray(v, dtype=np.float64 if k in ("price", "size") else np.int8 if k == "sign" else np.int64)
@@ -311,11 +337,28 @@ def load_binance(
     symbol = next(iter(b.symbols)) if b.symbols else plist[0].name.split("_")[0].upper()
     market: Literal["spot", "usdm"] = "usdm" if futures else "spot"
     report = LoadReport.build(
-        "binance", q.source, b.rows, q, symbol=symbol, market=market, depth_events=len(depth),
-        level_updates=int(depth.level_side.size), snapshots=len(b.snaps), trades=int(trades["trade_id"].size),
-        tickers=int(tickers["update_id"].size), sequence_gaps=len(gaps),
+        "binance",
+        q.source,
+        b.rows,
+        q,
+        symbol=symbol,
+        market=market,
+        depth_events=len(depth),
+        level_updates=int(depth.level_side.size),
+        snapshots=len(b.snaps),
+        trades=int(trades["trade_id"].size),
+        tickers=int(tickers["update_id"].size),
+        sequence_gaps=len(gaps),
     )
     return BinanceCapture(
-        symbol=symbol, market=market, paths=tuple(plist), depth=depth, snapshots=tuple(b.snaps),
-        trades=trades, tickers=tickers, report=report, quarantine=q, sequence_gaps=gaps,
+        symbol=symbol,
+        market=market,
+        paths=tuple(plist),
+        depth=depth,
+        snapshots=tuple(b.snaps),
+        trades=trades,
+        tickers=tickers,
+        report=report,
+        quarantine=q,
+        sequence_gaps=gaps,
     )

@@ -89,7 +89,7 @@ def midnight_ns(date: dt.date, tz: str = EXCHANGE_TZ) -> int:
     offset = noon.utcoffset()
     assert offset is not None
     midnight_utc = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
-    return int((midnight_utc - offset).timestamp()) * 1_000_000_000
+    return int((midnight_utc - offset).timestamp()) * 1_000_000_000  # whole seconds: exact
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,9 +162,7 @@ class LobsterDay:
 
     def messages_table(self) -> pa.Table:
         """Messages in the :data:`~impactlab.data.schemas.MESSAGES` schema."""
-        return pa.table(
-            [self.ts_ns, self.event_type, self.order_id, self.size, self.price, self.side], schema=MESSAGES
-        )
+        return pa.table([self.ts_ns, self.event_type, self.order_id, self.size, self.price, self.side], schema=MESSAGES)
 
     def book_table(self) -> pa.Table:
         """Book snapshots in :func:`~impactlab.data.schemas.book_snapshot_schema` form."""
@@ -194,7 +192,7 @@ def _read_int_csv(path: Path, names: list[str], types: dict[str, pa.DataType]) -
 def _book_levels(path: Path) -> int:
     with pa.input_stream(str(path), compression="detect") as stream:
         head = stream.read(1 << 16)
-    first = head.split(b"\n", 1)[0].strip()
+    first = bytes(head).split(b"\n", 1)[0].strip()
     if not first:
         raise DataValidationError("empty file: no data rows", path=path, line=1)
     ncol = first.count(b",") + 1
@@ -238,7 +236,9 @@ def load_lobster(
         field and value.
     """
     mpath = Path(message_path)
-    bpath = Path(book_path) if book_path is not None else mpath.with_name(mpath.name.replace("_message_", "_orderbook_"))
+    bpath = (
+        Path(book_path) if book_path is not None else mpath.with_name(mpath.name.replace("_message_", "_orderbook_"))
+    )
     try:
         name = parse_lobster_name(mpath)
         symbol = symbol or name.symbol
@@ -255,14 +255,18 @@ def load_lobster(
 
     levels = _book_levels(bpath)
     if named_levels is not None and levels != named_levels:
-        raise DataValidationError(
-            f"file name says {named_levels} levels but rows have {levels}", path=bpath, line=1
-        )
+        raise DataValidationError(f"file name says {named_levels} levels but rows have {levels}", path=bpath, line=1)
     mt = _read_int_csv(
         mpath,
         list(MESSAGE_COLUMNS),
-        {"time": pa.float64(), "type": pa.int64(), "order_id": pa.int64(), "size": pa.int64(),
-         "price": pa.int64(), "direction": pa.int64()},
+        {
+            "time": pa.float64(),
+            "type": pa.int64(),
+            "order_id": pa.int64(),
+            "size": pa.int64(),
+            "price": pa.int64(),
+            "direction": pa.int64(),
+        },
     )
     bnames = [f"{f}{k}" for k in range(1, levels + 1) for f in ("ap", "as", "bp", "bs")]
     bt = _read_int_csv(bpath, bnames, dict.fromkeys(bnames, pa.int64()))
@@ -309,17 +313,24 @@ def load_lobster(
     ap, asz, bp, bsz = book[:, 0::4], book[:, 1::4], book[:, 2::4], book[:, 3::4]
     ask_real = ap != DUMMY_ASK
     bid_real = bp != DUMMY_BID
-    bad = q.reject((asz < 0).any(1) | (bsz < 0).any(1), line, "book_size", asz[:, 0], "negative_book_size", bad)
+    neg = np.asarray((asz < 0).any(1) | (bsz < 0).any(1), dtype=bool)
+    bad = q.reject(neg, line, "book_size", asz[:, 0], "negative_book_size", bad)
     bad = q.reject(
-        (ask_real & (ap <= 0)).any(1) | (bid_real & (bp <= 0)).any(1),
-        line, "book_price", ap[:, 0], "non_positive_book_price", bad,
+        np.asarray((ask_real & (ap <= 0)).any(1) | (bid_real & (bp <= 0)).any(1), dtype=bool),
+        line,
+        "book_price",
+        ap[:, 0],
+        "non_positive_book_price",
+        bad,
     )
     crossed = ask_real[:, 0] & bid_real[:, 0] & (bp[:, 0] >= ap[:, 0])
     bad = q.reject(crossed, line, "bid_price_1", bp[:, 0], "crossed_book", bad)
     if levels > 1:
         unsorted = (np.diff(np.where(ask_real, ap, DUMMY_ASK), axis=1) <= 0) & ask_real[:, 1:]
         unsorted |= (np.diff(np.where(bid_real, bp, DUMMY_BID), axis=1) >= 0) & bid_real[:, 1:]
-        bad = q.reject(unsorted.any(1), line, "book_price", ap[:, 0], "unsorted_book_levels", bad)
+        bad = q.reject(
+            np.asarray(unsorted.any(1), dtype=bool), line, "book_price", ap[:, 0], "unsorted_book_levels", bad
+        )
 
     keep = ~bad
     ts_ns = midnight_ns(date) + np.rint(t_s[keep] * 1e9).astype(np.int64)

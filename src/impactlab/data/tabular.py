@@ -41,7 +41,7 @@ class TableLoad:
 
     def column(self, name: str) -> NDArray[Any]:
         """A column as a NumPy array."""
-        return self.table.column(name).to_numpy(zero_copy_only=False)
+        return np.asarray(self.table.column(name).to_numpy(zero_copy_only=False))
 
 
 def _read_raw(path: Path) -> tuple[pa.Table, int]:
@@ -159,7 +159,9 @@ def load_table(
                 continue
             raise DataValidationError(
                 f"missing column {src!r} for {kind} field {fld.name!r}; columns are {raw.column_names}",
-                path=p, line=1, field=fld.name,
+                path=p,
+                line=1,
+                field=fld.name,
             )
         col = raw.column(src)
         if fld.name.endswith("_ns") and pa.types.is_integer(fld.type):
@@ -195,8 +197,9 @@ def load_table(
         dup = np.ones(n, dtype=bool)
         dup[first] = False
         bad = q.reject(dup & keep_ids, lines, unique, vals, f"duplicate_{unique}", bad)
-    report = LoadReport.build(kind, str(p), n, q, ignored_columns=sorted(set(raw.column_names) - set(
-        mapping.get(f, f) for f in schema.names)))
+    report = LoadReport.build(
+        kind, str(p), n, q, ignored_columns=sorted(set(raw.column_names) - set(mapping.get(f, f) for f in schema.names))
+    )
     return TableLoad(table=table.filter(pa.array(~bad)), report=report, quarantine=q)
 
 
@@ -219,8 +222,9 @@ def load_trades(path: str | Path, *, mapping: Mapping[str, str] | None = None, t
         ("non_positive_size", "size", _not_pos("size")),
         ("invalid_sign", "sign", lambda a: ~np.isin(a["sign"], (-1, 0, 1))),
     ]
-    return load_table(path, TRADES, "trades", rules, mapping=mapping, time_unit=time_unit, unique="trade_id",
-                      monotone="ts_ns")
+    return load_table(
+        path, TRADES, "trades", rules, mapping=mapping, time_unit=time_unit, unique="trade_id", monotone="ts_ns"
+    )
 
 
 def load_quotes(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
@@ -247,8 +251,9 @@ def load_parent_orders(
         ("non_positive_adv", "adv", _present_not_pos("adv")),
         ("non_positive_volatility", "daily_vol", _present_not_pos("daily_vol")),
     ]
-    return load_table(path, PARENT_ORDERS, "parent_orders", rules, mapping=mapping, time_unit=time_unit,
-                      unique="order_id")
+    return load_table(
+        path, PARENT_ORDERS, "parent_orders", rules, mapping=mapping, time_unit=time_unit, unique="order_id"
+    )
 
 
 def load_fills(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:

@@ -44,7 +44,7 @@ def open_text(path: str | Path) -> io.TextIOBase:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
-    return open(p, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+    return open(p, encoding="utf-8", newline="")
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -92,7 +92,7 @@ def diagnose_csv(
             reader = csv.reader(fh)
             lineno = 0
             first = True
-            for lineno, row in enumerate(reader, start=1):  # noqa: B007 - used after the loop
+            for lineno, row in enumerate(reader, start=1):
                 if first and header:
                     first = False
                     continue
@@ -107,9 +107,7 @@ def diagnose_csv(
                     )
                 for name, kind, text in zip(columns, kinds, row, strict=True):
                     if not _check_value(text, kind):
-                        raise DataValidationError(
-                            f"not a valid {kind}", path=p, line=lineno, field=name, value=text
-                        )
+                        raise DataValidationError(f"not a valid {kind}", path=p, line=lineno, field=name, value=text)
             if lineno == 0 or (header and lineno == 1):
                 raise DataValidationError("empty file: no data rows", path=p, line=lineno or None)
     except (EOFError, OSError, zlib.error, UnicodeDecodeError) as exc:
@@ -149,9 +147,7 @@ class Quarantine:
             self._sources.append(None)
         return already | new
 
-    def add_record(
-        self, line: int, field_name: str, value: object, reason: str, *, source: str | None = None
-    ) -> None:
+    def add_record(self, line: int, field_name: str, value: object, reason: str, *, source: str | None = None) -> None:
         """Quarantine one row found outside a vectorised rule (streaming parsers, multi-file loads)."""
         self._lines.append(np.array([line], dtype=np.int64))
         self._values.append([str(value)])
@@ -238,9 +234,7 @@ class LoadReport:
             )
 
     @classmethod
-    def build(
-        cls, kind: str, source: str, rows_read: int, quarantine: Quarantine, **details: Any
-    ) -> LoadReport:
+    def build(cls, kind: str, source: str, rows_read: int, quarantine: Quarantine, **details: Any) -> LoadReport:
         """Report for a load whose rejected rows are all in ``quarantine``."""
         q = len(quarantine)
         return cls(

@@ -30,7 +30,8 @@ def time_bars(
     -------
     pyarrow.Table
         One row per bar, with ``bar_start_ns``; ``seconds_since_open`` (time of day from
-        ``origin_ns``); ``mid_open`` / ``mid_close`` (mid in force at the bar's start / end);
+        ``origin_ns``); ``mid_open`` / ``mid_close`` (mid of the last state strictly before the bar's start /
+        end; the first state's mid where none precedes);
         ``d_mid`` (= close − open, currency) and ``return_bps``; ``ofi`` (Σ e_n of the events in the bar);
         ``volume``, ``signed_volume`` and ``n_trades``; ``realized_vol_bps`` (√Σ r², r the log-mid
         changes of the events in the bar, ×10⁴); ``spread_bps`` and ``depth_1`` as the mean over the
@@ -41,13 +42,14 @@ def time_bars(
         raise ValueError(f"'bar_s' must be > 0, got {bar_s}")
     if state_ts.size == 0:
         raise ValueError("no book states to aggregate")
-    bar_ns = int(round(bar_s * 1e9))
+    bar_ns = round(bar_s * 1e9)
     last = int(end_ns if end_ns is not None else state_ts[-1])
     n_bars = max(1, (last - origin_ns) // bar_ns + 1)
     edges = origin_ns + bar_ns * np.arange(n_bars + 1, dtype=np.int64)
     # state in force at each edge (the last state strictly before it)
     at_edge = np.searchsorted(state_ts, edges, side="left") - 1
-    mid_edge = np.where(at_edge >= 0, mid[np.clip(at_edge, 0, None)], np.nan)
+    # before the first state the opening state stands in, so the first bar opens at the first mid
+    mid_edge = mid[np.clip(at_edge, 0, None)]
     mid_open, mid_close = mid_edge[:-1], mid_edge[1:]
 
     ev_bar = (state_ts - origin_ns) // bar_ns

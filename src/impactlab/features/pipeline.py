@@ -45,8 +45,12 @@ class FeatureSet:
         }
 
 
-def _event_table(ts: NDArray[np.int64], feats: dict[str, NDArray[np.float64]], ofi: NDArray[np.float64],
-                 extra: dict[str, NDArray[Any]]) -> pa.Table:
+def _event_table(
+    ts: NDArray[np.int64],
+    feats: dict[str, NDArray[np.float64]],
+    ofi: NDArray[np.float64],
+    extra: dict[str, NDArray[Any]],
+) -> pa.Table:
     cols: dict[str, Any] = {"ts_ns": ts, **feats, "ofi": ofi, **extra}
     return pa.table(cols)
 
@@ -90,10 +94,16 @@ def lobster_features(
 
     pre = tr["event_index"] - 1
     adverse = adverse_selection_bps(tr["sign"], pre, day.ts_ns, feats["mid"], tr["ts_ns"], horizon_s)
-    trades = pa.table({
-        "ts_ns": tr["ts_ns"], "price": tr["price"], "size": tr["size"], "sign": tr["sign"], "hidden": tr["hidden"],
-        f"adverse_selection_{horizon_s:g}s_bps": adverse,
-    })
+    trades = pa.table(
+        {
+            "ts_ns": tr["ts_ns"],
+            "price": tr["price"],
+            "size": tr["size"],
+            "sign": tr["sign"],
+            "hidden": tr["hidden"],
+            f"adverse_selection_{horizon_s:g}s_bps": adverse,
+        }
+    )
 
     meta: dict[str, Any] = {"source": str(day.message_path), "bar_s": bar_s, "horizon_s": horizon_s}
     if adv is None:
@@ -109,11 +119,18 @@ def lobster_features(
     else:
         meta.update(adv_source="given", adv=adv)
     bars = time_bars(
-        state_ts=day.ts_ns, mid=feats["mid"], spread_bps=feats["spread_bps"],
-        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"], ofi=ofi,
-        trade_ts=tr["ts_ns"], trade_size=tr["size"], trade_sign=tr["sign"],
-        bar_s=bar_s, origin_ns=day.session_open_ns,
-        end_ns=midnight_ns(day.date) + SESSION_CLOSE_S * 1_000_000_000 - 1, adv=adv,
+        state_ts=day.ts_ns,
+        mid=feats["mid"],
+        spread_bps=feats["spread_bps"],
+        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"],
+        ofi=ofi,
+        trade_ts=tr["ts_ns"],
+        trade_size=tr["size"],
+        trade_sign=tr["sign"],
+        bar_s=bar_s,
+        origin_ns=day.session_open_ns,
+        end_ns=midnight_ns(day.date) + SESSION_CLOSE_S * 1_000_000_000 - 1,
+        adv=adv,
     )
     return FeatureSet(symbol=day.symbol, events=events, trades=trades, bars=bars, meta=meta)
 
@@ -141,24 +158,37 @@ def binance_features(
     """
     book = book if book is not None else rebuild_binance(cap, depth=max(depth_levels, 1))
     tick = _infer_tick(np.concatenate([book.bid_price[:, 0], book.ask_price[:, 0]]))
-    feats = book_features(book.bid_price, book.bid_size, book.ask_price, book.ask_size, tick_size=tick,
-                          depth_levels=depth_levels)
+    feats = book_features(
+        book.bid_price, book.bid_size, book.ask_price, book.ask_size, tick_size=tick, depth_levels=depth_levels
+    )
     ofi = ofi_events(book.bid_price[:, 0], book.bid_size[:, 0], book.ask_price[:, 0], book.ask_size[:, 0])
     events = _event_table(book.local_ns, feats, ofi, {"synced": book.synced})
     tr = binance_trades(cap)
     pre = state_at(book.local_ns, tr["ts_ns"], strict=True)
     adverse = adverse_selection_bps(tr["sign"], pre, book.local_ns, feats["mid"], tr["ts_ns"], horizon_s)
     trades = pa.table({**tr, f"adverse_selection_{horizon_s:g}s_bps": adverse})
-    bar_ns = int(round(bar_s * 1e9))
+    bar_ns = round(bar_s * 1e9)
     origin = int(book.local_ns[0] // bar_ns * bar_ns)
     bars = time_bars(
-        state_ts=book.local_ns, mid=feats["mid"], spread_bps=feats["spread_bps"],
-        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"], ofi=ofi,
-        trade_ts=tr["ts_ns"], trade_size=tr["size"], trade_sign=tr["sign"],
-        bar_s=bar_s, origin_ns=origin, adv=adv,
+        state_ts=book.local_ns,
+        mid=feats["mid"],
+        spread_bps=feats["spread_bps"],
+        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"],
+        ofi=ofi,
+        trade_ts=tr["ts_ns"],
+        trade_size=tr["size"],
+        trade_sign=tr["sign"],
+        bar_s=bar_s,
+        origin_ns=origin,
+        adv=adv,
     )
-    meta = {"source": " + ".join(str(p) for p in cap.paths), "bar_s": bar_s, "horizon_s": horizon_s,
-            "tick_size": tick, "adv_source": "given" if adv else "none: no daily volume for crypto captures"}
+    meta = {
+        "source": " + ".join(str(p) for p in cap.paths),
+        "bar_s": bar_s,
+        "horizon_s": horizon_s,
+        "tick_size": tick,
+        "adv_source": "given" if adv else "none: no daily volume for crypto captures",
+    }
     if not math.isfinite(tick) or tick <= 0:
         raise ValueError(f"could not infer a tick size, got {tick}")
     return FeatureSet(symbol=cap.symbol, events=events, trades=trades, bars=bars, meta=meta)

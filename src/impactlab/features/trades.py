@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -11,7 +13,7 @@ from impactlab.data.lobster import LobsterDay
 __all__ = ["adverse_selection_bps", "binance_trades", "lobster_trades", "state_at"]
 
 
-def lobster_trades(day: LobsterDay) -> dict[str, NDArray[np.generic]]:
+def lobster_trades(day: LobsterDay) -> dict[str, NDArray[Any]]:
     """Executions (types 4 and 5) of a LOBSTER day with their aggressor sign.
 
     The message's direction is the side of the resting order that was hit, so the aggressor sign is
@@ -34,7 +36,7 @@ def lobster_trades(day: LobsterDay) -> dict[str, NDArray[np.generic]]:
     }
 
 
-def binance_trades(cap: BinanceCapture) -> dict[str, NDArray[np.generic]]:
+def binance_trades(cap: BinanceCapture) -> dict[str, NDArray[Any]]:
     """Trades of a capture; the sign is −1 when the buyer was the maker (``m`` true), else +1."""
     t = cap.trades
     return {"ts_ns": t["local_ns"], "price": t["price"], "size": t["size"], "sign": t["sign"]}
@@ -79,7 +81,7 @@ def adverse_selection_bps(
     """
     if horizon_s <= 0:
         raise ValueError(f"'horizon_s' must be > 0, got {horizon_s}")
-    target = trade_ts + int(round(horizon_s * 1e9))
+    target = trade_ts + round(horizon_s * 1e9)
     post = state_at(state_ts, target)
     valid = (pre_index >= 0) & (target <= state_ts[-1])
     pre_mid = np.where(pre_index >= 0, mid[np.clip(pre_index, 0, None)], np.nan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from impactlab.data.lobster import DUMMY_ASK, DUMMY_BID, LobsterDay
 
@@ -21,7 +22,7 @@ def reference_lobster_replay(day: LobsterDay) -> tuple[int, int]:
     book = day.book
     n = len(day)
 
-    def side_levels(row: np.ndarray, off: int, dummy: int) -> dict[int, int]:
+    def side_levels(row: NDArray[np.int64], off: int, dummy: int) -> dict[int, int]:
         return {int(row[4 * k + off]): int(row[4 * k + off + 1]) for k in range(L) if row[4 * k + off] != dummy}
 
     def top(d: dict[int, int], bid: bool) -> list[tuple[int, int]]:

@@ -39,6 +39,7 @@ def write_synthetic_lobster(
     mid_e4: int = 1_000_000,
     tick_e4: int = 100,
     gzip_files: bool = False,
+    seed_levels: int | None = None,
 ) -> SyntheticDay:
     """Simulate an order book and write a LOBSTER message/order-book pair for its first ``levels`` levels.
 
@@ -52,6 +53,8 @@ def write_synthetic_lobster(
         Seed of the generator (no global random state is used).
     n_events
         Simulated events; fewer messages are written, as events beyond the depth are left out.
+    seed_levels
+        Price levels per side in the initial book (default ``levels + 6``, so some lie beyond the depth).
     """
     rng = np.random.default_rng(seed)
     orders: dict[int, tuple[int, int, int]] = {}  # id -> (side, price, size)
@@ -94,7 +97,7 @@ def write_synthetic_lobster(
 
     # seed the book: levels on each side, several orders each
     for side in (1, -1):
-        for k in range(levels + 6):
+        for k in range(levels + 6 if seed_levels is None else seed_levels):
             for _ in range(int(rng.integers(1, 4))):
                 add(side, mid_e4 - side * (tick_e4 * (k + 1)), int(rng.integers(1, 10)) * 100)
 
