@@ -1,0 +1,51 @@
+"""Run every benchmark and write BENCHMARKS.md.
+
+Usage: ``python benchmarks/run.py [--out BENCHMARKS.md] [--quick]`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_binance, bench_book, bench_load  # noqa: E402
+from benchmarks._common import pin_one_core  # noqa: E402
+
+BENCHES = [bench_book, bench_binance, bench_load]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="BENCHMARKS.md")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and files")
+    args = ap.parse_args()
+    pinned = pin_one_core()
+    sections = []
+    for bench in BENCHES:
+        print(f"running {bench.__name__} …", file=sys.stderr, flush=True)
+        sections.append(bench.run(quick=args.quick))
+        print(sections[-1].markdown(), file=sys.stderr, flush=True)
+    head = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python benchmarks/run.py --out BENCHMARKS.md`); do not edit by hand.",
+        "Every benchmark checks its result before timing it and times its baseline in the same run, on the same",
+        "machine: ratios are the figures to trust on shared, noisy machines.",
+        "",
+        f"- Run: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} logical CPUs, process {pinned}.",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(head) + "\n".join(s.markdown() for s in sections))
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
