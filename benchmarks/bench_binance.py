@@ -36,19 +36,30 @@ def run(quick: bool = False) -> Section:
         ours_s = min(rebuild_binance(cap).checks["seconds"] for _ in range(7))
         rank_s = min(rebuild_binance(cap).checks["ranking_seconds"] for _ in range(3))
         full_s, _, _ = timed(lambda p=path: rebuild_binance(load_binance(p)), repeat=3)
-        rows = [(name, "impactlab", "replay (kernel)", ours_s, updates),
-                (name, "impactlab", "replay + price ranking", ours_s + rank_s, updates),
-                (name, "impactlab", "parse + validate + rebuild", full_s, updates)]
+        rows = [
+            (name, "impactlab", "replay (kernel)", ours_s, updates),
+            (name, "impactlab", "replay + price ranking", ours_s + rank_s, updates),
+            (name, "impactlab", "parse + validate + rebuild", full_s, updates),
+        ]
         if binancefutures is not None:
             t0 = time.perf_counter()
             data = binancefutures.convert(str(path), combined_stream=True)
             conv_s = time.perf_counter() - t0
             tick = 0.1 if "btc" in name else 0.01
 
-            def make():  # type: ignore[no-untyped-def]
-                asset = (BacktestAsset().data([data]).linear_asset(1.0).constant_order_latency(0, 0)
-                         .risk_adverse_queue_model().no_partial_fill_exchange().trading_value_fee_model(0.0, 0.0)
-                         .tick_size(tick).lot_size(0.001).last_trades_capacity(0))
+            def make(data=data, tick=tick):  # type: ignore[no-untyped-def]
+                asset = (
+                    BacktestAsset()
+                    .data([data])
+                    .linear_asset(1.0)
+                    .constant_order_latency(0, 0)
+                    .risk_adverse_queue_model()
+                    .no_partial_fill_exchange()
+                    .trading_value_fee_model(0.0, 0.0)
+                    .tick_size(tick)
+                    .lot_size(0.001)
+                    .last_trades_capacity(0)
+                )
                 return HashMapMarketDepthBacktest([asset])
 
             times = []
@@ -63,8 +74,10 @@ def run(quick: bool = False) -> Section:
             mine = (book.bid_price[-1, 0], book.ask_price[-1, 0], book.bid_size[-1, 0], book.ask_size[-1, 0])
             assert np.allclose(top, mine), (top, mine)  # same final top of book
             replay_s = float(np.median(times))
-            rows += [(name, "hftbacktest", "replay (_goto_end)", replay_s, int(data.shape[0])),
-                     (name, "hftbacktest", "convert + replay", conv_s + replay_s, int(data.shape[0]))]
+            rows += [
+                (name, "hftbacktest", "replay (_goto_end)", replay_s, int(data.shape[0])),
+                (name, "hftbacktest", "convert + replay", conv_s + replay_s, int(data.shape[0])),
+            ]
             sec.notes.append(f"{name}: both end on the same top of book {tuple(round(x, 4) for x in mine)}.")
         base = {r[2]: r for r in rows if r[1] == "hftbacktest"}
         for fname, impl, stage, secs, ev in rows:
@@ -73,9 +86,13 @@ def run(quick: bool = False) -> Section:
                 ref = base["replay (_goto_end)"] if "parse" not in stage else base["convert + replay"]
                 ratio = f"{(ev / secs) / (ref[4] / ref[3]):.1f}× the events/s"
             sec.add(fname, impl, stage, f"{secs:.4f}", f"{ev:,}", fmt_rate(ev / secs), ratio)
-    sec.notes.append("Our events are price-level updates; hftbacktest's are its converted rows (level updates "
-                     "plus trades and clear events), so events/s are close but not identical units; the "
-                     "wall times compare the same file end to end.")
-    sec.notes.append("Price ranking (np.unique over every price in the capture) is the batch step that lets the "
-                     "ladder be dense; it is reported separately and included in the end-to-end row.")
+    sec.notes.append(
+        "Our events are price-level updates; hftbacktest's are its converted rows (level updates "
+        "plus trades and clear events), so events/s are close but not identical units; the "
+        "wall times compare the same file end to end."
+    )
+    sec.notes.append(
+        "Price ranking (np.unique over every price in the capture) is the batch step that lets the "
+        "ladder be dense; it is reported separately and included in the end-to-end row."
+    )
     return sec

@@ -37,9 +37,16 @@ def run(quick: bool = False) -> Section:
         assert tables[0].num_rows == len(day) == tables[1].num_rows  # both read every row
         ours, _, _ = timed(lambda m=msg: load_lobster(m), repeat=5)
         base, _, _ = timed(lambda m=msg, b=book: _pyarrow_read(m, b), repeat=5)
-        sec.add(f"GOOG L{levels} (message + book)", "impactlab.load_lobster", f"{ours:.3f}", f"{raw_mb / ours:,.0f}",
-                f"{ours / base:.2f}×")
+        sec.add(
+            f"GOOG L{levels} (message + book)",
+            "impactlab.load_lobster",
+            f"{ours:.3f}",
+            f"{raw_mb / ours:,.0f}",
+            f"{ours / base:.2f}×",
+        )
         sec.add(f"GOOG L{levels} (message + book)", "pyarrow.csv", f"{base:.3f}", f"{raw_mb / base:,.0f}", "1.00×")
-    sec.notes.append("load_lobster parses with pyarrow (explicit int/float column types, gzip by magic number), "
-                     "then converts times to epoch ns and runs every validation rule; target ≤ 2× pyarrow.")
+    sec.notes.append(
+        "load_lobster parses with pyarrow (explicit int/float column types, gzip by magic number), "
+        "then converts times to epoch ns and runs every validation rule; target ≤ 2× pyarrow."
+    )
     return sec

@@ -15,8 +15,8 @@ from pathlib import Path
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_binance, bench_book, bench_load  # noqa: E402
-from benchmarks._common import pin_one_core  # noqa: E402
+from benchmarks import bench_binance, bench_book, bench_load
+from benchmarks._common import pin_one_core
 
 BENCHES = [bench_book, bench_binance, bench_load]
 

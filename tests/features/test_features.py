@@ -128,3 +128,20 @@ def test_write_parquet(data: Path, tmp_path: Path) -> None:
     paths = fs.write(tmp_path)
     back = pq.read_table(paths["bars"])
     assert back.num_rows == fs.bars.num_rows and back.schema.metadata[b"adv"] == b"10000000.0"
+
+
+def test_l1_kernel_equals_the_vectorised_definitions(data: Path) -> None:
+    from impactlab.features import lobster_l1_features
+
+    day = load_lobster(lobster_path(data, "AMZN", 5))
+    fast = lobster_l1_features(day)
+    bp, bz = day.bid()
+    ap, az = day.ask()
+    ref = book_features(bp, bz, ap, az, tick_size=day.tick_size, depth_levels=1)
+    ref["ofi"] = ofi_events(bp[:, 0], bz[:, 0], ap[:, 0], az[:, 0])
+    for name, values in fast.items():
+        assert np.allclose(values, ref[name], rtol=1e-12, atol=1e-9, equal_nan=True), name
+    small = load_lobster(data / AAPL_MSG)
+    twin = lobster_l1_features(small, compiled=False)
+    for name, values in lobster_l1_features(small).items():
+        assert np.array_equal(values, twin[name], equal_nan=True), name

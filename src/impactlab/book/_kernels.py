@@ -101,18 +101,18 @@ def lobster_replay_py(
     bad = 0
     for k in range(n):
         status[k] = lob_apply_py(state, levels, etype[k], side[k], price[k], size[k])
-        row_bad = False
+        # only the last level of a side can be unknown (a deletion shifts the levels up)
         row_beyond = False
-        for lv in range(levels):
-            for off in (0, 2):
-                j = 4 * lv + off
-                if state[j + 1] == UNKNOWN:
-                    state[j] = book[k, j]
-                    state[j + 1] = book[k, j + 1]
-                    if book[k, j + 1] > 0:
-                        row_beyond = True
-                elif state[j] != book[k, j] or state[j + 1] != book[k, j + 1]:
-                    row_bad = True
+        for j in (width - 4, width - 2):
+            if state[j + 1] == UNKNOWN:
+                state[j] = book[k, j]
+                state[j + 1] = book[k, j + 1]
+                if book[k, j + 1] > 0:
+                    row_beyond = True
+        diff = 0
+        for j in range(width):  # branch-free, so the compiler can vectorise it
+            diff |= state[j] ^ book[k, j]
+        row_bad = diff != 0
         if row_bad:
             for j in range(width):
                 state[j] = book[k, j]

@@ -140,8 +140,7 @@ class Quarantine:
         idx = np.flatnonzero(new)
         if idx.size:
             self._lines.append(np.asarray(lines)[idx].astype(np.int64))
-            vals = np.asarray(values, dtype=object)[idx] if len(values) else np.array([], dtype=object)
-            self._values.append([str(v) for v in vals])
+            self._values.append([str(v) for v in np.asarray(values)[idx]])
             self._fields.append(field_name)
             self._reasons.append(reason)
             self._sources.append(None)

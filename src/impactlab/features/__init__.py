@@ -1,7 +1,7 @@
 """Microstructure features: book state, order-flow imbalance, trades, bars, ADV and volatility."""
 
 from impactlab.features.bars import time_bars
-from impactlab.features.book import book_features, ofi_events
+from impactlab.features.book import book_features, lobster_l1_features, ofi_events
 from impactlab.features.daily import DailyBars, DailyStats, find_daily
 from impactlab.features.pipeline import FeatureSet, binance_features, lobster_features
 from impactlab.features.trades import adverse_selection_bps, binance_trades, lobster_trades
@@ -16,6 +16,7 @@ __all__ = [
     "book_features",
     "find_daily",
     "lobster_features",
+    "lobster_l1_features",
     "lobster_trades",
     "ofi_events",
     "time_bars",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["book_features", "ofi_events"]
+from impactlab.data.lobster import PRICE_SCALE, LobsterDay
+from impactlab.features import _kernels as fk
+
+__all__ = ["book_features", "lobster_l1_features", "ofi_events"]
 
 F64 = NDArray[np.float64]
 
@@ -100,3 +103,15 @@ def ofi_events(bid_price: F64, bid_size: F64, ask_price: F64, ask_size: F64) -> 
         + (pa[1:] >= pa[:-1]) * qa[:-1]
     )
     return e
+
+
+def lobster_l1_features(day: LobsterDay, *, compiled: bool = True) -> dict[str, F64]:
+    """L1 features of every row of a LOBSTER day in one compiled pass over its raw integer book.
+
+    Returns ``mid``, ``microprice``, ``spread_ticks``, ``spread_bps``, ``imbalance_1`` and ``ofi``, equal to
+    :func:`book_features` and :func:`ofi_events` on the float views (tested), without building them.
+    """
+    out = np.empty((len(day), len(fk.L1_COLUMNS)), dtype=np.float64)
+    l1 = np.ascontiguousarray(day.book[:, :4])
+    (fk.l1_features if compiled else fk.l1_features_py)(l1, float(PRICE_SCALE), day.tick_size, out)
+    return {name: out[:, j] for j, name in enumerate(fk.L1_COLUMNS)}
