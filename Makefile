@@ -23,7 +23,7 @@ test: venv
 	$(PY) -m pytest -n 2 -m "not slow and not benchmark" -q
 
 test-slow: venv
-	$(PY) -m pytest -m "slow" -q
+	$(PY) -m pytest -m "slow" -q || [ $$? -eq 5 ]  # exit 5: no slow cases yet
 
 bench: venv
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

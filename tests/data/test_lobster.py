@@ -180,3 +180,68 @@ def test_gz_and_plain_give_identical_arrays(tmp_path: Path) -> None:
     a = load_lobster(msg)
     b = load_lobster(gz_dir / (msg.name + ".gz"))
     assert np.array_equal(a.ts_ns, b.ts_ns) and np.array_equal(a.book, b.book)
+
+
+# -- property tests: malformed input gives a clear error; bad values are quarantined, nothing lost ---------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from impactlab.testing import shared_files  # noqa: E402
+
+_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(
+    row=st.integers(1, 120),
+    col=st.integers(0, 5),
+    junk=st.sampled_from(["x", "1.5.2", "", "--", "1e"]),
+    how=st.sampled_from(["replace", "drop_field", "extra_field"]),
+)
+def test_any_malformed_line_names_its_line(tmp_path: Path, row: int, col: int, junk: str, how: str) -> None:
+    msg, _ = _pair(tmp_path, seed=row, n=400)
+    lines = msg.read_text().splitlines()
+    row = min(row, len(lines))
+    parts = lines[row - 1].split(",")
+    if how == "replace":
+        if col == 0 and junk in ("",):
+            junk = "x"
+        parts[col] = junk
+    elif how == "drop_field":
+        del parts[col]
+    else:
+        parts.insert(col, "7")
+    lines[row - 1] = ",".join(parts)
+    msg.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        load_lobster(msg)
+    assert info.value.line == row and info.value.path == str(msg)
+
+
+@_SETTINGS
+@given(
+    seed=st.integers(0, 10_000), picks=st.sets(st.integers(1, 150), min_size=1, max_size=12), bad=st.integers(-1000, 0)
+)
+def test_bad_values_are_quarantined_and_nothing_is_lost(tmp_path: Path, seed: int, picks: set[int], bad: int) -> None:
+    msg, _ = _pair(tmp_path, seed=seed, n=400)
+    lines = msg.read_text().splitlines()
+    rows = sorted(p for p in picks if p <= len(lines))
+    for r in rows:
+        parts = lines[r - 1].split(",")
+        parts[3] = str(bad)  # size
+        lines[r - 1] = ",".join(parts)
+    msg.write_text("\n".join(lines) + "\n")
+    day = load_lobster(msg)
+    rep = day.report
+    assert rep.rows_read == len(lines) == rep.rows_accepted + rep.rows_quarantined == len(day) + len(day.quarantine)
+    assert day.quarantine.lines().tolist() == rows
+    assert rep.reasons == {"non_positive_size": len(rows)}
+    assert sorted(set(day.line.tolist()) | set(rows)) == list(range(1, len(lines) + 1))
+
+
+def test_shared_lobster_files_are_all_covered(data: Path) -> None:
+    names = {n.split("/")[-1] for n in shared_files("lobster")}
+    covered = {lobster_path(data, s, lv, k).name for s, lv in lobster_pairs() for k in ("message", "orderbook")}
+    covered |= {Path(AAPL_MSG).name, Path(AAPL_MSG).name.replace("message", "orderbook")}
+    assert names == covered

@@ -182,7 +182,7 @@ def _read_int_csv(path: Path, names: list[str], types: dict[str, pa.DataType]) -
                 stream,
                 read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
                 parse_options=pacsv.ParseOptions(newlines_in_values=False),
-                convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
+                convert_options=pacsv.ConvertOptions(column_types=types, null_values=[], strings_can_be_null=False),
             )
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         diagnose_csv(path, names, kinds, header=False)  # type: ignore[arg-type]

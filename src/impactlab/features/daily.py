@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from impactlab.config import data_dir
+from impactlab.data.validation import Quarantine
 from impactlab.errors import DataValidationError
 
 __all__ = ["DailyBars", "DailyStats", "find_daily"]
@@ -47,10 +49,15 @@ class DailyStats:
 
 @dataclass(frozen=True, eq=False)
 class DailyBars:
-    """Daily OHLCV rows (``Date, Open, High, Low, Close, Adj Close, Volume``)."""
+    """Daily OHLCV rows (``Date, Open, High, Low, Close, Adj Close, Volume``).
+
+    Text in ``Close`` or ``Volume`` is an error naming the line; a non-positive close or a negative volume
+    is quarantined (``quarantine``).  Zero volume is kept: index files have such days.
+    """
 
     frame: pd.DataFrame
     path: Path
+    quarantine: Quarantine
 
     @classmethod
     def load(cls, path: str | Path) -> DailyBars:
@@ -64,12 +71,21 @@ class DailyBars:
                 raise DataValidationError(f"missing column {col!r}", path=p, line=1, field=col)
         df["Date"] = pd.to_datetime(df["Date"]).dt.date
         for col in ("Close", "Volume"):
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-            bad = df[col].isna() | (df[col] <= 0)
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataValidationError("not a positive number", path=p, line=i + 2, field=col, value=df[col].iloc[i])
-        return cls(df.sort_values("Date").reset_index(drop=True), p)
+            num = pd.to_numeric(df[col], errors="coerce")
+            text = num.isna() & df[col].notna()
+            if text.any():
+                i = int(np.flatnonzero(text.to_numpy())[0])
+                raise DataValidationError("not a number", path=p, line=i + 2, field=col, value=df[col].iloc[i])
+            df[col] = num
+        q = Quarantine(source=str(p))
+        lines = np.arange(2, len(df) + 2, dtype=np.int64)
+        bad: NDArray[np.bool_] = np.zeros(len(df), dtype=bool)
+        close = df["Close"].to_numpy(float)
+        volume = df["Volume"].to_numpy(float)
+        bad = q.reject(~(close > 0), lines, "Close", close, "non_positive_price", bad)
+        bad = q.reject(~(volume >= 0), lines, "Volume", volume, "negative_volume", bad)
+        df = df[~bad]
+        return cls(df.sort_values("Date").reset_index(drop=True), p, q)
 
     def stats(self, date: dt.date, *, window: int = 20, reference_price: float | None = None) -> DailyStats:
         """ADV and daily volatility over the ``window`` trading days strictly before ``date``.
