@@ -60,44 +60,22 @@ def test_data_load_writes_the_store(data: Path, tmp_path: Path) -> None:
         assert st.count("load_reports") == 2
 
 
+def _load_trades(csv: Path, db: Path, *extra: str) -> list[str]:
+    mapping = '{"ts_ns": "t", "price": "p", "size": "q"}'
+    return ["data", "load", str(csv), "--kind", "trades", "--mapping", mapping, "--store", str(db), *extra]
+
+
 def test_data_load_tables_and_errors(tmp_path: Path) -> None:
     csv = tmp_path / "t.csv"
     csv.write_text("t,p,q\n1,10,5\n2,10,-5\n")
     db = tmp_path / "s.duckdb"
-    r = runner.invoke(
-        app,
-        [
-            "data",
-            "load",
-            str(csv),
-            "--kind",
-            "trades",
-            "--mapping",
-            '{"ts_ns": "t", "price": "p", "size": "q"}',
-            "--store",
-            str(db),
-            "--json",
-        ],
-    )
+    r = runner.invoke(app, _load_trades(csv, db, "--json"))
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["loads"][0]["reasons"] == {"non_positive_size": 1}
     with Store(db, read_only=True) as st:
         assert st.read("quarantine").to_pylist()[0]["line"] == 3
     csv.write_text("t,p,q\n1,10,x\n")
-    r = runner.invoke(
-        app,
-        [
-            "data",
-            "load",
-            str(csv),
-            "--kind",
-            "trades",
-            "--mapping",
-            '{"ts_ns": "t", "price": "p", "size": "q"}',
-            "--store",
-            str(db),
-        ],
-    )
+    r = runner.invoke(app, _load_trades(csv, db))
     assert r.exit_code == 2 and "line 2" in r.stderr and "'q'" in r.stderr
 
 

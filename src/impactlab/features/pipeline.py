@@ -45,14 +45,41 @@ class FeatureSet:
         }
 
 
-def _event_table(
-    ts: NDArray[np.int64],
+def _assemble(
+    *,
+    symbol: str,
+    state_ts: NDArray[np.int64],
     feats: dict[str, NDArray[np.float64]],
     ofi: NDArray[np.float64],
-    extra: dict[str, NDArray[Any]],
-) -> pa.Table:
-    cols: dict[str, Any] = {"ts_ns": ts, **feats, "ofi": ofi, **extra}
-    return pa.table(cols)
+    event_extra: dict[str, NDArray[Any]],
+    trades: dict[str, NDArray[Any]],
+    pre_index: NDArray[np.int64],
+    horizon_s: float,
+    bar_s: float,
+    origin_ns: int,
+    end_ns: int | None,
+    adv: float | None,
+    meta: dict[str, Any],
+) -> FeatureSet:
+    """Events, trades (with the adverse-selection proxy) and bars from per-state features and trades."""
+    events = pa.table({"ts_ns": state_ts, **feats, "ofi": ofi, **event_extra})
+    adverse = adverse_selection_bps(trades["sign"], pre_index, state_ts, feats["mid"], trades["ts_ns"], horizon_s)
+    trade_table = pa.table({**trades, f"adverse_selection_{horizon_s:g}s_bps": adverse})
+    bars = time_bars(
+        state_ts=state_ts,
+        mid=feats["mid"],
+        spread_bps=feats["spread_bps"],
+        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"],
+        ofi=ofi,
+        trade_ts=trades["ts_ns"],
+        trade_size=trades["size"],
+        trade_sign=trades["sign"],
+        bar_s=bar_s,
+        origin_ns=origin_ns,
+        end_ns=end_ns,
+        adv=adv,
+    )
+    return FeatureSet(symbol=symbol, events=events, trades=trade_table, bars=bars, meta=meta)
 
 
 def lobster_features(
@@ -90,20 +117,6 @@ def lobster_features(
     trade_size = np.zeros(n, np.float64)
     trade_sign[tr["event_index"]] = tr["sign"]
     trade_size[tr["event_index"]] = tr["size"]
-    events = _event_table(day.ts_ns, feats, ofi, {"trade_sign": trade_sign, "trade_size": trade_size})
-
-    pre = tr["event_index"] - 1
-    adverse = adverse_selection_bps(tr["sign"], pre, day.ts_ns, feats["mid"], tr["ts_ns"], horizon_s)
-    trades = pa.table(
-        {
-            "ts_ns": tr["ts_ns"],
-            "price": tr["price"],
-            "size": tr["size"],
-            "sign": tr["sign"],
-            "hidden": tr["hidden"],
-            f"adverse_selection_{horizon_s:g}s_bps": adverse,
-        }
-    )
 
     meta: dict[str, Any] = {"source": str(day.message_path), "bar_s": bar_s, "horizon_s": horizon_s}
     if adv is None:
@@ -118,21 +131,21 @@ def lobster_features(
             meta.update(adv_source=stats.source, adv=adv, daily_vol=stats.daily_vol, split_factor=stats.split_factor)
     else:
         meta.update(adv_source="given", adv=adv)
-    bars = time_bars(
+    return _assemble(
+        symbol=day.symbol,
         state_ts=day.ts_ns,
-        mid=feats["mid"],
-        spread_bps=feats["spread_bps"],
-        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"],
+        feats=feats,
         ofi=ofi,
-        trade_ts=tr["ts_ns"],
-        trade_size=tr["size"],
-        trade_sign=tr["sign"],
+        event_extra={"trade_sign": trade_sign, "trade_size": trade_size},
+        trades={k: tr[k] for k in ("ts_ns", "price", "size", "sign", "hidden")},
+        pre_index=tr["event_index"] - 1,  # the state before the execution message
+        horizon_s=horizon_s,
         bar_s=bar_s,
         origin_ns=day.session_open_ns,
         end_ns=midnight_ns(day.date) + SESSION_CLOSE_S * 1_000_000_000 - 1,
         adv=adv,
+        meta=meta,
     )
-    return FeatureSet(symbol=day.symbol, events=events, trades=trades, bars=bars, meta=meta)
 
 
 def _infer_tick(prices: NDArray[np.float64]) -> float:
@@ -162,26 +175,10 @@ def binance_features(
         book.bid_price, book.bid_size, book.ask_price, book.ask_size, tick_size=tick, depth_levels=depth_levels
     )
     ofi = ofi_events(book.bid_price[:, 0], book.bid_size[:, 0], book.ask_price[:, 0], book.ask_size[:, 0])
-    events = _event_table(book.local_ns, feats, ofi, {"synced": book.synced})
+    if not math.isfinite(tick) or tick <= 0:
+        raise ValueError(f"could not infer a tick size, got {tick}")
     tr = binance_trades(cap)
-    pre = state_at(book.local_ns, tr["ts_ns"], strict=True)
-    adverse = adverse_selection_bps(tr["sign"], pre, book.local_ns, feats["mid"], tr["ts_ns"], horizon_s)
-    trades = pa.table({**tr, f"adverse_selection_{horizon_s:g}s_bps": adverse})
     bar_ns = round(bar_s * 1e9)
-    origin = int(book.local_ns[0] // bar_ns * bar_ns)
-    bars = time_bars(
-        state_ts=book.local_ns,
-        mid=feats["mid"],
-        spread_bps=feats["spread_bps"],
-        depth_1=feats["bid_depth_1"] + feats["ask_depth_1"],
-        ofi=ofi,
-        trade_ts=tr["ts_ns"],
-        trade_size=tr["size"],
-        trade_sign=tr["sign"],
-        bar_s=bar_s,
-        origin_ns=origin,
-        adv=adv,
-    )
     meta = {
         "source": " + ".join(str(p) for p in cap.paths),
         "bar_s": bar_s,
@@ -189,6 +186,18 @@ def binance_features(
         "tick_size": tick,
         "adv_source": "given" if adv else "none: no daily volume for crypto captures",
     }
-    if not math.isfinite(tick) or tick <= 0:
-        raise ValueError(f"could not infer a tick size, got {tick}")
-    return FeatureSet(symbol=cap.symbol, events=events, trades=trades, bars=bars, meta=meta)
+    return _assemble(
+        symbol=cap.symbol,
+        state_ts=book.local_ns,
+        feats=feats,
+        ofi=ofi,
+        event_extra={"synced": book.synced},
+        trades=tr,
+        pre_index=state_at(book.local_ns, tr["ts_ns"], strict=True),
+        horizon_s=horizon_s,
+        bar_s=bar_s,
+        origin_ns=int(book.local_ns[0] // bar_ns * bar_ns),
+        end_ns=None,
+        adv=adv,
+        meta=meta,
+    )
