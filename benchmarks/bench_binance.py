@@ -71,14 +71,18 @@ def run(quick: bool = False) -> Section:
                 depth = hbt.depth(0)
                 top = (depth.best_bid, depth.best_ask, depth.best_bid_qty, depth.best_ask_qty)
                 hbt.close()
-            mine = (book.bid_price[-1, 0], book.ask_price[-1, 0], book.bid_size[-1, 0], book.ask_size[-1, 0])
+            mine = tuple(
+                float(x)
+                for x in (book.bid_price[-1, 0], book.ask_price[-1, 0], book.bid_size[-1, 0], book.ask_size[-1, 0])
+            )
             assert np.allclose(top, mine), (top, mine)  # same final top of book
             replay_s = float(np.median(times))
             rows += [
                 (name, "hftbacktest", "replay (_goto_end)", replay_s, int(data.shape[0])),
                 (name, "hftbacktest", "convert + replay", conv_s + replay_s, int(data.shape[0])),
             ]
-            sec.notes.append(f"{name}: both end on the same top of book {tuple(round(x, 4) for x in mine)}.")
+            bid, ask, bq, aq = mine
+            sec.notes.append(f"{name}: both end on the same top of book: bid {bid:g} × {bq:g}, ask {ask:g} × {aq:g}.")
         base = {r[2]: r for r in rows if r[1] == "hftbacktest"}
         for fname, impl, stage, secs, ev in rows:
             ratio = "-"

@@ -43,7 +43,7 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} logical CPUs, process {pinned}.",
         "",
     ]
-    Path(args.out).write_text("\n".join(head) + "\n".join(s.markdown() for s in sections))
+    Path(args.out).write_text("\n".join(head) + "\n" + "\n".join(s.markdown() for s in sections))
     print(f"wrote {args.out}", file=sys.stderr)
 
 
