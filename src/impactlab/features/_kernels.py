@@ -13,7 +13,8 @@ DUMMY_BID = -9_999_999_999
 
 
 def l1_features_py(l1: NDArray[np.int64], price_scale: float, tick_size: float, out: NDArray[np.float64]) -> None:
-    """One pass over ``l1`` (``(n, 4)``: ask price, ask size, bid price, bid size; prices × ``price_scale``).
+    """One pass over the first four columns of ``l1`` (ask price, ask size, bid price, bid size of level 1,
+    prices × ``price_scale``: LOBSTER's book layout, read in place).
 
     Fills ``out`` (``(n, 6)``) with mid, microprice, spread in ticks, spread in bps, L1 imbalance and
     the Cont–Kukanov–Stoikov OFI contribution, exactly as :func:`impactlab.features.book_features` and

@@ -112,6 +112,5 @@ def lobster_l1_features(day: LobsterDay, *, compiled: bool = True) -> dict[str, 
     :func:`book_features` and :func:`ofi_events` on the float views (tested), without building them.
     """
     out = np.empty((len(day), len(fk.L1_COLUMNS)), dtype=np.float64)
-    l1 = np.ascontiguousarray(day.book[:, :4])
-    (fk.l1_features if compiled else fk.l1_features_py)(l1, float(PRICE_SCALE), day.tick_size, out)
+    (fk.l1_features if compiled else fk.l1_features_py)(day.book, float(PRICE_SCALE), day.tick_size, out)
     return {name: out[:, j] for j, name in enumerate(fk.L1_COLUMNS)}
