@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from impactlab.errors import (
     CalibrationError,
+    ConvergenceWarning,
     DataValidationError,
     ImpactLabError,
     InfeasibleScheduleError,
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CalibrationError",
+    "ConvergenceWarning",
     "DataValidationError",
     "ImpactLabError",
     "InfeasibleScheduleError",

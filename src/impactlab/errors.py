@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = [
     "CalibrationError",
+    "ConvergenceWarning",
     "DataValidationError",
     "ImpactLabError",
     "InfeasibleScheduleError",
@@ -82,3 +83,7 @@ class InfeasibleScheduleError(ImpactLabError, ValueError):
 
 class SimulationError(ImpactLabError, RuntimeError):
     """The simulator reached a state it cannot continue from."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An optimisation stopped before converging; the message gives the reason and the fit is kept."""

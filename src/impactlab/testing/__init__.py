@@ -1,7 +1,15 @@
 """Public test kit: synthetic data with known structure and independent reference implementations."""
 
+from impactlab.testing.impact import simulate_bars, simulate_parent_orders
 from impactlab.testing.paths import shared_files
 from impactlab.testing.reference import reference_lobster_replay
 from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
 
-__all__ = ["SyntheticDay", "reference_lobster_replay", "shared_files", "write_synthetic_lobster"]
+__all__ = [
+    "SyntheticDay",
+    "reference_lobster_replay",
+    "shared_files",
+    "simulate_bars",
+    "simulate_parent_orders",
+    "write_synthetic_lobster",
+]

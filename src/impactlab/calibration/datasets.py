@@ -1,0 +1,98 @@
+"""Calibration tables: parent-order outcomes and bar flows, in the columns the impact models read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from impactlab.data.store import Store
+from impactlab.errors import CalibrationError
+
+__all__ = ["TRADING_DAY_NS", "bar_flows", "order_outcomes", "outcomes_from_store"]
+
+TRADING_DAY_NS = int(6.5 * 3600 * 1e9)
+"""One US equity session (09:30–16:00), the unit of ``duration_days``."""
+
+
+def order_outcomes(orders: pd.DataFrame | pa.Table) -> pd.DataFrame:
+    """Derived columns of completed parent orders (the interchange file of ``PARENT_ORDERS``).
+
+    Returns the completed orders (all outcome columns present) with, added:
+
+    - ``cost_bps``: realised cost ``side · (avg_price − arrival_mid) / arrival_mid · 10⁴`` (J);
+    - ``permanent_bps``: ``side · (post_mid − arrival_mid) / arrival_mid · 10⁴`` (I);
+    - ``temporary_bps``: ``cost_bps − permanent_bps / 2`` (K);
+    - ``duration_days``: ``(end_ns − start_ns)`` in 6.5-hour sessions;
+    - ``participation``: ``quantity / (adv · duration_days)``;
+    - ``pov``: ``quantity / (quantity + adv · duration_days)``, the order's share of the volume while it ran.
+
+    ``attrs['orders_in_flight']`` counts the orders left out because an outcome is still missing.
+    """
+    df = orders.to_pandas() if isinstance(orders, pa.Table) else orders.copy()
+    need = ["side", "quantity", "start_ns", "end_ns", "arrival_mid", "avg_price", "post_mid", "adv", "daily_vol"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise CalibrationError(f"parent-order table lacks columns {missing}")
+    done = df[need].notna().all(axis=1)
+    out = df[done].reset_index(drop=True)
+    side = out["side"].to_numpy(float)
+    arr = out["arrival_mid"].to_numpy(float)
+    out["cost_bps"] = side * (out["avg_price"].to_numpy(float) - arr) / arr * 1e4
+    out["permanent_bps"] = side * (out["post_mid"].to_numpy(float) - arr) / arr * 1e4
+    out["temporary_bps"] = out["cost_bps"] - out["permanent_bps"] / 2
+    out["duration_days"] = (out["end_ns"] - out["start_ns"]).to_numpy(float) / TRADING_DAY_NS
+    vt = out["adv"].to_numpy(float) * out["duration_days"].to_numpy(float)
+    with np.errstate(divide="ignore"):
+        out["participation"] = out["quantity"].to_numpy(float) / vt
+    out["pov"] = out["quantity"].to_numpy(float) / (out["quantity"].to_numpy(float) + vt)
+    if "shares_outstanding" in out and out["shares_outstanding"].isna().any():
+        out = out.drop(columns="shares_outstanding")
+    out.attrs["orders_in_flight"] = int((~done).sum())
+    return out
+
+
+def bar_flows(bars: pd.DataFrame | pa.Table, *, adv: float, daily_vol: float) -> pd.DataFrame:
+    """Bars as impact observations: the bar's net flow is the 'order', its mid move the cost.
+
+    Adds ``quantity = |signed_volume|``, ``side = sign(signed_volume)``, ``adv``, ``daily_vol`` and
+    ``cost_bps = side · return_bps`` (the move in the direction of the net flow); bars without a
+    defined return are left out.  Bars with zero net flow keep ``side = 0`` (they carry no cost).
+    """
+    if adv <= 0 or daily_vol <= 0:
+        raise CalibrationError(f"'adv' and 'daily_vol' must be > 0, got {adv}, {daily_vol}")
+    df = bars.to_pandas() if isinstance(bars, pa.Table) else bars.copy()
+    df = df[np.isfinite(df["return_bps"].to_numpy(float))].reset_index(drop=True)
+    sv = df["signed_volume"].to_numpy(float)
+    df["side"] = np.sign(sv)
+    df["quantity"] = np.abs(sv)
+    df["adv"] = float(adv)
+    df["daily_vol"] = float(daily_vol)
+    df["cost_bps"] = df["side"] * df["return_bps"]
+    return df
+
+
+def outcomes_from_store(store: Store, **filters: Any) -> pd.DataFrame:
+    """The parent-order outcome table rebuilt from the system's own records in the store.
+
+    ``avg_price`` is recomputed from the fills of each parent order (volume-weighted); the arrival,
+    end and post mids, ADV and volatility come from the ``parent_orders`` rows.  Orders without fills
+    or outcomes are counted in ``attrs['orders_in_flight']``.
+    """
+    orders = store.read("parent_orders").to_pandas()
+    fills = store.read("fills").to_pandas()
+    if filters:
+        for k, v in filters.items():
+            orders = orders[orders[k] == v]
+    if len(fills):
+        g = fills.assign(notional=fills["price"] * fills["quantity"]).groupby("parent_order_id")
+        vwap = (g["notional"].sum() / g["quantity"].sum()).rename("fill_avg_price")
+        filled = g["quantity"].sum().rename("filled_quantity")
+        orders = orders.merge(vwap, left_on="order_id", right_index=True, how="left").merge(
+            filled, left_on="order_id", right_index=True, how="left"
+        )
+        orders["avg_price"] = orders["fill_avg_price"].where(orders["fill_avg_price"].notna(), orders["avg_price"])
+        orders = orders.drop(columns=["fill_avg_price"])
+    return order_outcomes(orders)

@@ -1,0 +1,17 @@
+"""Impact models: parametric (Kyle, OFI, square-root, power-law, I-Star), propagator, Obizhaeva–Wang."""
+
+from impactlab.impact._base import ImpactModel, load_model
+from impactlab.impact.parametric import IStarImpact, KyleLambdaImpact, OFIImpact, PowerLawImpact, SquareRootImpact
+from impactlab.impact.results import ImpactEstimate, ImpactResult
+
+__all__ = [
+    "IStarImpact",
+    "ImpactEstimate",
+    "ImpactModel",
+    "ImpactResult",
+    "KyleLambdaImpact",
+    "OFIImpact",
+    "PowerLawImpact",
+    "SquareRootImpact",
+    "load_model",
+]
