@@ -7,11 +7,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numpy.typing import NDArray
 
+from impactlab.data.lobster import LobsterDay
 from impactlab.data.store import Store
 from impactlab.errors import CalibrationError
 
-__all__ = ["TRADING_DAY_NS", "bar_flows", "order_outcomes", "outcomes_from_store"]
+__all__ = [
+    "TRADING_DAY_NS",
+    "bar_flows",
+    "lobster_trade_series",
+    "order_outcomes",
+    "outcomes_from_store",
+    "trade_series",
+]
 
 TRADING_DAY_NS = int(6.5 * 3600 * 1e9)
 """One US equity session (09:30–16:00), the unit of ``duration_days``."""
@@ -96,3 +105,47 @@ def outcomes_from_store(store: Store, **filters: Any) -> pd.DataFrame:
         orders["avg_price"] = orders["fill_avg_price"].where(orders["fill_avg_price"].notna(), orders["avg_price"])
         orders = orders.drop(columns=["fill_avg_price"])
     return order_outcomes(orders)
+
+
+def trade_series(
+    ts_ns: NDArray[np.int64], sign: NDArray[Any], size: NDArray[np.float64], mid_before: NDArray[np.float64]
+) -> pd.DataFrame:
+    """Trades in trade time for the propagator: one row per aggressive order.
+
+    Consecutive prints with the same timestamp and sign are one market order walking the book (LOBSTER
+    writes one execution message per resting order hit), so they are merged: sizes summed, the mid
+    taken before the first print.  Returns ``ts_ns, sign, size, mid, mid_bps`` (10⁴·ln mid) and
+    ``next_return_bps`` (the log-mid change to the next order; the last row has none and is dropped).
+    """
+    ts = np.asarray(ts_ns)
+    sg = np.asarray(sign, float)
+    ok = np.isfinite(mid_before) & (mid_before > 0) & (sg != 0)
+    ts, sg, sz, mid = ts[ok], sg[ok], np.asarray(size, float)[ok], np.asarray(mid_before, float)[ok]
+    if ts.size < 2:
+        raise CalibrationError(f"too little data: {ts.size} trades with a defined mid")
+    new = np.ones(ts.size, dtype=bool)
+    new[1:] = (ts[1:] != ts[:-1]) | (sg[1:] != sg[:-1])
+    start = np.flatnonzero(new)
+    df = pd.DataFrame(
+        {
+            "ts_ns": ts[start],
+            "sign": sg[start],
+            "size": np.add.reduceat(sz, start),
+            "mid": mid[start],
+        }
+    )
+    df["mid_bps"] = 1e4 * np.log(df["mid"].to_numpy())
+    df["next_return_bps"] = np.append(np.diff(df["mid_bps"].to_numpy()), np.nan)
+    return df.iloc[:-1].reset_index(drop=True)
+
+
+def lobster_trade_series(day: LobsterDay) -> pd.DataFrame:
+    """:func:`trade_series` of a LOBSTER day: executions (types 4 and 5), mid of the book row before each."""
+    from impactlab.features.book import lobster_l1_features
+    from impactlab.features.trades import lobster_trades
+
+    tr = lobster_trades(day)
+    mid = lobster_l1_features(day)["mid"]
+    pre = tr["event_index"] - 1
+    mid_before = np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan)
+    return trade_series(tr["ts_ns"], tr["sign"], tr["size"], mid_before)

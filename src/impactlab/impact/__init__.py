@@ -2,6 +2,7 @@
 
 from impactlab.impact._base import ImpactModel, load_model
 from impactlab.impact.parametric import IStarImpact, KyleLambdaImpact, OFIImpact, PowerLawImpact, SquareRootImpact
+from impactlab.impact.propagator import PropagatorModel
 from impactlab.impact.results import ImpactEstimate, ImpactResult
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "KyleLambdaImpact",
     "OFIImpact",
     "PowerLawImpact",
+    "PropagatorModel",
     "SquareRootImpact",
     "load_model",
 ]

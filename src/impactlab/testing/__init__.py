@@ -1,6 +1,6 @@
 """Public test kit: synthetic data with known structure and independent reference implementations."""
 
-from impactlab.testing.impact import simulate_bars, simulate_parent_orders
+from impactlab.testing.impact import simulate_bars, simulate_parent_orders, simulate_trades
 from impactlab.testing.paths import shared_files
 from impactlab.testing.reference import reference_lobster_replay
 from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
@@ -11,5 +11,6 @@ __all__ = [
     "shared_files",
     "simulate_bars",
     "simulate_parent_orders",
+    "simulate_trades",
     "write_synthetic_lobster",
 ]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from impactlab.calibration.datasets import TRADING_DAY_NS
 
-__all__ = ["simulate_bars", "simulate_parent_orders"]
+__all__ = ["fractional_gaussian_noise", "simulate_bars", "simulate_parent_orders", "simulate_trades"]
 
 OrderModel = Literal["square_root", "power_law", "istar"]
 DEFAULTS: dict[str, dict[str, float]] = {
@@ -106,3 +106,49 @@ def simulate_bars(
             "return_bps": ret,
         }
     )
+
+
+def fractional_gaussian_noise(n: int, hurst: float, *, seed: int) -> np.ndarray:
+    """Exact fractional Gaussian noise by circulant embedding (Davies & Harte 1987).
+
+    Its autocorrelation decays as ``H(2H − 1) ℓ^{2H − 2}``, and so does, asymptotically, that of its
+    signs: signs of fGn with Hurst H have the sign-correlation exponent ``γ = 2 − 2H``.
+    """
+    if not 0.5 <= hurst < 1:
+        raise ValueError(f"'hurst' must be in [0.5, 1), got {hurst}")
+    rng = np.random.default_rng(seed)
+    k = np.arange(n + 1, dtype=float)
+    acov = 0.5 * (np.abs(k + 1) ** (2 * hurst) - 2 * k ** (2 * hurst) + np.abs(k - 1) ** (2 * hurst))
+    circ = np.concatenate([acov, acov[-2:0:-1]])
+    lam = np.clip(np.fft.fft(circ).real, 0.0, None)
+    m = circ.size
+    z = rng.standard_normal(m) + 1j * rng.standard_normal(m)
+    return np.fft.fft(np.sqrt(lam / m) * z).real[:n]
+
+
+def simulate_trades(
+    n: int,
+    *,
+    seed: int,
+    hurst: float = 0.75,
+    g0_bps: float = 1.0,
+    beta: float = 0.25,
+    max_lag: int = 100,
+    noise_bps: float = 1.0,
+) -> pd.DataFrame:
+    """Trades from the propagator model with a known kernel.
+
+    Signs are those of fractional Gaussian noise (sign exponent ``γ = 2 − 2H``); the log-mid before each
+    trade is ``p_n = Σ_{n'<n} G(min(n − n', L)) ε_{n'} + Σ noise`` with ``G(ℓ) = g₀ ℓ^{−β}``, the kernel
+    held at G(L) beyond L as :class:`impactlab.impact.PropagatorModel` assumes.
+    """
+    from scipy import signal
+
+    rng = np.random.default_rng(seed + 1)
+    e = np.sign(fractional_gaussian_noise(n, hurst, seed=seed))
+    e[e == 0] = 1.0
+    g = g0_bps * np.arange(1, max_lag + 1, dtype=float) ** (-beta)
+    h = np.diff(np.concatenate([[0.0], g]))
+    dp = signal.fftconvolve(e, h)[:n] + rng.normal(0, noise_bps, n)
+    p = 1e4 * np.log(100.0) + np.concatenate([[0.0], np.cumsum(dp[:-1])])
+    return pd.DataFrame({"sign": e, "mid_bps": p, "next_return_bps": dp})
