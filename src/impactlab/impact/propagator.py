@@ -59,7 +59,7 @@ def response_function(signs: F64, price_bps: F64, max_lag: int) -> F64:
     forward = _xcorr_sum(e, p, max_lag) / counts  # mean of e_n p_{n+l}
     ep = np.cumsum(e * p)
     same = ep[n - 1 - np.arange(max_lag + 1)] / counts  # mean of e_n p_n over n < N - l
-    return forward - same
+    return np.asarray(forward - same, dtype=np.float64)
 
 
 def power_law_exponent(lags: F64, values: F64) -> float:
@@ -78,7 +78,7 @@ def _design(c: F64, max_lag: int) -> F64:
     a = c[np.abs(lag[:, None] - lag[None, :])] - c[lag][None, :]
     tail = np.cumsum(c[1 : max_lag + 1][::-1])  # tail[ℓ−1] = Σ_{j=L+1−ℓ}^{L} C(j)
     a[:, -1] += tail
-    return a
+    return np.asarray(a, dtype=np.float64)
 
 
 def _kernel(kind: Kernel, theta: F64, lags: F64) -> tuple[F64, F64]:
@@ -153,7 +153,7 @@ class PropagatorModel(ImpactModel):
         else:
 
             def resid(th: F64) -> F64:
-                return r[1:] - a @ _kernel(self.kernel, th, lags)[0]
+                return np.asarray(r[1:] - a @ _kernel(self.kernel, th, lags)[0], dtype=np.float64)
 
             def jac(th: F64) -> F64:
                 return -(a @ _kernel(self.kernel, th, lags)[1])
@@ -229,7 +229,7 @@ class PropagatorModel(ImpactModel):
     @staticmethod
     def _predict_from(g: F64, e: F64) -> F64:
         h = np.diff(np.concatenate([[0.0], g]))  # h(k) = G(k+1) − G(k), k = 0..L−1
-        return signal.fftconvolve(e, h)[: e.size]
+        return np.asarray(signal.fftconvolve(e, h)[: e.size], dtype=np.float64)
 
     def _predict(self, df: pd.DataFrame) -> F64:
         return self._predict_from(np.asarray(self.result_.extra["kernel_bps"], float), np.asarray(df["sign"], float))

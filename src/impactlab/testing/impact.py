@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from impactlab.calibration.datasets import TRADING_DAY_NS
 
@@ -108,7 +109,7 @@ def simulate_bars(
     )
 
 
-def fractional_gaussian_noise(n: int, hurst: float, *, seed: int) -> np.ndarray:
+def fractional_gaussian_noise(n: int, hurst: float, *, seed: int) -> NDArray[np.float64]:
     """Exact fractional Gaussian noise by circulant embedding (Davies & Harte 1987).
 
     Its autocorrelation decays as ``H(2H − 1) ℓ^{2H − 2}``, and so does, asymptotically, that of its
@@ -123,7 +124,7 @@ def fractional_gaussian_noise(n: int, hurst: float, *, seed: int) -> np.ndarray:
     lam = np.clip(np.fft.fft(circ).real, 0.0, None)
     m = circ.size
     z = rng.standard_normal(m) + 1j * rng.standard_normal(m)
-    return np.fft.fft(np.sqrt(lam / m) * z).real[:n]
+    return np.asarray(np.fft.fft(np.sqrt(lam / m) * z).real[:n], dtype=np.float64)
 
 
 def simulate_trades(
