@@ -16,6 +16,7 @@ from impactlab.errors import CalibrationError
 __all__ = [
     "TRADING_DAY_NS",
     "bar_flows",
+    "lobster_impact_events",
     "lobster_trade_series",
     "order_outcomes",
     "outcomes_from_store",
@@ -149,3 +150,50 @@ def lobster_trade_series(day: LobsterDay) -> pd.DataFrame:
     pre = tr["event_index"] - 1
     mid_before = np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan)
     return trade_series(tr["ts_ns"], tr["sign"], tr["size"], mid_before)
+
+
+def lobster_impact_events(
+    day: LobsterDay, *, quantile: float = 0.99, horizons_s: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+) -> pd.DataFrame:
+    """Event study of large market orders: how far the mid moved, and how it recovered.
+
+    Market orders are merged executions (:func:`trade_series`); those at or above the ``quantile`` of
+    size are events.  For each event and horizon τ the row holds ``signed_quantity`` (sign × size),
+    ``tau_s``, ``event`` (an id), ``mid_before`` and ``move_bps``: ``10⁴ · (mid(t + τ) − mid_before) /
+    mid_before`` with τ = 0 the mid right after the order.  Horizons past the end of the day are left out.
+    """
+    from impactlab.features.book import lobster_l1_features
+    from impactlab.features.trades import lobster_trades, state_at
+
+    if not 0 < quantile < 1:
+        raise CalibrationError(f"'quantile' must be in (0, 1), got {quantile}")
+    mid = lobster_l1_features(day)["mid"]
+    tr = lobster_trades(day)
+    pre = tr["event_index"] - 1
+    orders = trade_series(tr["ts_ns"], tr["sign"], tr["size"], np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan))
+    big = orders[orders["size"] >= np.quantile(orders["size"], quantile)].reset_index(drop=True)
+    flow = np.concatenate([[0.0], np.cumsum(tr["sign"] * tr["size"])])
+    rows = []
+    for tau in horizons_s:
+        when = big["ts_ns"].to_numpy() + round(tau * 1e9)
+        idx = state_at(day.ts_ns, when)
+        after = mid[np.clip(idx, 0, None)]
+        ok = (when <= day.ts_ns[-1]) & np.isfinite(after)
+        later = (
+            flow[np.searchsorted(tr["ts_ns"], when, "right")]
+            - flow[np.searchsorted(tr["ts_ns"], big["ts_ns"], "right")]
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "event": np.flatnonzero(ok),
+                    "ts_ns": big["ts_ns"].to_numpy()[ok],
+                    "tau_s": tau,
+                    "signed_quantity": (big["sign"] * big["size"]).to_numpy()[ok],
+                    "mid_before": big["mid"].to_numpy()[ok],
+                    "move_bps": 1e4 * (after[ok] - big["mid"].to_numpy()[ok]) / big["mid"].to_numpy()[ok],
+                    "later_signed_volume": later[ok],
+                }
+            )
+        )
+    return pd.concat(rows).sort_values(["event", "tau_s"]).reset_index(drop=True)

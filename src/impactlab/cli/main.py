@@ -258,6 +258,105 @@ def features(
                 out.print(f"  {k}: {v}")
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="kyle, ofi, sqrt, sqrt-free, power-law, istar, propagator, ow — or "
+            "'compare' to fit every model the data allow on the same splits."
+        ),
+    ],
+    lobster: Annotated[
+        list[Path] | None, typer.Option(help="LOBSTER message file (and optionally its book file).")
+    ] = None,
+    trades: Annotated[list[Path] | None, typer.Option(help="Binance capture file(s) of one symbol.")] = None,
+    orders: Annotated[Path | None, typer.Option(help="Parent-order outcome file (CSV or Parquet).")] = None,
+    bar: Annotated[str, typer.Option(help="Bar length for bar models, e.g. 1s, 10s, 60s.")] = "10s",
+    splits: Annotated[int, typer.Option(min=1, max=50, help="Walk-forward test blocks.")] = 5,
+    save: Annotated[Path | None, typer.Option(help="Write the fitted model as JSON here.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fit an impact model with standard errors and walk-forward out-of-sample metrics."""
+    from impactlab.calibration.runner import MODELS, calibrate, load_source
+    from impactlab.errors import CalibrationError
+
+    with _errors():
+        if lobster is not None and not 1 <= len(lobster) <= 2:
+            raise CalibrationError("--lobster takes a message file and optionally its book file")
+        src = load_source(
+            lobster=(lobster[0], lobster[1] if len(lobster) == 2 else None) if lobster else None,
+            trades=list(trades) if trades else None,
+            orders=orders,
+            bar_s=parse_duration_s(bar),
+        )
+        if model != "compare":
+            res = calibrate(model, src, n_splits=splits, save=save)
+            if json_out:
+                _emit(res)
+                return
+            t = Table(title=f"{res['model']} on {res['source']} ({res['dataset']}, n = {res['n']:,})")
+            for c in ("parameter", "estimate", "std err", "95% interval"):
+                t.add_column(c, justify="right")
+            for k, v in res["params"].items():
+                se = res["stderr"].get(k)
+                ci = res["conf_int"].get(k)
+                t.add_row(
+                    k,
+                    f"{v:.6g}",
+                    f"{se:.3g}" if se is not None else "fixed",
+                    f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "",
+                )
+            out.print(t)
+            for phase in ("in_sample", "out_of_sample"):
+                m = res["metrics"][phase]
+                out.print(
+                    f"{phase}: RMSE {m['rmse_bps']:.3f} bps, MAE {m['mae_bps']:.3f} bps, R² {m['r2']:.3f}, "
+                    f"90% coverage {m.get('coverage', float('nan')):.1%}"
+                )
+            for note in res["notes"]:
+                out.print(f"[dim]note: {note}[/dim]")
+            return
+        rows = []
+        for name, (_, kinds) in MODELS.items():
+            if any(k in src.builders for k in kinds.split("|")):
+                r = calibrate(name, src, n_splits=splits)
+                rows.append(
+                    {
+                        "model": name,
+                        "dataset": r["dataset"],
+                        "n": r["n"],
+                        **{
+                            f"{ph}_{k}": r["metrics"][ph][k]
+                            for ph in ("in_sample", "out_of_sample")
+                            for k in ("rmse_bps", "mae_bps", "r2")
+                        },
+                        "oos_coverage_90": r["metrics"]["out_of_sample"].get("coverage"),
+                    }
+                )
+        if json_out:
+            _emit({"source": src.label, "models": rows, "notes": list(dict.fromkeys(src.notes))})
+            return
+        t = Table(title=f"Model comparison on {src.label} (walk-forward, {splits} test blocks)")
+        for c in ("model", "dataset", "n", "IS RMSE", "IS R²", "OOS RMSE", "OOS MAE", "OOS R²", "OOS 90% cover"):
+            t.add_column(c, justify="right")
+        for r in rows:
+            t.add_row(
+                r["model"],
+                r["dataset"],
+                f"{r['n']:,}",
+                f"{r['in_sample_rmse_bps']:.3f}",
+                f"{r['in_sample_r2']:.3f}",
+                f"{r['out_of_sample_rmse_bps']:.3f}",
+                f"{r['out_of_sample_mae_bps']:.3f}",
+                f"{r['out_of_sample_r2']:.3f}",
+                f"{r['oos_coverage_90']:.1%}",
+            )
+        out.print(t)
+        for note in dict.fromkeys(src.notes):
+            out.print(f"[dim]note: {note}[/dim]")
+
+
 def _ofi_r2(bars: Any) -> float:
     d = bars.to_pandas()
     ok = d["d_mid"].notna() & (d["n_events"] > 0)

@@ -1,6 +1,6 @@
 """Public test kit: synthetic data with known structure and independent reference implementations."""
 
-from impactlab.testing.impact import simulate_bars, simulate_parent_orders, simulate_trades
+from impactlab.testing.impact import simulate_bars, simulate_impact_events, simulate_parent_orders, simulate_trades
 from impactlab.testing.paths import shared_files
 from impactlab.testing.reference import reference_lobster_replay
 from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
@@ -10,6 +10,7 @@ __all__ = [
     "reference_lobster_replay",
     "shared_files",
     "simulate_bars",
+    "simulate_impact_events",
     "simulate_parent_orders",
     "simulate_trades",
     "write_synthetic_lobster",

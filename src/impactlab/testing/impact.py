@@ -10,7 +10,13 @@ from numpy.typing import NDArray
 
 from impactlab.calibration.datasets import TRADING_DAY_NS
 
-__all__ = ["fractional_gaussian_noise", "simulate_bars", "simulate_parent_orders", "simulate_trades"]
+__all__ = [
+    "fractional_gaussian_noise",
+    "simulate_bars",
+    "simulate_impact_events",
+    "simulate_parent_orders",
+    "simulate_trades",
+]
 
 OrderModel = Literal["square_root", "power_law", "istar"]
 DEFAULTS: dict[str, dict[str, float]] = {
@@ -153,3 +159,44 @@ def simulate_trades(
     dp = signal.fftconvolve(e, h)[:n] + rng.normal(0, noise_bps, n)
     p = 1e4 * np.log(100.0) + np.concatenate([[0.0], np.cumsum(dp[:-1])])
     return pd.DataFrame({"sign": e, "mid_bps": p, "next_return_bps": dp})
+
+
+def simulate_impact_events(
+    n_events: int,
+    *,
+    seed: int,
+    lambda_bps: float = 0.002,
+    kappa_bps: float = 0.004,
+    rho_per_s: float = 0.2,
+    phi_bps: float = 0.001,
+    noise_bps: float = 2.0,
+    horizons_s: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+) -> pd.DataFrame:
+    """Event-study rows from the Obizhaeva–Wang model: ``move = x (λ + κ e^{−ρτ}) + φ · later + noise``.
+
+    Event sizes are 200–2,000 shares with random sign; the later signed volume is a random walk in τ.
+    The noise is shared within an event (a common shock) plus independent parts, as in real data.
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1, 1], n_events) * rng.uniform(200, 2000, n_events)
+    rows = []
+    later: NDArray[np.float64] = np.zeros(n_events)
+    shock = rng.normal(0, noise_bps / 2, n_events)
+    prev_tau = 0.0
+    for tau in horizons_s:
+        later = later + rng.normal(0, 300 * np.sqrt(max(tau - prev_tau, 0.0)), n_events)
+        prev_tau = tau
+        move = x * (lambda_bps + kappa_bps * np.exp(-rho_per_s * tau)) + phi_bps * later
+        move += shock + rng.normal(0, noise_bps, n_events)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "event": np.arange(n_events),
+                    "tau_s": tau,
+                    "signed_quantity": x,
+                    "later_signed_volume": later,
+                    "move_bps": move,
+                }
+            )
+        )
+    return pd.concat(rows).sort_values(["event", "tau_s"]).reset_index(drop=True)

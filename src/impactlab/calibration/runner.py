@@ -1,0 +1,189 @@
+"""One entry point from a data source to fitted, validated models (used by the CLI and the benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impactlab.calibration.datasets import (
+    bar_flows,
+    lobster_impact_events,
+    lobster_trade_series,
+    order_outcomes,
+    trade_series,
+)
+from impactlab.calibration.validation import evaluate
+from impactlab.data.binance import load_binance
+from impactlab.data.lobster import load_lobster
+from impactlab.data.tabular import load_parent_orders
+from impactlab.errors import CalibrationError
+from impactlab.features.pipeline import binance_features, lobster_features
+from impactlab.features.trades import state_at
+from impactlab.impact import (
+    ImpactModel,
+    IStarImpact,
+    KyleLambdaImpact,
+    ObizhaevaWangImpact,
+    OFIImpact,
+    PowerLawImpact,
+    PropagatorModel,
+    SquareRootImpact,
+)
+
+__all__ = ["MODELS", "DataSource", "calibrate", "load_source"]
+
+MODELS: dict[str, tuple[Callable[[], ImpactModel], str]] = {
+    "kyle": (KyleLambdaImpact, "bars"),
+    "ofi": (OFIImpact, "bars"),
+    "sqrt": (SquareRootImpact, "bars|orders"),
+    "sqrt-free": (lambda: SquareRootImpact(delta=None), "bars|orders"),
+    "power-law": (PowerLawImpact, "orders"),
+    "istar": (IStarImpact, "orders"),
+    "propagator": (lambda: PropagatorModel(max_lag=100), "trades"),
+    "ow": (ObizhaevaWangImpact, "events"),
+}
+"""CLI name → (factory, the dataset kinds it is fitted on)."""
+
+
+@dataclass
+class DataSource:
+    """Datasets built lazily from one source; ``notes`` records every assumption made."""
+
+    kind: str
+    label: str
+    builders: dict[str, Callable[[], pd.DataFrame]]
+    notes: list[str] = field(default_factory=list)
+    _cache: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> pd.DataFrame:
+        if name not in self.builders:
+            raise CalibrationError(f"a {self.kind} source has no {name} dataset; it offers {sorted(self.builders)}")
+        if name not in self._cache:
+            self._cache[name] = self.builders[name]()
+        return self._cache[name]
+
+
+def _bars_with_flows(bars: pd.DataFrame, adv: float | None, daily_vol: float | None, notes: list[str]) -> pd.DataFrame:
+    b = bars.copy()
+    b["depth_1_mean"] = b["depth_1_mean"].fillna(b["depth_1_close"])
+    if adv is None:
+        adv = float(b["volume"].sum())
+        notes.append(f"no ADV source: the day's own traded volume ({adv:,.0f}) stands in for V")
+    if daily_vol is None:
+        r = b["return_bps"].to_numpy(float)
+        daily_vol = float(np.sqrt(np.nansum(r**2))) / 1e4
+        notes.append(f"no daily volatility source: the day's realised volatility ({daily_vol:.4f}) stands in for σ")
+    out = bar_flows(b, adv=adv, daily_vol=daily_vol)
+    return out[np.isfinite(out["depth_1_mean"]) & (out["depth_1_mean"] > 0)].reset_index(drop=True)
+
+
+def load_source(
+    *,
+    lobster: tuple[Path, Path | None] | None = None,
+    trades: list[Path] | None = None,
+    orders: Path | None = None,
+    bar_s: float = 10.0,
+) -> DataSource:
+    """A data source: a LOBSTER pair, a Binance capture (``trades``), or a parent-order file."""
+    given = [x is not None for x in (lobster, trades, orders)]
+    if sum(given) != 1:
+        raise CalibrationError("give exactly one of --lobster, --trades or --orders")
+    if lobster is not None:
+        day = load_lobster(lobster[0], lobster[1])
+        src = DataSource("lobster", f"{day.symbol} {day.date} L{day.levels}", {})
+
+        def bars() -> pd.DataFrame:
+            fs = lobster_features(day, bar_s=bar_s)
+            src.notes.append(f"bars of {bar_s:g} s; ADV source: {fs.meta.get('adv_source')}")
+            return _bars_with_flows(fs.bars.to_pandas(), fs.meta.get("adv"), fs.meta.get("daily_vol"), src.notes)
+
+        src.builders = {
+            "bars": bars,
+            "trades": lambda: lobster_trade_series(day),
+            "events": lambda: lobster_impact_events(day),
+        }
+        return src
+    if trades is not None:
+        cap = load_binance(trades)
+        fs = binance_features(cap, bar_s=bar_s)
+        src = DataSource("binance", f"{cap.symbol} {cap.market}", {})
+        ev = fs.events.to_pandas()
+        tr = fs.trades.to_pandas()
+
+        def tseries() -> pd.DataFrame:
+            pre = state_at(ev["ts_ns"].to_numpy(), tr["ts_ns"].to_numpy(), strict=True)
+            mid = np.where(pre >= 0, ev["mid"].to_numpy()[np.clip(pre, 0, None)], np.nan)
+            return trade_series(tr["ts_ns"].to_numpy(), tr["sign"].to_numpy(), tr["size"].to_numpy(), mid)
+
+        src.builders = {"bars": lambda: _bars_with_flows(fs.bars.to_pandas(), None, None, src.notes), "trades": tseries}
+        return src
+    assert orders is not None
+    loaded = load_parent_orders(orders)
+    src = DataSource("orders", str(orders), {})
+    if loaded.report.rows_quarantined:
+        src.notes.append(f"{loaded.report.rows_quarantined} order rows quarantined: {loaded.report.reasons}")
+
+    def outcomes() -> pd.DataFrame:
+        o = order_outcomes(loaded.table)
+        if o.attrs.get("orders_in_flight"):
+            src.notes.append(f"{o.attrs['orders_in_flight']} orders without outcomes left out")
+        return o
+
+    src.builders = {"orders": outcomes}
+    return src
+
+
+def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: Path | None = None) -> dict[str, Any]:
+    """Fit ``model_name`` on the matching dataset of ``source`` and validate it walk-forward.
+
+    Returns the JSON object the CLI prints: ``model``, ``source``, ``params``, ``stderr``, ``conf_int``,
+    ``n``, ``metrics`` (``in_sample`` and ``out_of_sample``), ``extra`` and ``notes``.
+    """
+    if model_name not in MODELS:
+        raise CalibrationError(f"unknown model {model_name!r}; choose from {sorted(MODELS)}")
+    factory, kinds = MODELS[model_name]
+    usable = [k for k in kinds.split("|") if k in source.builders]
+    if not usable:
+        raise CalibrationError(
+            f"model {model_name!r} is fitted on {kinds.replace('|', ' or ')}; a {source.kind} "
+            f"source offers {sorted(source.builders)}"
+        )
+    data = source.dataset(usable[0])
+    model = factory()
+    pos = [c for c in model.positive_columns if c in data]
+    if pos:
+        keep = (data[pos] > 0).all(axis=1)
+        if not keep.all():
+            source.notes.append(
+                f"{model_name}: {int((~keep).sum())} rows without positive {pos} left out (e.g. bars with no net flow)"
+            )
+            data = data[keep].reset_index(drop=True)
+    ev = evaluate(model, data, n_splits=n_splits, gap=getattr(model, "max_lag", 0))
+    fitted: ImpactModel = ev["fitted"]
+    res = fitted.result_
+    if save is not None:
+        fitted.save(save)
+
+    def clean(m: dict[str, float]) -> dict[str, float]:
+        return {k: (float(v) if np.isfinite(v) else None) for k, v in m.items()}  # type: ignore[misc]
+
+    extra = {k: v for k, v in res.to_dict()["extra"].items() if not isinstance(v, list) or len(v) <= 4}
+    return {
+        "model": type(fitted).__name__,
+        "source": source.label,
+        "dataset": usable[0],
+        "params": res.params_dict(),
+        "stderr": res.stderr_dict(),
+        "conf_int": {k: list(v) for k, v in res.conf_int().items()},
+        "n": res.n,
+        "metrics": {"in_sample": clean(ev["in_sample"]), "out_of_sample": clean(ev["out_of_sample"])},
+        "cov_type": res.cov_type,
+        "extra": extra,
+        "notes": list(dict.fromkeys(source.notes)),
+        "saved_to": str(save) if save else None,
+    }
