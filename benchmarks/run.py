@@ -15,10 +15,10 @@ from pathlib import Path
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_binance, bench_book, bench_load
+from benchmarks import bench_binance, bench_book, bench_calibration, bench_load
 from benchmarks._common import pin_one_core
 
-BENCHES = [bench_book, bench_binance, bench_load]
+BENCHES = [bench_book, bench_binance, bench_load, bench_calibration]
 
 
 def main() -> None:
@@ -30,8 +30,10 @@ def main() -> None:
     sections = []
     for bench in BENCHES:
         print(f"running {bench.__name__} …", file=sys.stderr, flush=True)
-        sections.append(bench.run(quick=args.quick))
-        print(sections[-1].markdown(), file=sys.stderr, flush=True)
+        got = bench.run(quick=args.quick)
+        for sec in got if isinstance(got, list) else [got]:
+            sections.append(sec)
+            print(sec.markdown(), file=sys.stderr, flush=True)
     head = [
         "# Benchmarks",
         "",

@@ -54,10 +54,9 @@ def sandwich_cov(jac: F64, resid: F64, *, cov_type: str, groups: NDArray[np.int6
         raise ValueError(f"'cov_type' must be 'HC1' or 'nonrobust', got {cov_type!r}")
     scores = jac * resid[:, None]
     if groups is not None:
-        g = np.zeros((int(groups.max()) + 1, k))
-        np.add.at(g, groups, scores)
-        scores = g
-        n = g.shape[0]
+        m = int(groups.max()) + 1
+        scores = np.column_stack([np.bincount(groups, weights=scores[:, j], minlength=m) for j in range(k)])
+        n = m
     meat = scores.T @ scores
     return bread @ meat @ bread * n / max(n - k, 1)
 
@@ -72,20 +71,31 @@ def nls(
     groups: NDArray[np.int64] | None = None,
     model: str = "",
 ) -> tuple[F64, F64]:
-    """Non-linear least squares with an analytic Jacobian (scipy ``least_squares``, trust region).
+    """Non-linear least squares with an analytic Jacobian (scipy ``least_squares``: MINPACK's
+    Levenberg–Marquardt when unbounded, trust-region reflective with bounds).
 
     ``fun(theta)`` returns ``(residuals, jacobian_of_fitted_values)``.  Returns ``(theta, cov)``.
     A fit that stops without converging warns :class:`ConvergenceWarning` with the reason and keeps the
     last iterate; non-finite estimates raise :class:`CalibrationError`.
     """
+    cache: dict[bytes, tuple[F64, F64]] = {}
+
+    def both(t: F64) -> tuple[F64, F64]:  # least_squares asks for residuals and Jacobian separately
+        key = np.asarray(t, float).tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = fun(t)
+        return cache[key]
+
+    unbounded = bool(np.all(np.isinf(np.asarray(bounds[0], float))) and np.all(np.isinf(np.asarray(bounds[1], float))))
     res = optimize.least_squares(
-        lambda t: fun(t)[0],
+        lambda t: both(t)[0],
         x0,
-        jac=lambda t: -fun(t)[1],
+        jac=lambda t: -both(t)[1],
         bounds=bounds,
-        method="trf",
+        method="lm" if unbounded else "trf",
         x_scale="jac",
-        max_nfev=200,
+        max_nfev=200 * (len(x0) + 1),
     )
     if not np.all(np.isfinite(res.x)):
         raise CalibrationError(
@@ -93,7 +103,7 @@ def nls(
         )
     if res.status <= 0:
         warnings.warn(f"{model}: least squares did not converge ({res.message})", ConvergenceWarning, stacklevel=3)
-    r, jac = fun(res.x)
+    r, jac = both(res.x)
     return res.x, sandwich_cov(jac, r, cov_type=cov_type, groups=groups)
 
 

@@ -136,6 +136,18 @@ class PropagatorModel(ImpactModel):
         self.n_blocks = n_blocks
 
     # -- estimation on one sample ------------------------------------------------------------------------
+    def estimate(self, signs: F64, mid_bps: F64) -> dict[str, Any]:
+        """The kernel from one sample, without the jackknife: ``params``, ``kernel_bps``,
+        ``sign_autocorrelation``, ``response_bps`` and ``gamma`` (what :meth:`fit` does once per block)."""
+        theta, g, c, r, gamma = self._estimate(np.asarray(signs, float), np.asarray(mid_bps, float))
+        return {
+            "params": dict(zip(self._names(), theta.tolist(), strict=True)),
+            "kernel_bps": g,
+            "sign_autocorrelation": c,
+            "response_bps": r,
+            "gamma": gamma,
+        }
+
     def _estimate(self, e: F64, p: F64) -> tuple[F64, F64, F64, F64, float]:
         L = self.max_lag
         c_raw = sign_autocorrelation(e, L)
