@@ -96,7 +96,7 @@ def test_book_binance_command(data: Path) -> None:
 def test_demo_prints_the_summary(data: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["demo", "--store", str(tmp_path / "d.duckdb")])
     assert r.exit_code == 0, r.output
-    for text in ("Book reconstruction", "GOOG L10", "AMZN L5", "Features", "Binance books", "ETHUSDT"):
+    for text in ("Book reconstruction", "GOOG L10", "AMZN L5", "Features", "Impact models", "Binance books", "ETHUSDT"):
         assert text in r.stdout
     with Store(tmp_path / "d.duckdb", read_only=True) as st:
         assert st.count("load_reports") == 8  # five LOBSTER pairs and three Binance captures

@@ -15,12 +15,20 @@ from impactlab.impact import (
     ImpactModel,
     IStarImpact,
     KyleLambdaImpact,
+    ObizhaevaWangImpact,
     OFIImpact,
     PowerLawImpact,
+    PropagatorModel,
     SquareRootImpact,
     load_model,
 )
-from impactlab.testing import simulate_bars, simulate_parent_orders
+from impactlab.testing import (
+    check_impact_model,
+    simulate_bars,
+    simulate_impact_events,
+    simulate_parent_orders,
+    simulate_trades,
+)
 from impactlab.testing.impact import DEFAULTS
 
 # (factory, data maker, true parameters)
@@ -89,31 +97,23 @@ def test_point_estimates_at_large_n(case: str) -> None:
         assert est[k] == pytest.approx(v, abs=tol), (k, est[k], v)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_contract(case: str, tmp_path: Path) -> None:
-    """Every model: settings only in __init__, fit returns self, fitted attributes end in '_', predict
-    has one value per row, estimates are consistent, and a JSON round trip predicts the same."""
-    make, data, _ = CASES[case]
+ALL_MODELS = {
+    **{k: (v[0], lambda d=v[1]: d(7, 800)) for k, v in CASES.items()},
+    "propagator": (lambda: PropagatorModel(max_lag=30, n_blocks=10), lambda: simulate_trades(4000, seed=7, max_lag=30)),
+    "ow": (ObizhaevaWangImpact, lambda: simulate_impact_events(120, seed=7)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALL_MODELS))
+def test_every_model_passes_the_shared_contract(case: str) -> None:
+    make, data = ALL_MODELS[case]
+    X = data()
     model = make()
-    assert not [a for a in vars(model) if a.endswith("_")]
-    X = data(7, 800)
-    assert model.fit(X) is model
-    assert hasattr(model, "result_") and hasattr(model, "resid_std_bps_")
-    yhat = model.predict(X)
-    assert yhat.shape == (len(X),) and np.all(np.isfinite(yhat))
-    lo, hi = model.predict_interval(X, coverage=0.9)
-    assert np.all(lo < yhat) and np.all(yhat < hi)
-    cols = list(dict.fromkeys([*model.required_columns, *(["quantity"] if "quantity" in X else [])]))
-    est = model.predict_estimate(X.iloc[0][cols])
-    assert np.isfinite(est.total_bps) and 0.0 <= est.prob_exceeds(est.total_bps + 1) < 0.5
-    if est.permanent_bps is not None and isinstance(model, PowerLawImpact):
-        assert est.total_bps == pytest.approx(est.temporary_bps + est.permanent_bps / 2)
-    path = model.save(tmp_path / "m.json")
-    back = load_model(path)
-    assert type(back) is type(model) and back.get_params() == model.get_params()
-    assert np.allclose(back.predict(X), yhat) and back.data_fingerprint_ == model.data_fingerprint_
-    assert back.result_.conf_int() == model.result_.conf_int()
-    assert "results" in model.result_.summary() and f"n = {len(X):,}" in model.result_.summary()
+    if isinstance(model, PropagatorModel):
+        order = {"side": 1, "n_children": 10}
+    else:
+        order = X.iloc[0][list(dict.fromkeys([*model.required_columns, *(["quantity"] if "quantity" in X else [])]))]
+    check_impact_model(model, X, dict(order))
 
 
 def test_sell_and_buy_cost_the_same() -> None:
@@ -181,7 +181,15 @@ def test_unfitted_model_and_bad_model_file(tmp_path: Path) -> None:
 def test_every_model_is_registered() -> None:
     from impactlab.impact._base import _REGISTRY
 
-    for cls in (IStarImpact, KyleLambdaImpact, OFIImpact, PowerLawImpact, SquareRootImpact):
+    for cls in (
+        IStarImpact,
+        KyleLambdaImpact,
+        ObizhaevaWangImpact,
+        OFIImpact,
+        PowerLawImpact,
+        PropagatorModel,
+        SquareRootImpact,
+    ):
         assert _REGISTRY[cls.__name__] is cls and issubclass(cls, ImpactModel)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -37,9 +37,9 @@ def test_fgn_signs_have_the_expected_memory() -> None:
     assert slope == pytest.approx(0.5, abs=0.1)  # gamma = 2 - 2H
 
 
-def test_power_law_kernel_recovery_over_seeds() -> None:
+def test_power_law_kernel_recovery_over_50_seeds() -> None:
     hits = {"g0_bps": 0, "beta": 0}
-    for seed in range(20):
+    for seed in range(50):
         res = (
             PropagatorModel(kernel="power_law", max_lag=50, fit_lags=(1, 50), n_blocks=10)
             .fit(simulate_trades(8000, seed=seed, max_lag=50))
@@ -48,7 +48,7 @@ def test_power_law_kernel_recovery_over_seeds() -> None:
         ci = res.conf_int()
         hits["g0_bps"] += ci["g0_bps"][0] <= 1.0 <= ci["g0_bps"][1]
         hits["beta"] += ci["beta"][0] <= 0.25 <= ci["beta"][1]
-    assert all(h >= 17 for h in hits.values()), hits  # >= 85% of 20 seeds, jackknife intervals
+    assert all(h >= 45 for h in hits.values()), hits  # >= 90% of 50 seeds, jackknife intervals
 
 
 def test_nonparametric_kernel_matches_the_true_kernel() -> None:

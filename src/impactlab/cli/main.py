@@ -357,6 +357,10 @@ def calibrate_cmd(
             out.print(f"[dim]note: {note}[/dim]")
 
 
+def _num(x: float | None, spec: str = ".2f") -> str:
+    return "n/a" if x is None or not np.isfinite(x) else format(x, spec)
+
+
 def _ofi_r2(bars: Any) -> float:
     d = bars.to_pandas()
     ok = d["d_mid"].notna() & (d["n_events"] > 0)
@@ -377,7 +381,8 @@ def demo(
         Path | None, typer.Option("--out", help="Feature Parquet directory [default: beside the store].")
     ] = None,
 ) -> None:
-    """Load GOOG and AMZN, rebuild and check every book, compute features, and print a summary."""
+    """Load GOOG and AMZN, rebuild and check every book, compute features, calibrate the impact models, and
+    print a summary."""
     with _errors():
         root = data or data_dir()
         pairs = [pr for pr in find_lobster_pairs(root / "lobster") if pr[0].name.split("_")[0] in ("GOOG", "AMZN")]
@@ -437,75 +442,135 @@ def demo(
             "kernel updates/s",
         ):
             bin_t.add_column(c, justify="right" if c not in ("capture", "market") else "left")
-        deepest: dict[str, tuple[Path, Path]] = {}
-        failures = 0
-        with Store(store_path) as st, _progress() as prog:
-            task = prog.add_task("demo", total=len(pairs) + len(captures))
-            for mp, bp in pairs:
-                prog.update(task, description=f"replay {mp.name[:24]}")
-                day = load_lobster(mp, bp)
-                st.record_load(day.report, day.quarantine)
-                rep = replay_lobster(day)
-                failures += rep.mismatched_rows > 0
-                rebuild.add_row(
-                    mp.name.split("_")[0] + f" L{day.levels}",
-                    str(day.levels),
-                    f"{len(day):,}",
-                    str(day.report.rows_quarantined),
-                    str(rep.mismatched_rows),
-                    f"{rep.rows_with_level_from_beyond_depth:,}",
-                    f"{rep.messages_per_s / 1e6:.1f}M",
-                )
-                if day.symbol not in deepest or day.levels > int(
-                    deepest[day.symbol][0].name.split("_")[-1].split(".")[0]
-                ):
-                    deepest[day.symbol] = (mp, bp)
-                prog.advance(task)
-            for sym, (mp, bp) in sorted(deepest.items()):
-                day = load_lobster(mp, bp)
-                fs: FeatureSet = lobster_features(day, bar_s=10.0)
-                fs.write(feat_dir)
-                tr = fs.trades.to_pandas()
-                b = fs.bars.to_pandas()
-                adv = fs.meta.get("adv")
-                vol = float(tr["size"].sum())
-                feats.add_row(
-                    sym,
-                    f"{len(tr):,}",
-                    f"{vol:,.0f}",
-                    f"{adv:,.0f}" if adv else "n/a (no daily file)",
-                    f"{vol / adv:.1%}" if adv else "n/a",
-                    f"{b['spread_bps_mean'].mean():.2f}",
-                    f"{b['depth_1_mean'].mean():,.0f}",
-                    f"{_ofi_r2(fs.bars):.2f}",
-                    f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}",
-                )
-            for cap_paths in captures:
-                prog.update(task, description=f"binance {cap_paths[0].name}")
-                cap = load_binance(cap_paths)
-                st.record_load(cap.report, cap.quarantine)
-                bk = rebuild_binance(cap)
-                ck = bk.checks
-                failures += ck["tickers_compared"] != ck["tickers_agree"]
-                bin_t.add_row(
-                    cap.symbol,
-                    cap.market,
-                    f"{len(cap.depth):,}",
-                    f"{ck['level_updates']:,}",
-                    str(ck["sequence_gaps"]),
-                    f"{ck['tickers_compared']:,}",
-                    f"{ck['tickers_agree']:,}",
-                    f"{ck['level_updates_per_s'] / 1e6:.1f}M",
-                )
-                prog.advance(task)
-        for t in (rebuild, feats, bin_t):
-            out.print(t)
-        out.print(f"Store: {store_path}   Features: {feat_dir}")
-        if tmp is not None:
-            tmp.cleanup()
+        try:
+            failures = _demo_run(pairs, captures, store_path, feat_dir, rebuild, feats, bin_t)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
         if failures:
             err.print(f"[red]{failures} check(s) failed[/red]")
             raise typer.Exit(1)
+
+
+def _demo_run(
+    pairs: list[tuple[Path, Path]],
+    captures: list[list[Path]],
+    store_path: Path,
+    feat_dir: Path,
+    rebuild: Table,
+    feats: Table,
+    bin_t: Table,
+) -> int:
+    """The body of ``demo``: every step, adding rows to the tables; returns the number of failed checks."""
+    deepest: dict[str, tuple[Path, Path]] = {}
+    failures = 0
+    with Store(store_path) as st, _progress() as prog:
+        task = prog.add_task("demo", total=len(pairs) + len(captures))
+        for mp, bp in pairs:
+            prog.update(task, description=f"replay {mp.name[:24]}")
+            day = load_lobster(mp, bp)
+            st.record_load(day.report, day.quarantine)
+            rep = replay_lobster(day)
+            failures += rep.mismatched_rows > 0
+            rebuild.add_row(
+                mp.name.split("_")[0] + f" L{day.levels}",
+                str(day.levels),
+                f"{len(day):,}",
+                str(day.report.rows_quarantined),
+                str(rep.mismatched_rows),
+                f"{rep.rows_with_level_from_beyond_depth:,}",
+                f"{rep.messages_per_s / 1e6:.1f}M",
+            )
+            if day.symbol not in deepest or day.levels > int(deepest[day.symbol][0].name.split("_")[-1].split(".")[0]):
+                deepest[day.symbol] = (mp, bp)
+            prog.advance(task)
+        for sym, (mp, bp) in sorted(deepest.items()):
+            day = load_lobster(mp, bp)
+            fs: FeatureSet = lobster_features(day, bar_s=10.0)
+            fs.write(feat_dir)
+            tr = fs.trades.to_pandas()
+            b = fs.bars.to_pandas()
+            adv = fs.meta.get("adv")
+            vol = float(tr["size"].sum())
+            feats.add_row(
+                sym,
+                f"{len(tr):,}",
+                f"{vol:,.0f}",
+                f"{adv:,.0f}" if adv else "n/a (no daily file)",
+                f"{vol / adv:.1%}" if adv else "n/a",
+                f"{b['spread_bps_mean'].mean():.2f}",
+                f"{b['depth_1_mean'].mean():,.0f}",
+                f"{_ofi_r2(fs.bars):.2f}",
+                f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}",
+            )
+        calib = Table(title="Impact models on 10 s bars, trades and large-order events (walk-forward)")
+        for c in (
+            "symbol",
+            "OFI c (bps)",
+            "OFI R² IS / OOS",
+            "δ (sqrt, free)",
+            "γ sign memory",
+            "β kernel",
+            "OW κ (bps/share)",
+        ):
+            calib.add_column(c, justify="right")
+        from impactlab.calibration.runner import calibrate, load_source
+        from impactlab.errors import CalibrationError
+
+        for sym, (mp, bp) in sorted(deepest.items()):
+            prog.update(task, description=f"calibrate {sym}")
+            src = load_source(lobster=(mp, bp), bar_s=10.0)
+            fits: dict[str, dict[str, Any] | str] = {}
+            for name in ("ofi", "sqrt-free", "propagator", "ow"):
+                try:
+                    fits[name] = calibrate(name, src)
+                except CalibrationError as exc:  # a small or odd day: say why in the table
+                    fits[name] = f"n/a: {str(exc).split(':')[-1].strip()[:40]}"
+
+            def ci(name: str, k: str, fits: dict[str, dict[str, Any] | str] = fits) -> str:
+                r = fits[name]
+                if isinstance(r, str):
+                    return r
+                lo, hi = r["conf_int"][k]
+                return f"{r['params'][k]:.3g} [{lo:.3g}, {hi:.3g}]"
+
+            o, pr = fits["ofi"], fits["propagator"]
+            calib.add_row(
+                sym,
+                ci("ofi", "c_bps"),
+                o
+                if isinstance(o, str)
+                else f"{_num(o['metrics']['in_sample']['r2'])} / {_num(o['metrics']['out_of_sample']['r2'])}",
+                ci("sqrt-free", "delta"),
+                pr
+                if isinstance(pr, str)
+                else f"{pr['extra']['gamma']:.2f} [{pr['extra']['gamma_conf_int'][0]:.2f}, "
+                f"{pr['extra']['gamma_conf_int'][1]:.2f}]",
+                ci("propagator", "beta"),
+                ci("ow", "kappa_bps"),
+            )
+        for cap_paths in captures:
+            prog.update(task, description=f"binance {cap_paths[0].name}")
+            cap = load_binance(cap_paths)
+            st.record_load(cap.report, cap.quarantine)
+            bk = rebuild_binance(cap)
+            ck = bk.checks
+            failures += ck["tickers_compared"] != ck["tickers_agree"]
+            bin_t.add_row(
+                cap.symbol,
+                cap.market,
+                f"{len(cap.depth):,}",
+                f"{ck['level_updates']:,}",
+                str(ck["sequence_gaps"]),
+                f"{ck['tickers_compared']:,}",
+                f"{ck['tickers_agree']:,}",
+                f"{ck['level_updates_per_s'] / 1e6:.1f}M",
+            )
+            prog.advance(task)
+    for t in (rebuild, feats, calib, bin_t):
+        out.print(t)
+    out.print(f"Store: {store_path}   Features: {feat_dir}")
+    return failures
 
 
 def main() -> None:  # pragma: no cover - console entry

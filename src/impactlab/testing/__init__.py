@@ -1,5 +1,6 @@
 """Public test kit: synthetic data with known structure and independent reference implementations."""
 
+from impactlab.testing.contract import check_impact_model
 from impactlab.testing.impact import simulate_bars, simulate_impact_events, simulate_parent_orders, simulate_trades
 from impactlab.testing.paths import shared_files
 from impactlab.testing.reference import reference_lobster_replay
@@ -7,6 +8,7 @@ from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
 
 __all__ = [
     "SyntheticDay",
+    "check_impact_model",
     "reference_lobster_replay",
     "shared_files",
     "simulate_bars",
