@@ -177,7 +177,16 @@ def real_data(quick: bool = False) -> list[Section]:
         title="Obizhaeva–Wang fit from the mid after large market orders (top 1% by size)",
         command="make bench  (benchmarks/bench_calibration.py)",
         baseline="the OW model: the transient part κ > 0 decays at ρ",
-        columns=["data", "events", "λ bps/share", "κ bps/share [95% CI]", "ρ 1/s", "φ (later flow)", "R²"],
+        columns=[
+            "data",
+            "events",
+            "λ bps/share",
+            "κ bps/share [95% CI]",
+            "ρ 1/s",
+            "φ (later flow)",
+            "R²",
+            "resilience identified",
+        ],
     )
     for sym, stem in STEMS.items():
         day = load_lobster(DATA / "lobster" / stem)

@@ -32,8 +32,10 @@ class ObizhaevaWangImpact(ImpactModel):
     so the mid τ seconds later has moved by ``m(τ) = x (λ + κ e^{−ρτ})``.  Fitted on
     :func:`impactlab.calibration.lobster_impact_events` rows (target ``move_bps``), with λ and κ in bps
     per share; ``1/q = λ + κ``.  ``result_.extra`` gives the depth in shares per bps, the permanent
-    fraction ``λ/(λ+κ)`` and the half-life ``ln 2 / ρ``.  For an order of Q shares at once, the
-    estimate is the cost of walking a book of depth q: ``total = (λ+κ) Q / 2``, ``permanent = λQ``.
+    fraction ``λ/(λ+κ)`` and the half-life ``ln 2 / ρ`` when resilience is identified (κ's 95% interval
+    above zero); otherwise ``resilience_identified`` is false and ``diagnosis`` says why.  For an order of
+    Q shares at once, the estimate is the cost of walking a book of depth q: ``total = (λ+κ) Q / 2``,
+    ``permanent = λQ``.
 
     References
     ----------
@@ -81,11 +83,20 @@ class ObizhaevaWangImpact(ImpactModel):
         )
         r2, rmse = r2_rmse(y, y - fun(theta)[0])
         inv_q = theta[0] + theta[1]
-        extra = {
-            "depth_shares_per_bps": float(1 / inv_q) if inv_q > 0 else float("inf"),
-            "permanent_fraction": float(theta[0] / inv_q) if inv_q != 0 else float("nan"),
-            "half_life_s": float(np.log(2) / theta[2]),
+        se_kappa = float(np.sqrt(max(cov[1, 1], 0.0)))
+        identified = bool(theta[1] - 1.96 * se_kappa > 0 and inv_q > 0)
+        extra: dict[str, object] = {
+            "resilience_identified": identified,
+            "depth_shares_per_bps": float(1 / inv_q) if identified else None,
+            "permanent_fraction": float(theta[0] / inv_q) if identified else None,
+            "half_life_s": float(np.log(2) / theta[2]) if identified else None,
             "events": int(groups.max() + 1) if groups is not None else None,
+            "diagnosis": ""
+            if identified
+            else (
+                "no resilience identified: the transient part κ is not significantly positive, so the mid does "
+                "not revert after the events; depth, permanent fraction and half-life are not reported"
+            ),
         }
         return ImpactResult(
             model=type(self).__name__,
