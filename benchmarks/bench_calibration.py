@@ -241,6 +241,7 @@ def real_data(quick: bool = False) -> list[Section]:
             f"{p['rho_per_s']:.3f}",
             f"{p['phi_bps']:.5f}",
             f"{m.r2:.3f}",
+            "yes" if m.extra["resilience_identified"] else "no",
         )
     cap = load_binance([DATA / "binance/spot/btcusdt_20240808.gz", DATA / "binance/spot/btcusdt_20240809.gz"])
     for bar in (1.0, 10.0):
