@@ -196,3 +196,11 @@ def test_every_model_is_registered() -> None:
         from sklearn.base import clone
 
         assert clone(SquareRootImpact(delta=None)).get_params() == {"cov_type": "HC1", "delta": None}
+
+
+def test_context_columns_may_be_constant_but_regressors_may_not() -> None:
+    o = order_outcomes(simulate_parent_orders(500, seed=13, model="square_root"))
+    one_day = o.assign(adv=2e6, daily_vol=0.02)  # one instrument-day: ADV and volatility are constants
+    assert SquareRootImpact().fit(one_day).result_.n == 500
+    with pytest.raises(CalibrationError, match="'quantity' is constant"):
+        SquareRootImpact().fit(one_day.assign(quantity=5000.0))

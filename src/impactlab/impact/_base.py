@@ -123,6 +123,9 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
 
     required_columns: ClassVar[tuple[str, ...]] = ()
     positive_columns: ClassVar[tuple[str, ...]] = ()
+    varying_columns: ClassVar[tuple[str, ...]] = ()
+    """Columns whose effect is estimated: a constant one is a :class:`CalibrationError`.  Context columns
+    (ADV, volatility, depth) may be constant, e.g. within one day."""
     target: ClassVar[str] = "cost_bps"
     n_params: ClassVar[int] = 1
 
@@ -156,7 +159,7 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
                 raise CalibrationError(f"{name}: column {col!r} has NaN or infinite values")
             if col in self.positive_columns and np.any(v <= 0):
                 raise CalibrationError(f"{name}: column {col!r} must be > 0, got min {v.min():g}")
-            if np.ptp(v) == 0 and col not in ("adv", "daily_vol", "depth_1_mean", "shares_outstanding"):
+            if col in self.varying_columns and np.ptp(v) == 0:
                 raise CalibrationError(f"{name}: column {col!r} is constant ({v[0]:g}); its effect cannot be fitted")
         return yv
 

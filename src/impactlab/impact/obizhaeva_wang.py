@@ -44,6 +44,7 @@ class ObizhaevaWangImpact(ImpactModel):
     """
 
     required_columns = ("signed_quantity", "tau_s")
+    varying_columns = ("signed_quantity", "tau_s")
     target = "move_bps"
     n_params = 3
 

@@ -68,6 +68,7 @@ class KyleLambdaImpact(ImpactModel):
     """
 
     required_columns = ("signed_volume",)
+    varying_columns = ("signed_volume",)
     target = "return_bps"
 
     def __init__(self, *, fit_intercept: bool = True, cov_type: str = "HC1") -> None:
@@ -116,6 +117,7 @@ class OFIImpact(ImpactModel):
     """
 
     required_columns = ("ofi", "depth_1_mean")
+    varying_columns = ("ofi",)
     positive_columns = ("depth_1_mean",)
     target = "return_bps"
 
@@ -173,6 +175,7 @@ class SquareRootImpact(ImpactModel):
     """
 
     required_columns = ("quantity", "adv", "daily_vol")
+    varying_columns = ("quantity",)
     positive_columns = ("quantity", "adv", "daily_vol")
     n_params = 2
 
@@ -251,6 +254,7 @@ class PowerLawImpact(ImpactModel):
     """
 
     required_columns = ("quantity", "adv", "daily_vol", "duration_days", "permanent_bps")
+    varying_columns = ("quantity",)
     positive_columns = ("quantity", "adv", "daily_vol", "duration_days")
     n_params = 4
 
@@ -352,6 +356,7 @@ class IStarImpact(ImpactModel):
     """
 
     required_columns = ("quantity", "adv", "daily_vol", "pov")
+    varying_columns = ("quantity", "pov")
     positive_columns = ("quantity", "adv", "daily_vol", "pov")
     n_params = 5
     LOWER = np.array([100.0, 0.1, 0.1, 0.1, 0.7])

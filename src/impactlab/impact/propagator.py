@@ -119,6 +119,7 @@ class PropagatorModel(ImpactModel):
     """
 
     required_columns = ("sign", "mid_bps")
+    varying_columns = ("sign",)
     target = "next_return_bps"
     n_params = 2
 
