@@ -123,3 +123,10 @@ def test_real_data_series(data: Path) -> None:
     assert ow.extra["resilience_identified"] is (ow.conf_int()["kappa_bps"][0] > 0)
     if not ow.extra["resilience_identified"]:
         assert ow.extra["depth_shares_per_bps"] is None and "no resilience" in ow.extra["diagnosis"]
+
+
+def test_residual_degrees_of_freedom_count_every_free_parameter() -> None:
+    ev = simulate_impact_events(100, seed=11)
+    with_flow = ObizhaevaWangImpact().fit(ev).result_
+    without = ObizhaevaWangImpact(control_later_flow=False).fit(ev).result_
+    assert with_flow.dof_resid == len(ev) - 4 and without.dof_resid == len(ev) - 3

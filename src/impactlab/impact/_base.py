@@ -218,6 +218,33 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         total = self._predict(df)
         return total, None, total
 
+    def _nls_result(
+        self,
+        names: tuple[str, ...],
+        theta: F64,
+        cov: F64,
+        y: F64,
+        yhat: F64,
+        *,
+        fixed: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ImpactResult:
+        """The results object of a least-squares fit: R², RMSE and residual degrees of freedom from the data."""
+        r2, rmse = r2_rmse(y, yhat)
+        return ImpactResult(
+            model=type(self).__name__,
+            param_names=names,
+            params=np.asarray(theta, float),
+            cov=cov,
+            n=len(y),
+            r2=r2,
+            rmse_bps=rmse,
+            fixed=fixed or {},
+            dof_resid=len(y) - len(names),
+            cov_type=getattr(self, "cov_type", "HC1"),
+            extra=extra or {},
+        )
+
     # -- subclass hooks -------------------------------------------------------------------------------
     @abstractmethod
     def _fit(self, df: pd.DataFrame, y: F64) -> ImpactResult:

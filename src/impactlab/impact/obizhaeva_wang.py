@@ -7,7 +7,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from impactlab.errors import CalibrationError
-from impactlab.impact._base import ImpactModel, nls, r2_rmse
+from impactlab.impact._base import ImpactModel, nls
 from impactlab.impact.results import ImpactResult
 
 __all__ = ["ObizhaevaWangImpact"]
@@ -82,7 +82,6 @@ class ObizhaevaWangImpact(ImpactModel):
         theta, cov = nls(
             fun, x0, names=names, bounds=(lo, hi), cov_type=self.cov_type, groups=groups, model=type(self).__name__
         )
-        r2, rmse = r2_rmse(y, y - fun(theta)[0])
         inv_q = theta[0] + theta[1]
         se_kappa = float(np.sqrt(max(cov[1, 1], 0.0)))
         identified = bool(theta[1] - 1.96 * se_kappa > 0 and inv_q > 0)
@@ -99,18 +98,7 @@ class ObizhaevaWangImpact(ImpactModel):
                 "not revert after the events; depth, permanent fraction and half-life are not reported"
             ),
         }
-        return ImpactResult(
-            model=type(self).__name__,
-            param_names=names,
-            params=theta,
-            cov=cov,
-            n=len(y),
-            r2=r2,
-            rmse_bps=rmse,
-            dof_resid=len(y) - 3,
-            cov_type=self.cov_type,
-            extra=extra,
-        )
+        return self._nls_result(names, theta, cov, y, y - fun(theta)[0], extra=extra)
 
     def _predict(self, df: pd.DataFrame) -> F64:
         t = self.result_.params

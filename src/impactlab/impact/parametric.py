@@ -203,18 +203,7 @@ class SquareRootImpact(ImpactModel):
         theta, cov = nls(
             fun, np.array([y0 if y0 > 0 else 1.0, 0.5]), names=("Y", "delta"), cov_type=self.cov_type, model=name
         )
-        r2, rmse = r2_rmse(y, theta[0] * s * u ** theta[1])
-        return ImpactResult(
-            model=name,
-            param_names=("Y", "delta"),
-            params=theta,
-            cov=cov,
-            n=len(y),
-            r2=r2,
-            rmse_bps=rmse,
-            dof_resid=len(y) - 2,
-            cov_type=self.cov_type,
-        )
+        return self._nls_result(("Y", "delta"), theta, cov, y, theta[0] * s * u ** theta[1])
 
     def _predict(self, df: pd.DataFrame) -> F64:
         p = self.result_.params_dict()
@@ -312,22 +301,10 @@ class PowerLawImpact(ImpactModel):
         theta, cov = nls(fun, x0, names=names, cov_type=self.cov_type, groups=groups, model=type(self).__name__)
         p = self._unpack(theta)
         i, k = self._ik(df, p)
-        r2, rmse = r2_rmse(y, i / 2 + k)
         fixed = {nm: p[nm] for nm in ("alpha", "beta") if nm not in names}
         if "shares_outstanding" in df:
             fixed["delta"] = float(self.delta)
-        return ImpactResult(
-            model=type(self).__name__,
-            param_names=names,
-            params=theta,
-            cov=cov,
-            n=n,
-            r2=r2,
-            rmse_bps=rmse,
-            fixed=fixed,
-            dof_resid=n - len(names),
-            cov_type=self.cov_type,
-        )
+        return self._nls_result(names, theta, cov, y, i / 2 + k, fixed=fixed)
 
     def _predict(self, df: pd.DataFrame) -> F64:
         i, k = self._ik(df, self.result_.params_dict())
@@ -393,24 +370,12 @@ class IStarImpact(ImpactModel):
             cov_type=self.cov_type,
             model=type(self).__name__,
         )
-        r2, rmse = r2_rmse(y, self._mi(df, theta)[1])
         at_bound = [
             nm
             for nm, x, lo, hi in zip(names, theta, self.LOWER, self.UPPER, strict=True)
             if np.isclose(x, lo) or np.isclose(x, hi)
         ]
-        return ImpactResult(
-            model=type(self).__name__,
-            param_names=names,
-            params=theta,
-            cov=cov,
-            n=len(y),
-            r2=r2,
-            rmse_bps=rmse,
-            dof_resid=len(y) - 5,
-            cov_type=self.cov_type,
-            extra={"at_bound": at_bound},
-        )
+        return self._nls_result(names, theta, cov, y, self._mi(df, theta)[1], extra={"at_bound": at_bound})
 
     def _predict(self, df: pd.DataFrame) -> F64:
         return self._mi(df, self.result_.params)[1]
