@@ -40,3 +40,19 @@ def test_exception_tree() -> None:
     assert issubclass(errors.DataValidationError, ValueError)
     e = errors.DataValidationError("bad", path="f.csv", line=3, field="size", value="x")
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
+
+
+LAYERS = ["data", "book", "features", "impact", "calibration", "cli"]
+
+
+@pytest.mark.parametrize("layer", LAYERS[:-1])
+def test_lower_layers_never_import_upper_ones(layer: str) -> None:
+    """ARCHITECTURE.md: each stage imports only those below it (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, impactlab.{layer}; print(','.join(m for m in {LAYERS!r} if 'impactlab.' + m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    loaded = out.split(",") if out else []
+    above = LAYERS[LAYERS.index(layer) + 1 :]
+    assert not set(loaded) & set(above), f"impactlab.{layer} pulls in {sorted(set(loaded) & set(above))}"

@@ -56,30 +56,45 @@ def metrics(y: F64, yhat: F64, lo: F64 | None = None, hi: F64 | None = None) -> 
 
 
 def evaluate(
-    model: ImpactModel, X: pd.DataFrame, y: Any = None, *, n_splits: int = 5, coverage: float = 0.9, gap: int = 0
+    model: ImpactModel,
+    X: pd.DataFrame,
+    y: Any = None,
+    *,
+    n_splits: int = 5,
+    coverage: float = 0.9,
+    gap: int = 0,
+    extra_coverages: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """In-sample fit on all rows and walk-forward out-of-sample predictions, with metrics for both.
 
     Returns ``{"model", "fitted" (the in-sample model), "in_sample", "out_of_sample", "splits"}``; the
-    interval coverage is that of :meth:`ImpactModel.predict_interval` at ``coverage``.
+    interval coverage is that of :meth:`ImpactModel.predict_interval` at ``coverage``, and each of
+    ``extra_coverages`` adds ``coverage_<c>`` to the out-of-sample metrics from the same fits.
     """
-    yv = np.asarray(X[model.target] if y is None else y, float)
+    yv = np.asarray(X[model._target()] if y is None else y, float)
     fitted = clone(model).fit(X, yv)
     lo, hi = fitted.predict_interval(X, coverage=coverage)
     ins = metrics(yv, fitted.predict(X), lo, hi)
-    preds, truth, los, his = [], [], [], []
+    preds, truth = [], []
+    bounds: dict[float, tuple[list[F64], list[F64]]] = {c: ([], []) for c in (coverage, *extra_coverages)}
     n_done = 0
     for tr, te in walk_forward_splits(len(X), n_splits=n_splits, gap=gap):
         m = clone(model).fit(X.iloc[tr], yv[tr])
-        p_lo, p_hi = m.predict_interval(X.iloc[te], coverage=coverage)
+        for c, (los, his) in bounds.items():
+            p_lo, p_hi = m.predict_interval(X.iloc[te], coverage=c)
+            los.append(p_lo)
+            his.append(p_hi)
         preds.append(m.predict(X.iloc[te]))
         truth.append(yv[te])
-        los.append(p_lo)
-        his.append(p_hi)
         n_done += 1
     if not n_done:
         raise CalibrationError("too little data for a walk-forward split")
-    oos = metrics(np.concatenate(truth), np.concatenate(preds), np.concatenate(los), np.concatenate(his))
+    t_all = np.concatenate(truth)
+    los, his = bounds[coverage]
+    oos = metrics(t_all, np.concatenate(preds), np.concatenate(los), np.concatenate(his))
+    for c in extra_coverages:
+        lo_c, hi_c = (np.concatenate(b) for b in bounds[c])
+        oos[f"coverage_{c:g}"] = float(np.mean((t_all >= lo_c) & (t_all <= hi_c)))
     return {"model": type(model).__name__, "fitted": fitted, "in_sample": ins, "out_of_sample": oos, "splits": n_done}
 
 

@@ -1,6 +1,7 @@
 """Impact models: parametric (Kyle, OFI, square-root, power-law, I-Star), propagator, Obizhaeva–Wang."""
 
 from impactlab.impact._base import ImpactModel, load_model
+from impactlab.impact.ml import QuantileGBMImpact
 from impactlab.impact.obizhaeva_wang import ObizhaevaWangImpact
 from impactlab.impact.parametric import IStarImpact, KyleLambdaImpact, OFIImpact, PowerLawImpact, SquareRootImpact
 from impactlab.impact.propagator import PropagatorModel
@@ -16,6 +17,7 @@ __all__ = [
     "ObizhaevaWangImpact",
     "PowerLawImpact",
     "PropagatorModel",
+    "QuantileGBMImpact",
     "SquareRootImpact",
     "load_model",
 ]

@@ -134,16 +134,23 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         _REGISTRY[cls.__name__] = cls
 
     # -- validation ------------------------------------------------------------------------------------
+    def _columns(self) -> tuple[str, ...]:
+        """Columns the model reads (a class constant for parametric models, a setting for ML models)."""
+        return self.required_columns
+
+    def _target(self) -> str:
+        return self.target
+
     def _frame(self, X: Any) -> pd.DataFrame:
         df = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-        missing = [c for c in self.required_columns if c not in df.columns]
+        missing = [c for c in self._columns() if c not in df.columns]
         if missing:
             raise CalibrationError(f"{type(self).__name__} needs columns {missing}; got {list(df.columns)}")
         return df
 
     def _validate_fit(self, df: pd.DataFrame, y: Any) -> F64:
         name = type(self).__name__
-        yv = np.asarray(df[self.target] if y is None else y, dtype=np.float64)
+        yv = np.asarray(df[self._target()] if y is None else y, dtype=np.float64)
         if yv.shape != (len(df),):
             raise CalibrationError(f"{name}: y has shape {yv.shape}, expected ({len(df)},)")
         need = max(10, 5 * self.n_params)
@@ -153,7 +160,7 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             raise CalibrationError(f"{name}: target has {int(bad.sum())} NaN or infinite values (first at row {first})")
-        for col in self.required_columns:
+        for col in self._columns():
             v = np.asarray(df[col], dtype=np.float64)
             if not np.all(np.isfinite(v)):
                 raise CalibrationError(f"{name}: column {col!r} has NaN or infinite values")
@@ -172,10 +179,10 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         if not np.all(np.isfinite(result.params)):
             raise CalibrationError(f"{type(self).__name__}: fit produced non-finite parameters {result.params_dict()}")
         self.result_ = result
-        self.n_features_in_ = len(self.required_columns)
+        self.n_features_in_ = len(self._columns())
         resid = yv - self._predict(df)
         self.resid_std_bps_ = float(np.std(resid, ddof=min(len(resid) - 1, len(result.params))))
-        cols = [np.asarray(df[c], dtype=np.float64) for c in self.required_columns] + [yv]
+        cols = [np.asarray(df[c], dtype=np.float64) for c in self._columns()] + [yv]
         self.data_fingerprint_ = _fingerprint(cols)
         ts = [c for c in ("start_ns", "ts_ns", "bar_start_ns") if c in df.columns]
         self.fitted_window_ = (int(df[ts[0]].min()), int(df[ts[0]].max())) if ts else None
@@ -285,7 +292,7 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         self.resid_std_bps_ = float(doc["resid_std_bps"])
         self.fitted_window_ = tuple(doc["fitted_window_ns"]) if doc["fitted_window_ns"] else None
         self.data_fingerprint_ = doc["data_fingerprint"]
-        self.n_features_in_ = len(self.required_columns)
+        self.n_features_in_ = len(self._columns())
 
 
 def load_model(path: str | Path) -> ImpactModel:

@@ -148,6 +148,9 @@ class ImpactEstimate:
         Standard deviation of the realised cost around ``total_bps`` (from the fit's residuals).
     quantiles
         Optional ``{probability: bps}``.
+    quantiles_are_distribution
+        Whether ``quantiles`` are calibrated forecasts of the cost distribution (then
+        :meth:`prob_exceeds` uses them).
     model
         The model that priced it.
     """
@@ -158,9 +161,27 @@ class ImpactEstimate:
     std_bps: float
     model: str
     quantiles: dict[float, float] = field(default_factory=dict)
+    quantiles_are_distribution: bool = False
 
     def prob_exceeds(self, threshold_bps: float) -> float:
-        """P(cost > threshold), with a normal distribution around ``total_bps`` of sd ``std_bps``."""
-        if self.std_bps <= 0:
-            return float(self.total_bps > threshold_bps)
-        return float(stats.norm.sf(threshold_bps, loc=self.total_bps, scale=self.std_bps))
+        """P(cost > threshold).
+
+        With ``quantiles_are_distribution`` (machine-learned models with calibrated quantiles), the
+        distribution function is interpolated linearly between the quantiles, and a normal tail matched to
+        ``std_bps`` is used beyond the outermost ones; otherwise a normal distribution around
+        ``total_bps`` of sd ``std_bps``.
+        """
+        normal = (
+            float(threshold_bps < self.total_bps)
+            if self.std_bps <= 0
+            else float(stats.norm.sf(threshold_bps, loc=self.total_bps, scale=self.std_bps))
+        )
+        if not self.quantiles_are_distribution or len(self.quantiles) < 2:
+            return normal
+        probs = np.array(sorted(self.quantiles))
+        values = np.maximum.accumulate(np.array([self.quantiles[p] for p in probs]))
+        if values[0] <= threshold_bps <= values[-1]:
+            return float(1.0 - np.interp(threshold_bps, values, probs))
+        if threshold_bps < values[0]:
+            return float(max(1.0 - probs[0], normal))
+        return float(min(1.0 - probs[-1], normal))

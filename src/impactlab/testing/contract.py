@@ -38,7 +38,8 @@ def check_impact_model(model: ImpactModel, X: pd.DataFrame, order: dict[str, Any
     assert fresh.fit(X) is fresh, "fit must return self"
     res = fresh.result_
     assert np.all(np.isfinite(res.params)), "non-finite parameters"
-    assert np.allclose(res.cov, res.cov.T) and np.all(np.linalg.eigvalsh(res.cov) > -1e-12 * np.abs(res.cov).max())
+    tol = 1e-12 * max(float(np.abs(res.cov).max()), 1e-300)
+    assert np.allclose(res.cov, res.cov.T) and np.all(np.linalg.eigvalsh(res.cov) >= -tol), "covariance not PSD"
     for name, (lo, hi) in res.conf_int().items():
         assert lo <= res.params_dict()[name] <= hi, f"interval of {name} does not contain its estimate"
     assert "results" in res.summary()
@@ -55,7 +56,7 @@ def check_impact_model(model: ImpactModel, X: pd.DataFrame, order: dict[str, Any
         back = load_model(fresh.save(Path(tmp) / "model.json"))
     assert type(back) is type(fresh) and np.allclose(back.predict(X), yhat)
     assert back.data_fingerprint_ == fresh.data_fingerprint_
-    for bad in (X.head(3), X.assign(**{fresh.target: np.nan})):
+    for bad in (X.head(3), X.assign(**{fresh._target(): np.nan})):
         try:
             clone(model).fit(bad)
         except CalibrationError:

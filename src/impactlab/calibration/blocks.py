@@ -1,0 +1,161 @@
+"""Supervised rows for machine-learned impact: blocks of Q shares over a horizon T from a time t.
+
+Each row is a hypothetical block placed on a historical day.  Its features are the book and flow at t
+(known before trading); its targets are what executing it would have cost:
+
+- ``immediate_cost_bps``: walking the visible book at t with Q shares (spread and depth, exact);
+- ``horizon_move_bps``: ``side · (mid(t + T) − mid(t)) / mid(t) · 10⁴``, the move over the horizon;
+- ``post_move_bps``: the move over a further ``post_s`` after the horizon;
+- ``cost_bps = immediate_cost_bps + horizon_move_bps``: the realised cost of the block against the
+  arrival mid if it were worked over T on top of the day's flow.
+
+Historical data carry no impact of a hypothetical block beyond its walk of the book, so the horizon moves
+are the market's; rows from the system's own parent orders (``order_outcomes``) carry real impact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from impactlab.book.cost import walk_the_book
+from impactlab.data.lobster import LobsterDay, midnight_ns
+from impactlab.errors import CalibrationError
+from impactlab.features.blocks import BLOCK_FEATURES
+from impactlab.features.book import lobster_l1_features
+from impactlab.features.daily import DailyBars, find_daily
+from impactlab.features.trades import lobster_trades, state_at
+
+__all__ = ["BLOCK_FEATURES", "lobster_blocks"]
+
+
+def _cum(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.concatenate([[0.0], np.cumsum(x)])
+
+
+def lobster_blocks(
+    day: LobsterDay,
+    *,
+    n_blocks: int = 20_000,
+    seed: int = 0,
+    q_range: tuple[float, float] = (100.0, 5_000.0),
+    horizons_s: tuple[float, ...] = (10.0, 30.0, 60.0, 300.0),
+    post_s: float = 60.0,
+    adv: float | None = None,
+) -> pd.DataFrame:
+    """Hypothetical blocks on a LOBSTER day, with features at their start and their realised costs.
+
+    Start times are uniform over the session (leaving room for the horizon and ``post_s``); sizes are
+    log-uniform in ``q_range``; sides ±1 and horizons from ``horizons_s`` at random, all from ``seed``.
+    Blocks larger than the visible depth (their walk would be a guess) are left out and counted in
+    ``attrs['beyond_depth']``.  ADV comes from the daily file (on LOBSTER's share basis) or, without one,
+    the day's own volume (``attrs['adv_source']`` says which).
+    """
+    if n_blocks < 1 or not 0 < q_range[0] < q_range[1]:
+        raise CalibrationError(f"bad block settings: n_blocks={n_blocks}, q_range={q_range}")
+    rng = np.random.default_rng(seed)
+    ts = day.ts_ns
+    l1 = lobster_l1_features(day)
+    mid = l1["mid"]
+    bp, bz = day.bid()
+    ap, az = day.ask()
+    tr = lobster_trades(day)
+    k5 = min(5, day.levels)
+    if adv is None:
+        path = find_daily(day.symbol)
+        if path is not None:
+            adv = DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1])).adv
+            adv_source = str(path)
+        else:
+            adv = float(tr["size"].sum())
+            adv_source = "the day's own traded volume (no daily file)"
+    else:
+        adv_source = "given"
+
+    open_ns = day.session_open_ns
+    close_ns = midnight_ns(day.date) + 57_600 * 1_000_000_000
+    horizon = rng.choice(np.asarray(horizons_s, float), n_blocks)
+    latest = close_ns - ((horizon + post_s) * 1e9).astype(np.int64)
+    t = open_ns + 60_000_000_000 + (rng.random(n_blocks) * (latest - open_ns - 60_000_000_000)).astype(np.int64)
+    q = np.exp(rng.uniform(np.log(q_range[0]), np.log(q_range[1]), n_blocks))
+    side = rng.choice([-1, 1], n_blocks)
+
+    i = state_at(ts, t)
+    m0 = mid[i]
+    near_z = np.where(side[:, None] > 0, az[i], bz[i])
+    far_z = np.where(side[:, None] > 0, bz[i], az[i])
+    near_depth_1 = near_z[:, 0]
+    near_depth_5 = near_z[:, :k5].sum(axis=1)
+    complete = near_z.sum(axis=1) >= q
+    ok = complete & np.isfinite(m0)
+
+    cost = np.full(n_blocks, np.nan)
+    for r in np.flatnonzero(ok):
+        cost[r] = walk_the_book(
+            q[r], int(side[r]), ask_price=ap[i[r]], ask_size=az[i[r]], bid_price=bp[i[r]], bid_size=bz[i[r]]
+        ).cost_bps
+
+    def mid_at(when: NDArray[np.int64]) -> NDArray[np.float64]:
+        return mid[state_at(ts, when)]
+
+    t_end = t + (horizon * 1e9).astype(np.int64)
+    m_end = mid_at(t_end)
+    m_post = mid_at(t_end + round(post_s * 1e9))
+    cs_ofi = _cum(np.nan_to_num(l1["ofi"]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.concatenate([[0.0], np.diff(np.log(mid)) ** 2])
+    cs_r2 = _cum(np.nan_to_num(r2, nan=0.0, posinf=0.0))
+    cs_vol = _cum(tr["size"])
+    cs_svol = _cum(tr["size"] * tr["sign"])
+
+    def window(cs: NDArray[np.float64], stamps: NDArray[np.int64], seconds: float) -> NDArray[np.float64]:
+        a = np.searchsorted(stamps, t - round(seconds * 1e9), side="right")
+        b = np.searchsorted(stamps, t, side="right")
+        return cs[b] - cs[a]
+
+    ofi10 = window(cs_ofi, ts, 10.0)
+    vol60 = window(cs_vol, tr["ts_ns"], 60.0)
+    svol60 = window(cs_svol, tr["ts_ns"], 60.0)
+    rv60 = np.sqrt(window(cs_r2, ts, 60.0)) * 1e4
+    with np.errstate(invalid="ignore", divide="ignore"):
+        imb = (far_z[:, 0] - near_z[:, 0]) / (far_z[:, 0] + near_z[:, 0])
+        df = pd.DataFrame(
+            {
+                "ts_ns": t,
+                "side": side,
+                "quantity": q,
+                "horizon_s": horizon,
+                "arrival_mid": m0,
+                "adv": adv,
+                "log_q_over_adv": np.log(q / adv),
+                "q_over_near_depth_1": q / near_depth_1,
+                "q_over_near_depth_5": q / near_depth_5,
+                "spread_bps": l1["spread_bps"][i],
+                "near_depth_1": near_depth_1,
+                "far_depth_1": far_z[:, 0],
+                "imbalance_1_signed": -imb,  # > 0 when the far side is thin relative to the near side
+                "ofi_10s_signed": side * ofi10,
+                "signed_volume_60s_signed": side * svol60,
+                "volume_60s": vol60,
+                "realized_vol_60s_bps": rv60,
+                "seconds_since_open": (t - open_ns) / 1e9,
+                "participation": q / (adv * horizon / 23_400.0),
+                "immediate_cost_bps": cost,
+                "horizon_move_bps": side * (m_end - m0) / m0 * 1e4,
+                "post_move_bps": side * (m_post - m_end) / m0 * 1e4,
+            }
+        )
+    df["cost_bps"] = df["immediate_cost_bps"] + df["horizon_move_bps"]
+    keep = ok & np.isfinite(df[[*BLOCK_FEATURES, "cost_bps", "post_move_bps"]].to_numpy()).all(axis=1)
+    out = df[keep].sort_values("ts_ns").reset_index(drop=True)
+    out.attrs.update(
+        {
+            "beyond_depth": int((~complete).sum()),
+            "dropped_undefined": int((~keep & complete).sum()),
+            "adv_source": adv_source,
+            "symbol": day.symbol,
+            "date": day.date.isoformat(),
+        }
+    )
+    return out
