@@ -84,3 +84,24 @@ def test_gbm_beats_the_mean_on_the_immediate_cost_with_nominal_coverage(data: Pa
     ev = evaluate(QuantileGBMImpact(target="immediate_cost_bps", **SMALL), b, coverage=0.9)
     assert ev["out_of_sample"]["r2"] > 0.4
     assert 0.85 <= ev["out_of_sample"]["coverage"] <= 0.95
+
+
+def test_hybrid_is_the_baseline_plus_the_learned_residual() -> None:
+    from impactlab.calibration import order_outcomes
+    from impactlab.testing import simulate_parent_orders
+
+    o = order_outcomes(simulate_parent_orders(3000, seed=21, model="square_root", noise_bps=1.0))
+    o["x_noise"] = np.random.default_rng(0).normal(size=len(o))
+    hybrid = QuantileGBMImpact(features=("x_noise",), baseline="square_root", **SMALL).fit(o)
+    p = hybrid.baseline_params_
+    assert p["Y"] == pytest.approx(0.8, rel=0.05) and p["delta"] == pytest.approx(0.5, abs=0.03)
+    # the residual carries no signal, so the hybrid predicts the baseline up to the boosters' noise
+    base = p["Y"] * o["daily_vol"] * 1e4 * (o["quantity"] / o["adv"]) ** p["delta"]
+    assert np.corrcoef(hybrid.predict(o), base)[0, 1] > 0.99
+    plain = QuantileGBMImpact(features=("x_noise",), **SMALL).fit(o)
+    assert hybrid.result_.rmse_bps < 0.5 * plain.result_.rmse_bps  # the feature alone cannot explain the cost
+    check_impact_model(
+        QuantileGBMImpact(features=("x_noise",), baseline="square_root", **SMALL),
+        o,
+        dict(o.iloc[0][["x_noise", "quantity", "adv", "daily_vol"]]),
+    )

@@ -49,8 +49,9 @@ def lobster_blocks(
     Start times are uniform over the session (leaving room for the horizon and ``post_s``); sizes are
     log-uniform in ``q_range``; sides ±1 and horizons from ``horizons_s`` at random, all from ``seed``.
     Blocks larger than the visible depth (their walk would be a guess) are left out and counted in
-    ``attrs['beyond_depth']``.  ADV comes from the daily file (on LOBSTER's share basis) or, without one,
-    the day's own volume (``attrs['adv_source']`` says which).
+    ``attrs['beyond_depth']``.  ADV and daily volatility (the ``adv`` and ``daily_vol`` columns, for
+    parametric baselines) come from the daily file (on LOBSTER's share basis) or, without one, from the
+    day itself (``attrs['adv_source']`` and ``attrs['daily_vol_source']`` say which).
     """
     if n_blocks < 1 or not 0 < q_range[0] < q_range[1]:
         raise CalibrationError(f"bad block settings: n_blocks={n_blocks}, q_range={q_range}")
@@ -62,16 +63,23 @@ def lobster_blocks(
     ap, az = day.ask()
     tr = lobster_trades(day)
     k5 = min(5, day.levels)
+    path = find_daily(day.symbol)
+    stats = (
+        DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1]))
+        if path is not None
+        else None
+    )
     if adv is None:
-        path = find_daily(day.symbol)
-        if path is not None:
-            adv = DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1])).adv
-            adv_source = str(path)
-        else:
-            adv = float(tr["size"].sum())
-            adv_source = "the day's own traded volume (no daily file)"
+        adv = stats.adv if stats is not None else float(tr["size"].sum())
+        adv_source = str(path) if stats is not None else "the day's own traded volume (no daily file)"
     else:
         adv_source = "given"
+    if stats is not None:
+        daily_vol, vol_source = stats.daily_vol, str(path)
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lr = np.diff(np.log(mid[np.isfinite(mid)]))
+        daily_vol, vol_source = float(np.sqrt(np.sum(lr**2))), "the day's realised volatility (no daily file)"
 
     open_ns = day.session_open_ns
     close_ns = midnight_ns(day.date) + 57_600 * 1_000_000_000
@@ -128,6 +136,7 @@ def lobster_blocks(
                 "horizon_s": horizon,
                 "arrival_mid": m0,
                 "adv": adv,
+                "daily_vol": daily_vol,
                 "log_q_over_adv": np.log(q / adv),
                 "q_over_near_depth_1": q / near_depth_1,
                 "q_over_near_depth_5": q / near_depth_5,
@@ -154,6 +163,7 @@ def lobster_blocks(
             "beyond_depth": int((~complete).sum()),
             "dropped_undefined": int((~keep & complete).sum()),
             "adv_source": adv_source,
+            "daily_vol_source": vol_source,
             "symbol": day.symbol,
             "date": day.date.isoformat(),
         }

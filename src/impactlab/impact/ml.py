@@ -11,7 +11,7 @@ file; nothing is pickled.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -46,6 +46,10 @@ class QuantileGBMImpact(ImpactModel):
         Share of the (time-ordered) rows held back to calibrate the intervals.
     seed
         Seed of LightGBM's randomness.
+    baseline
+        ``"square_root"``: the ML overlay on the parametric model.  A square-root law (δ free) is fitted
+        on the training rows (which then need ``quantity``, ``adv`` and ``daily_vol``), and the boosters
+        learn its residual; predictions and quantiles are the baseline plus the boosters.
 
     Notes
     -----
@@ -72,6 +76,7 @@ class QuantileGBMImpact(ImpactModel):
         min_child_samples: int = 50,
         calibration_fraction: float = 0.25,
         seed: int = 0,
+        baseline: Literal["none", "square_root"] = "none",
     ) -> None:
         self.features = features
         self.target = target  # type: ignore[misc]
@@ -82,9 +87,21 @@ class QuantileGBMImpact(ImpactModel):
         self.min_child_samples = min_child_samples
         self.calibration_fraction = calibration_fraction
         self.seed = seed
+        self.baseline = baseline
+
+    _BASELINE_COLUMNS: ClassVar[tuple[str, ...]] = ("quantity", "adv", "daily_vol")
 
     def _columns(self) -> tuple[str, ...]:
-        return tuple(self.features)
+        extra = self._BASELINE_COLUMNS if self.baseline == "square_root" else ()
+        return tuple(dict.fromkeys((*self.features, *extra)))
+
+    def _base(self, df: pd.DataFrame, params: dict[str, float] | None = None) -> F64:
+        """The parametric baseline's prediction (zero without a baseline)."""
+        if self.baseline == "none":
+            return np.zeros(len(df))
+        p = params if params is not None else self.baseline_params_
+        u = np.asarray(df["quantity"], float) / np.asarray(df["adv"], float)
+        return np.asarray(p["Y"] * np.asarray(df["daily_vol"], float) * 1e4 * u ** p["delta"], dtype=np.float64)
 
     def _target(self) -> str:
         return self.target
@@ -124,9 +141,19 @@ class QuantileGBMImpact(ImpactModel):
         split = len(y) - n_cal
         if split < 50:
             raise CalibrationError(f"QuantileGBMImpact: too little data: {len(y)} rows")
-        point = self._train(X[:split], y[:split], "regression")
-        quantile = {p: self._train(X[:split], y[:split], "quantile", p) for p in self._probs()}
-        xc, yc = X[split:], y[split:]
+        if self.baseline not in ("none", "square_root"):
+            raise CalibrationError(f"'baseline' must be 'none' or 'square_root', got {self.baseline!r}")
+        base_params: dict[str, float] = {}
+        if self.baseline == "square_root":
+            from impactlab.impact.parametric import SquareRootImpact
+
+            base_params = SquareRootImpact(delta=None).fit(df.iloc[:split], y[:split]).result_.params_dict()
+        base = self._base(df, base_params)
+        resid = y - base
+        point = self._train(X[:split], resid[:split], "regression")
+        quantile = {p: self._train(X[:split], resid[:split], "quantile", p) for p in self._probs()}
+        self.baseline_params_ = base_params
+        xc, yc, bc = X[split:], resid[split:], base[split:]
         margins = []
         for c in self.coverages:
             lo, hi = round((1 - c) / 2, 6), round((1 + c) / 2, 6)
@@ -135,7 +162,7 @@ class QuantileGBMImpact(ImpactModel):
             margins.append(float(np.sort(scores)[k - 1]))
         self.point_ = point
         self.quantile_models_ = quantile
-        r2, rmse = r2_rmse(yc, np.asarray(point.predict(xc), dtype=np.float64))
+        r2, rmse = r2_rmse(yc + bc, bc + np.asarray(point.predict(xc), dtype=np.float64))
         names = tuple(f"conformal_margin_{round(c * 100)}_bps" for c in self.coverages)
         return ImpactResult(
             model=type(self).__name__,
@@ -149,6 +176,7 @@ class QuantileGBMImpact(ImpactModel):
             cov_type="none: margins of split-conformal calibration (R², RMSE on the calibration block)",
             extra={
                 "calibration_rows": n_cal,
+                "baseline_params": base_params,
                 "point_model": point.model_to_string(),
                 "quantile_models": {str(p): b.model_to_string() for p, b in quantile.items()},
                 "gain_importance": dict(zip(self.features, point.feature_importance("gain").tolist(), strict=True)),
@@ -159,14 +187,15 @@ class QuantileGBMImpact(ImpactModel):
         return np.asarray(df[list(self.features)].to_numpy(np.float64), dtype=np.float64)
 
     def _predict(self, df: pd.DataFrame) -> F64:
-        return np.asarray(self.point_.predict(self._X(df)), dtype=np.float64)
+        return self._base(df) + np.asarray(self.point_.predict(self._X(df)), dtype=np.float64)
 
-    def _conformal_quantiles(self, X: F64) -> dict[float, F64]:
-        out = {0.5: np.asarray(self.quantile_models_[0.5].predict(X), float)}
+    def _conformal_quantiles(self, df: pd.DataFrame) -> dict[float, F64]:
+        X, base = self._X(df), self._base(df)
+        out = {0.5: base + np.asarray(self.quantile_models_[0.5].predict(X), float)}
         for c, m in zip(self.coverages, self.result_.params, strict=True):
             lo, hi = round((1 - c) / 2, 6), round((1 + c) / 2, 6)
-            out[lo] = self.quantile_models_[lo].predict(X) - m
-            out[hi] = self.quantile_models_[hi].predict(X) + m
+            out[lo] = base + self.quantile_models_[lo].predict(X) - m
+            out[hi] = base + self.quantile_models_[hi].predict(X) + m
         return out
 
     def predict_interval(self, X: Any, *, coverage: float = 0.9) -> tuple[F64, F64]:
@@ -174,16 +203,15 @@ class QuantileGBMImpact(ImpactModel):
         self._check_fitted()
         if not any(math.isclose(coverage, c) for c in self.coverages):
             raise CalibrationError(f"coverage {coverage} was not calibrated; choose from {self.coverages}")
-        q = self._conformal_quantiles(self._X(self._frame(X)))
+        q = self._conformal_quantiles(self._frame(X))
         return q[round((1 - coverage) / 2, 6)], q[round((1 + coverage) / 2, 6)]
 
     def predict_estimate(self, order: Any) -> ImpactEstimate:
         """Point forecast, conformalized quantiles and the cost distribution of one block."""
         self._check_fitted()
         df = self._frame(pd.DataFrame([dict(order)]))
-        X = self._X(df)
-        q = {p: float(v[0]) for p, v in self._conformal_quantiles(X).items()}
-        total = float(self.point_.predict(X)[0])
+        q = {p: float(v[0]) for p, v in self._conformal_quantiles(df).items()}
+        total = float(self._predict(df)[0])
         return ImpactEstimate(
             temporary_bps=total,
             permanent_bps=None,
@@ -197,5 +225,6 @@ class QuantileGBMImpact(ImpactModel):
     def _restore(self, doc: dict[str, Any]) -> None:
         super()._restore(doc)
         extra = self.result_.extra
+        self.baseline_params_ = {k: float(v) for k, v in extra["baseline_params"].items()}
         self.point_ = lgb.Booster(model_str=extra["point_model"])
         self.quantile_models_ = {float(p): lgb.Booster(model_str=s) for p, s in extra["quantile_models"].items()}
