@@ -123,3 +123,13 @@ def test_parquet_missing_required(tmp_path: Path) -> None:
     pq.write_table(pa.table({"ts_ns": [1], "price": [1.0]}), tmp_path / "t.parquet")
     with pytest.raises(DataValidationError, match="missing column 'size'"):
         load_trades(tmp_path / "t.parquet")
+
+
+def test_bad_iso_time_names_its_cell(tmp_path: Path) -> None:
+    p = _csv(
+        tmp_path / "q.csv",
+        "ts_ns,bid_price,bid_size,ask_price,ask_size\n2024-01-02T10:00:00Z,10,1,10.1,1\nnot-a-time,10,1,10.1,1\n",
+    )
+    with pytest.raises(DataValidationError, match="not an ISO-8601 time") as info:
+        load_quotes(p, time_unit="iso")
+    assert (info.value.line, info.value.field, info.value.value) == (3, "ts_ns", "not-a-time")

@@ -72,42 +72,32 @@ def _read_raw(path: Path) -> tuple[pa.Table, int]:
     return table, 1
 
 
-def _convert(col: pa.ChunkedArray, typ: pa.DataType, path: Path, offset: int, name: str) -> pa.ChunkedArray:
+def _convert(
+    col: pa.ChunkedArray, typ: pa.DataType, path: Path, offset: int, name: str, what: str | None = None
+) -> pa.ChunkedArray:
+    """Cast a column; if the cast fails, name the first cell that cannot be converted."""
     if col.type == typ:
         return col
     try:
         return pc.cast(col, typ)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        values = col.to_pylist()
-        for i, v in enumerate(values):
+        for i, v in enumerate(col.to_pylist()):
             try:
                 pc.cast(pa.array([v]), typ)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataValidationError(
-                    f"not a valid {typ}", path=path, line=i + 1 + offset, field=name, value=v
+                    f"not {what or f'a valid {typ}'}", path=path, line=i + 1 + offset, field=name, value=v
                 ) from exc
         raise
 
 
 def _time_ns(col: pa.ChunkedArray, unit: TimeUnit, path: Path, offset: int, name: str) -> pa.ChunkedArray:
+    utc_ns = pa.timestamp("ns", tz="UTC")
     if unit == "iso":
-        if pa.types.is_timestamp(col.type):
-            ts = col
-        else:
-            try:
-                ts = pc.cast(col, pa.timestamp("ns", tz="UTC"))
-            except pa.ArrowInvalid:
-                for i, v in enumerate(col.to_pylist()):
-                    try:
-                        pc.cast(pa.array([v]), pa.timestamp("ns", tz="UTC"))
-                    except pa.ArrowInvalid as exc:
-                        raise DataValidationError(
-                            "not an ISO-8601 time", path=path, line=i + 1 + offset, field=name, value=v
-                        ) from exc
-                raise
-        return pc.cast(pc.cast(ts, pa.timestamp("ns", tz="UTC")), pa.int64())
+        ts = col if pa.types.is_timestamp(col.type) else _convert(col, utc_ns, path, offset, name, "an ISO-8601 time")
+        return pc.cast(pc.cast(ts, utc_ns), pa.int64())
     if pa.types.is_timestamp(col.type):
-        return pc.cast(pc.cast(col, pa.timestamp("ns", tz="UTC")), pa.int64())
+        return pc.cast(pc.cast(col, utc_ns), pa.int64())
     factor = _UNIT_NS[unit]
     if factor == 1:
         return _convert(col, pa.int64(), path, offset, name)
