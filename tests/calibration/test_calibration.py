@@ -108,7 +108,24 @@ def test_calibrate_on_real_lobster_data(data: Path) -> None:
     r = runner.invoke(app, ["calibrate", "compare", "--lobster", str(msg), "--bar", "60s", "--json"])
     assert r.exit_code == 0, r.output
     models = {m["model"] for m in json.loads(r.stdout)["models"]}
-    assert models == {"kyle", "ofi", "sqrt", "sqrt-free", "propagator", "ow"}
+    assert models == {"kyle", "ofi", "sqrt", "sqrt-free", "propagator", "ow", "ow-book"}
+
+
+def test_calibrate_ow_from_the_book_cli(data: Path, tmp_path: Path) -> None:
+    msg = lobster_path(data, "AMZN", 5)
+    r = runner.invoke(
+        app, ["calibrate", "ow-book", "--lobster", str(msg), "--save", str(tmp_path / "ow.json"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    p, ex = out["params"], out["extra"]
+    assert p["lambda_bps"] + p["kappa_bps"] == pytest.approx(1 / ex["depth_shares_per_bps"])
+    assert out["conf_int"]["rho_per_s"][0] > 0 and 1 < ex["half_life_s"] < 30
+    assert out["metrics"]["out_of_sample"]["n"] > 1000 and out["metrics"]["out_of_sample"]["rmse_bps"] > 0
+    if ex["fraction_at_bound"]:
+        assert any("clipped" in n for n in out["notes"])
+    m = load_model(tmp_path / "ow.json")
+    assert m.result_.extra["method"] == "book"
 
 
 def test_calibrate_errors(tmp_path: Path) -> None:

@@ -9,19 +9,31 @@ from impactlab.calibration.datasets import (
     outcomes_from_store,
     trade_series,
 )
+from impactlab.calibration.resilience import (
+    BookResilience,
+    calibrate_ow_book,
+    fit_book_resilience,
+    lobster_depth_profile,
+    lobster_resilience_events,
+)
 from impactlab.calibration.runner import MODELS, DataSource, calibrate, load_source
 from impactlab.calibration.validation import compare_models, evaluate, metrics, walk_forward_splits
 
 __all__ = [
     "MODELS",
     "TRADING_DAY_NS",
+    "BookResilience",
     "DataSource",
     "bar_flows",
     "calibrate",
+    "calibrate_ow_book",
     "compare_models",
     "evaluate",
+    "fit_book_resilience",
     "load_source",
+    "lobster_depth_profile",
     "lobster_impact_events",
+    "lobster_resilience_events",
     "lobster_trade_series",
     "metrics",
     "order_outcomes",

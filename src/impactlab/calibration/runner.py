@@ -17,6 +17,7 @@ from impactlab.calibration.datasets import (
     order_outcomes,
     trade_series,
 )
+from impactlab.calibration.resilience import evaluate_ow_book, lobster_depth_profile, lobster_resilience_events
 from impactlab.calibration.validation import evaluate
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
@@ -46,6 +47,7 @@ MODELS: dict[str, tuple[Callable[[], ImpactModel], str]] = {
     "istar": (IStarImpact, "orders"),
     "propagator": (lambda: PropagatorModel(max_lag=100), "trades"),
     "ow": (ObizhaevaWangImpact, "events"),
+    "ow-book": (lambda: ObizhaevaWangImpact(control_later_flow=False), "book"),
 }
 """CLI name → (factory, the dataset kinds it is fitted on)."""
 
@@ -106,6 +108,8 @@ def load_source(
             "bars": bars,
             "trades": lambda: lobster_trade_series(day),
             "events": lambda: lobster_impact_events(day),
+            "book": lambda: lobster_depth_profile(day),
+            "resilience": lambda: lobster_resilience_events(day),
         }
         return src
     if trades is not None:
@@ -153,6 +157,8 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
             f"model {model_name!r} is fitted on {kinds.replace('|', ' or ')}; a {source.kind} "
             f"source offers {sorted(source.builders)}"
         )
+    if usable[0] == "book":
+        return _calibrate_ow_book(source, n_splits=n_splits, save=save)
     data = source.dataset(usable[0])
     model = factory()
     pos = [c for c in model.positive_columns if c in data]
@@ -169,9 +175,6 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
     if save is not None:
         fitted.save(save)
 
-    def clean(m: dict[str, float]) -> dict[str, float]:
-        return {k: (float(v) if np.isfinite(v) else None) for k, v in m.items()}  # type: ignore[misc]
-
     extra = {k: v for k, v in res.to_dict()["extra"].items() if not isinstance(v, list) or len(v) <= 4}
     return {
         "model": type(fitted).__name__,
@@ -181,7 +184,48 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
         "stderr": res.stderr_dict(),
         "conf_int": {k: list(v) for k, v in res.conf_int().items()},
         "n": res.n,
-        "metrics": {"in_sample": clean(ev["in_sample"]), "out_of_sample": clean(ev["out_of_sample"])},
+        "metrics": {"in_sample": _clean(ev["in_sample"]), "out_of_sample": _clean(ev["out_of_sample"])},
+        "cov_type": res.cov_type,
+        "extra": extra,
+        "notes": list(dict.fromkeys(source.notes)),
+        "saved_to": str(save) if save else None,
+    }
+
+
+def _clean(m: dict[str, float]) -> dict[str, float | None]:
+    return {k: (float(v) if np.isfinite(v) else None) for k, v in m.items()}
+
+
+def _calibrate_ow_book(source: DataSource, *, n_splits: int, save: Path | None) -> dict[str, Any]:
+    """OW from the book (:mod:`impactlab.calibration.resilience`): q, f and ρ, then λ, κ, ρ; validated on
+    the near quote's path after events it has not seen."""
+    ev_table = source.dataset("resilience")
+    ev = evaluate_ow_book(source.dataset("book"), ev_table, n_splits=n_splits)
+    book = ev["fitted"]
+    model = book.model()
+    if save is not None:
+        model.save(save)
+    res = model.result_
+    source.notes.append(
+        f"OW from the book: depth from {book.snapshots:,} snapshots, resilience and permanent fraction from "
+        f"{book.events:,} market orders that moved the near quote ({ev_table.attrs.get('events_without_control', 0)} "
+        "without a matched spread left out); metrics are of the near quote's move, near_move_bps"
+    )
+    if book.fraction_at_bound:
+        source.notes.append(
+            f"permanent fraction estimated at {book.permanent_fraction_raw:.3f}, outside [0, 1]; clipped to "
+            f"{book.permanent_fraction:g}"
+        )
+    extra = {k: v for k, v in book.to_dict().items() if k not in ("fingerprint", "window_ns")}
+    return {
+        "model": type(model).__name__,
+        "source": source.label,
+        "dataset": "book+resilience",
+        "params": res.params_dict(),
+        "stderr": res.stderr_dict(),
+        "conf_int": {k: list(v) for k, v in res.conf_int().items()},
+        "n": res.n,
+        "metrics": {"in_sample": _clean(ev["in_sample"]), "out_of_sample": _clean(ev["out_of_sample"])},
         "cov_type": res.cov_type,
         "extra": extra,
         "notes": list(dict.fromkeys(source.notes)),

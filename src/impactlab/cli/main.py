@@ -263,7 +263,7 @@ def calibrate_cmd(
     model: Annotated[
         str,
         typer.Argument(
-            help="kyle, ofi, sqrt, sqrt-free, power-law, istar, propagator, ow — or "
+            help="kyle, ofi, sqrt, sqrt-free, power-law, istar, propagator, ow, ow-book — or "
             "'compare' to fit every model the data allow on the same splits."
         ),
     ],

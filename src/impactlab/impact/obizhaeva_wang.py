@@ -100,6 +100,56 @@ class ObizhaevaWangImpact(ImpactModel):
         }
         return self._nls_result(names, theta, cov, y, y - fun(theta)[0], extra=extra)
 
+    @classmethod
+    def from_estimates(
+        cls,
+        *,
+        depth_shares_per_bps: float,
+        permanent_fraction: float,
+        rho_per_s: float,
+        cov: F64,
+        n: int,
+        resid_std_bps: float,
+        r2: float,
+        fitted_window_ns: tuple[int, int] | None = None,
+        data_fingerprint: str = "",
+        extra: dict[str, object] | None = None,
+    ) -> ObizhaevaWangImpact:
+        """A fitted model from depth q, permanent fraction f and ρ measured elsewhere (e.g. from the book by
+        :func:`impactlab.calibration.calibrate_ow_book`): ``λ = f/q``, ``κ = (1 − f)/q``.
+
+        ``cov`` is the 3×3 covariance of (q, f, ρ); λ and κ get theirs by the delta method.  ``r2`` and
+        ``resid_std_bps`` describe the fit that gave f (the near quote's path).
+        """
+        q, f, rho = float(depth_shares_per_bps), float(permanent_fraction), float(rho_per_s)
+        if not (q > 0 and 0 <= f <= 1 and rho > 0):
+            raise CalibrationError(f"OW needs q > 0, 0 <= f <= 1 and ρ > 0; got q={q:g}, f={f:g}, ρ={rho:g}")
+        jac = np.array([[-f / q**2, 1 / q, 0.0], [-(1 - f) / q**2, -1 / q, 0.0], [0.0, 0.0, 1.0]])
+        model = cls(control_later_flow=False)
+        model.result_ = ImpactResult(
+            model=cls.__name__,
+            param_names=("lambda_bps", "kappa_bps", "rho_per_s"),
+            params=np.array([f / q, (1 - f) / q, rho]),
+            cov=jac @ np.asarray(cov, float) @ jac.T,
+            n=int(n),
+            r2=float(r2),
+            rmse_bps=float(resid_std_bps),
+            fixed={},
+            dof_resid=max(int(n) - 3, 1),
+            cov_type="HC1",
+            extra={
+                "resilience_identified": True,
+                "depth_shares_per_bps": q,
+                "permanent_fraction": f,
+                **(extra or {}),
+            },
+        )
+        model.resid_std_bps_ = float(resid_std_bps)
+        model.fitted_window_ = fitted_window_ns
+        model.data_fingerprint_ = data_fingerprint
+        model.n_features_in_ = len(model._columns())
+        return model
+
     def _predict(self, df: pd.DataFrame) -> F64:
         t = self.result_.params
         own = np.asarray(df["signed_quantity"], float) * (t[0] + t[1] * np.exp(-t[2] * np.asarray(df["tau_s"], float)))

@@ -13,6 +13,7 @@ from impactlab.calibration.datasets import TRADING_DAY_NS
 __all__ = [
     "fractional_gaussian_noise",
     "simulate_bars",
+    "simulate_book_resilience",
     "simulate_impact_events",
     "simulate_parent_orders",
     "simulate_trades",
@@ -200,3 +201,71 @@ def simulate_impact_events(
             )
         )
     return pd.concat(rows).sort_values(["event", "tau_s"]).reset_index(drop=True)
+
+
+def simulate_book_resilience(
+    *,
+    seed: int,
+    depth_shares_per_bps: float = 140.0,
+    permanent_fraction: float = 0.6,
+    rho_per_s: float = 0.15,
+    n_snapshots: int = 3600,
+    levels: int = 5,
+    n_events: int = 400,
+    spread_floor_bps: float = 0.2,
+    phi_bps: float = 0.002,
+    noise_bps: float = 1.0,
+    horizons_s: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A depth profile and resilience events from a block book of density q with OW recovery.
+
+    Profile: one snapshot a second; gaps between levels are exponential (mean 0.7 bps) and the size of
+    each level is ``q × gap × ε`` with ε log-normal of mean 1, so the *average* book is linear with slope q
+    while single snapshots are not.  Events: near-quote jumps J exponential (mean 1.5 bps); the spread
+    excess is ``J e^{−ρτ} + c`` and the near quote ``J (f + (1 − f) e^{−ρτ}) + φ · later``, each plus noise
+    (a per-event shock and independent parts).  Columns as :func:`impactlab.calibration.lobster_depth_profile`
+    and :func:`impactlab.calibration.lobster_resilience_events`.
+    """
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(0.7, (n_snapshots, levels - 1))
+    eps = rng.lognormal(-0.125, 0.5, (n_snapshots, levels - 1))
+    shares = np.cumsum(depth_shares_per_bps * gaps * eps, axis=1)
+    dist = np.cumsum(gaps, axis=1)
+    snap = np.repeat(np.arange(n_snapshots), levels - 1)
+    profile = pd.DataFrame(
+        {
+            "snapshot": snap,
+            "ts_ns": snap.astype(np.int64) * 1_000_000_000,
+            "side": 1,
+            "level": np.tile(np.arange(1, levels), n_snapshots),
+            "distance_bps": dist.ravel(),
+            "shares": shares.ravel(),
+        }
+    )
+    jump = rng.exponential(1.5, n_events) + 0.2
+    shock = rng.normal(0, noise_bps / 2, n_events)
+    later: NDArray[np.float64] = np.zeros(n_events)
+    prev = 0.0
+    rows = []
+    for tau in horizons_s:
+        later = later + rng.normal(0, 200 * np.sqrt(max(tau - prev, 0.0)), n_events)
+        prev = tau
+        decay = np.exp(-rho_per_s * tau)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "event": np.arange(n_events),
+                    "ts_ns": np.arange(n_events, dtype=np.int64) * 10_000_000_000,
+                    "tau_s": tau,
+                    "signed_quantity": 100.0,
+                    "jump_bps": jump,
+                    "near_move_bps": jump * (permanent_fraction + (1 - permanent_fraction) * decay)
+                    + phi_bps * later
+                    + shock
+                    + rng.normal(0, noise_bps, n_events),
+                    "spread_excess_bps": jump * decay + spread_floor_bps + shock + rng.normal(0, noise_bps, n_events),
+                    "later_signed_volume": later,
+                }
+            )
+        )
+    return profile, pd.concat(rows).sort_values(["event", "tau_s"]).reset_index(drop=True)
