@@ -1,7 +1,9 @@
-"""Machine-learned impact: the block dataset and the conformal LightGBM forecast."""
+"""Machine-learned impact: the block dataset, conformal LightGBM, forest, Bayesian and neural forecasts, ONNX."""
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from impactlab.errors import CalibrationError
 from impactlab.features import BLOCK_FEATURES
 from impactlab.features.book import lobster_l1_features
 from impactlab.features.trades import state_at
-from impactlab.impact import QuantileGBMImpact
+from impactlab.impact import ConformalRegressorImpact, OnnxForecaster, QuantileGBMImpact, load_model
 from impactlab.testing import check_impact_model
 from tests.conftest import lobster_path
 
@@ -105,3 +107,130 @@ def test_hybrid_is_the_baseline_plus_the_learned_residual() -> None:
         o,
         dict(o.iloc[0][["x_noise", "quantity", "adv", "daily_vol"]]),
     )
+
+
+# -- random forest, Bayesian ridge, neural net --------------------------------------------------------------
+
+FAST = {
+    "random_forest": {"n_estimators": 30, "min_samples_leaf": 20},
+    "bayesian_ridge": {},
+    "mlp": {"hidden_layers": (16,)},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_regressors_cover_nominally_and_round_trip_exactly(kind: str, tmp_path: Path) -> None:
+    df = _hetero(6000, 11)
+    model = ConformalRegressorImpact(kind=kind, features=("x1", "x2"), target="y", **FAST[kind])  # type: ignore[arg-type]
+    ev = evaluate(model, df, coverage=0.9)
+    assert abs(ev["out_of_sample"]["coverage"] - 0.9) < 0.03, ev["out_of_sample"]
+    assert ev["out_of_sample"]["r2"] > 0.3  # the signal is learnt, not just the mean
+    fitted = ev["fitted"]
+    back = load_model(fitted.save(tmp_path / "m.json"))
+    np.testing.assert_array_equal(back.predict(df), fitted.predict(df))
+    for p, v in back.predict_quantiles(df).items():
+        np.testing.assert_array_equal(v, fitted.predict_quantiles(df)[p])
+    assert "pickle" not in (tmp_path / "m.json").read_text()[:200]
+
+
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_regressors_pass_the_contract(kind: str) -> None:
+    model = ConformalRegressorImpact(kind=kind, features=("x1", "x2"), target="y", **FAST[kind])  # type: ignore[arg-type]
+    check_impact_model(model, _hetero(1500, 3), {"x1": 0.3, "x2": 0.7})
+
+
+def test_bayesian_interval_widens_where_the_data_are_noisier() -> None:
+    m = ConformalRegressorImpact(kind="bayesian_ridge", features=("x1", "x2"), target="y").fit(_hetero(4000, 5))
+    lo, hi = m.predict_interval(pd.DataFrame({"x1": [0.5, 0.5], "x2": [0.5, 3.0]}), coverage=0.9)
+    assert (hi - lo)[1] > (hi - lo)[0]  # predictive sd grows away from the data
+
+
+def test_extrapolation_is_flagged_by_name() -> None:
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(_hetero(2000, 6))
+    assert m.predict_estimate({"x1": 0.5, "x2": 0.5}).extrapolated_features == ()
+    assert m.predict_estimate({"x1": 1.7, "x2": -0.2}).extrapolated_features == ("x1", "x2")
+    assert m.forecaster().estimate({"x1": 0.5, "x2": 9.0}).extrapolated_features == ("x2",)
+
+
+def test_quantiles_are_nested_outward() -> None:
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(_hetero(3000, 8))
+    q = m.predict_quantiles(_hetero(500, 9))
+    probs = sorted(q)
+    for a, b in itertools.pairwise(probs):
+        assert np.all(q[a] <= q[b])
+
+
+def test_recalibration_restores_coverage_on_shifted_data() -> None:
+    train = _hetero(4000, 12)
+    shifted = _hetero(6000, 13)
+    shifted["y"] = 2.5 * shifted["y"]  # a noisier, more expensive market
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(train)
+    first, rest = shifted.iloc[:3000], shifted.iloc[3000:]
+
+    def cover(model: QuantileGBMImpact) -> float:
+        lo, hi = model.predict_interval(rest, coverage=0.9)
+        return float(np.mean((rest["y"] >= lo) & (rest["y"] <= hi)))
+
+    before = cover(m)
+    m.recalibrate(first)
+    assert before < 0.8 and abs(cover(m) - 0.9) < 0.03
+    assert m.result_.extra["recalibrated_on_rows"] == 3000
+
+
+# -- ONNX -------------------------------------------------------------------------------------------------
+
+
+def test_onnx_forecaster_matches_the_native_model() -> None:
+    df = _hetero(3000, 14)
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(df)
+    fc = m.forecaster()
+    for row in df.iloc[:50].to_dict("records"):
+        a, b = m.predict_estimate(row), fc.estimate(row)
+        assert b.total_bps == pytest.approx(a.total_bps, abs=1e-4)
+        for p in a.quantiles:
+            assert b.quantiles[p] == pytest.approx(a.quantiles[p], abs=1e-4)
+        assert b.prob_exceeds(a.total_bps) == pytest.approx(a.prob_exceeds(a.total_bps), abs=1e-4)
+    batch = fc.predict_batch(df)
+    np.testing.assert_allclose(batch["total_bps"], m.predict(df), atol=1e-4)
+    np.testing.assert_allclose(batch["q0.95"], m.predict_quantiles(df)[0.95], atol=1e-4)
+
+
+def test_onnx_of_the_hybrid_adds_the_baseline() -> None:
+    rng = np.random.default_rng(15)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "x1": rng.uniform(0, 1, n),
+            "quantity": np.exp(rng.uniform(np.log(100), np.log(1e5), n)),
+            "adv": 1e6,
+            "daily_vol": 0.02,
+        }
+    )
+    df["y"] = 0.8 * 200 * np.sqrt(df["quantity"] / 1e6) + df["x1"] + rng.normal(0, 0.3, n)
+    m = QuantileGBMImpact(features=("x1",), target="y", baseline="square_root", **SMALL).fit(df)
+    fc = m.forecaster()
+    row = df.iloc[7].to_dict()
+    assert fc.estimate(row).total_bps == pytest.approx(m.predict_estimate(row).total_bps, abs=1e-4)
+
+
+def test_feature_list_mismatches_are_clear_errors(tmp_path: Path) -> None:
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(_hetero(1000, 16))
+    with pytest.raises(CalibrationError, match=r"lacks the model's features \['x2'\]"):
+        m.forecaster().estimate({"x1": 0.2})
+    with pytest.raises(CalibrationError, match="needs columns"):
+        m.predict(pd.DataFrame({"x1": [0.1]}))
+    doc = json.loads(m.save(tmp_path / "m.json").read_text())
+    doc["settings"]["features"] = ["x1", "x3"]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(CalibrationError, match="feature list"):
+        load_model(tmp_path / "bad.json")
+    with pytest.raises(CalibrationError, match="not a valid ONNX model"):
+        OnnxForecaster(m, b"not onnx")
+
+
+def test_shap_values_add_up_to_the_forecast() -> None:
+    df = _hetero(2000, 17)
+    m = QuantileGBMImpact(features=("x1", "x2"), target="y", **SMALL).fit(df)
+    contrib = m.shap_values(df.iloc[:100])
+    assert contrib.shape == (100, 3)
+    np.testing.assert_allclose(contrib.sum(axis=1), m.predict(df.iloc[:100]), atol=1e-6)

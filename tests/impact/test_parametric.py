@@ -19,6 +19,7 @@ from impactlab.impact import (
     OFIImpact,
     PowerLawImpact,
     PropagatorModel,
+    SpreadSquareRootImpact,
     SquareRootImpact,
     load_model,
 )
@@ -31,8 +32,17 @@ from impactlab.testing import (
 )
 from impactlab.testing.impact import DEFAULTS
 
+
+def _with_spread(seed: int, n: int) -> pd.DataFrame:
+    """Square-root outcomes plus 0.9 × the half-spread, spreads log-normal around 5 bps."""
+    o = order_outcomes(simulate_parent_orders(n, seed=seed, model="square_root"))
+    spread = np.exp(np.random.default_rng(seed + 10_000).normal(np.log(5.0), 0.6, len(o)))
+    return o.assign(spread_bps=spread, cost_bps=o["cost_bps"] + 0.9 * spread / 2)
+
+
 # (factory, data maker, true parameters)
 CASES = {
+    "spread_sqrt": (SpreadSquareRootImpact, _with_spread, {"c": 0.9, **DEFAULTS["square_root"]}),
     "sqrt_free": (
         lambda: SquareRootImpact(delta=None),
         lambda s, n: order_outcomes(simulate_parent_orders(n, seed=s, model="square_root")),

@@ -33,6 +33,8 @@ data_app = typer.Typer(no_args_is_help=True, help="Load and validate market data
 book_app = typer.Typer(no_args_is_help=True, help="Rebuild order books and check them.")
 app.add_typer(data_app, name="data")
 app.add_typer(book_app, name="book")
+forecast_app = typer.Typer(no_args_is_help=True, help="Machine-learned impact forecasts on blocks: train, evaluate.")
+app.add_typer(forecast_app, name="forecast")
 
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
@@ -575,3 +577,134 @@ def _demo_run(
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+def _blocks(msg: Path, n_blocks: int, seed: int) -> tuple[Any, str]:
+    from impactlab.calibration.blocks import lobster_blocks
+
+    day = load_lobster(msg)
+    return lobster_blocks(day, n_blocks=n_blocks, seed=seed), f"{day.symbol} {day.date} L{day.levels}"
+
+
+TargetOpt = Annotated[
+    str, typer.Option(help="immediate_cost_bps (walk of the book), cost_bps (plus the move over the horizon).")
+]
+
+
+@forecast_app.command("train")
+def forecast_train(
+    lobster: Annotated[Path, typer.Option(help="LOBSTER message file of the training day.")],
+    save: Annotated[Path, typer.Option(help="Write the fitted model as JSON here.")],
+    model: Annotated[str, typer.Option(help="gbm, hybrid, rf, bayes, mlp, sqrt or spread-sqrt.")] = "gbm",
+    target: TargetOpt = "immediate_cost_bps",
+    blocks: Annotated[int, typer.Option(min=200, max=1_000_000, help="Hypothetical blocks to draw.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the block draw.")] = 0,
+    onnx: Annotated[Path | None, typer.Option(help="Also write the ONNX export here (gbm, hybrid).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fit a forecast on blocks drawn from one day and save it (JSON; ONNX on request)."""
+    from impactlab.calibration.forecasts import FORECAST_MODELS
+    from impactlab.errors import CalibrationError
+    from impactlab.impact import QuantileGBMImpact
+
+    with _errors():
+        if model not in FORECAST_MODELS:
+            raise CalibrationError(f"unknown forecast model {model!r}; choose from {sorted(FORECAST_MODELS)}")
+        data, label = _blocks(lobster, blocks, seed)
+        if target not in data:
+            raise CalibrationError(f"unknown target {target!r}; use immediate_cost_bps or cost_bps")
+        fitted = FORECAST_MODELS[model](target).fit(data, data[target].to_numpy(float))
+        fitted.save(save)
+        written = {"model": str(save)}
+        if onnx is not None:
+            if not isinstance(fitted, QuantileGBMImpact):
+                raise CalibrationError("--onnx exports the LightGBM models (gbm, hybrid)")
+            onnx.parent.mkdir(parents=True, exist_ok=True)
+            onnx.write_bytes(fitted.to_onnx())
+            written["onnx"] = str(onnx)
+        res = fitted.result_
+        doc = {
+            "model": model,
+            "class": type(fitted).__name__,
+            "train": label,
+            "target": target,
+            "rows": res.n,
+            "params": res.params_dict(),
+            "in_sample": {"r2": res.r2, "rmse_bps": res.rmse_bps},
+            "written": written,
+        }
+        if json_out:
+            _emit(doc)
+            return
+        out.print(
+            f"[bold]{model}[/bold] ({doc['class']}) on {label}, {res.n:,} blocks, target {target}: "
+            f"R² {res.r2:.3f}, RMSE {res.rmse_bps:.3f} bps (calibration block) → {save}"
+        )
+
+
+@forecast_app.command("evaluate")
+def forecast_evaluate(
+    lobster: Annotated[Path, typer.Option(help="LOBSTER message file of the training day.")],
+    test_lobster: Annotated[
+        Path | None, typer.Option(help="Score on this day (another ticker) instead of walk-forward.")
+    ] = None,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated forecast models.")
+    ] = "gbm,hybrid,rf,bayes,mlp,sqrt,spread-sqrt",
+    target: TargetOpt = "immediate_cost_bps",
+    blocks: Annotated[int, typer.Option(min=200, max=1_000_000, help="Hypothetical blocks per day.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the block draw.")] = 0,
+    splits: Annotated[int, typer.Option(min=1, max=50, help="Walk-forward test blocks.")] = 5,
+    recalibrate: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of the test day that resets the conformal margins.")
+    ] = 0.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Out-of-sample RMSE, MAE, R², pinball loss, 80/90/95% coverage and Brier scores of every model."""
+    from impactlab.calibration.forecasts import FORECAST_MODELS, best_of, evaluate_forecasts
+    from impactlab.errors import CalibrationError
+
+    with _errors():
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        unknown = [m for m in names if m not in FORECAST_MODELS]
+        if unknown or not names:
+            raise CalibrationError(f"unknown forecast models {unknown}; choose from {sorted(FORECAST_MODELS)}")
+        train, train_label = _blocks(lobster, blocks, seed)
+        test, test_label = _blocks(test_lobster, blocks, seed) if test_lobster else (None, None)
+        if target not in train:
+            raise CalibrationError(f"unknown target {target!r}; use immediate_cost_bps or cost_bps")
+        with _progress() as prog:
+            task = prog.add_task("evaluating", total=len(names))
+            results = {}
+            for n in names:
+                results.update(
+                    evaluate_forecasts(
+                        {n: FORECAST_MODELS[n](target)},
+                        train,
+                        target=target,
+                        test=test,
+                        n_splits=splits,
+                        recalibrate_fraction=recalibrate,
+                    )
+                )
+                prog.advance(task)
+        doc = {
+            "train": train_label,
+            "test": test_label or "walk-forward within the training day",
+            "target": target,
+            "blocks": {"train": len(train), "test": None if test is None else len(test)},
+            "recalibrate_fraction": recalibrate,
+            "models": results,
+            **best_of(results),
+        }
+        if json_out:
+            _emit(doc)
+            return
+        t = Table(title=f"{target}: {train_label} → {doc['test']}")
+        cols = ["model", "RMSE", "R²", "pinball", "cover 80/90/95%"]
+        for c in cols:
+            t.add_column(c, justify="right")
+        for n, r in results.items():
+            cover = " / ".join(f"{r.get(f'coverage_{c}', float('nan')):.1%}" for c in (80, 90, 95))
+            t.add_row(n, f"{r['rmse_bps']:.3f}", f"{r['r2']:.3f}", f"{r['pinball_bps']:.3f}", cover)
+        out.print(t)

@@ -153,6 +153,9 @@ class ImpactEstimate:
         :meth:`prob_exceeds` uses them).
     model
         The model that priced it.
+    extrapolated_features
+        Features of the order outside the range the model was trained on: the estimate is an
+        extrapolation there and should not be trusted as much (empty when inside).
     """
 
     temporary_bps: float
@@ -162,6 +165,7 @@ class ImpactEstimate:
     model: str
     quantiles: dict[float, float] = field(default_factory=dict)
     quantiles_are_distribution: bool = False
+    extrapolated_features: tuple[str, ...] = ()
 
     def prob_exceeds(self, threshold_bps: float) -> float:
         """P(cost > threshold).
