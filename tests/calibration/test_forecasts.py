@@ -14,6 +14,7 @@ from impactlab.calibration.forecasts import (
     best_of,
     brier_score,
     evaluate_forecasts,
+    feature_importance,
     pinball_loss,
     prob_exceeds,
 )
@@ -43,6 +44,20 @@ def test_batch_prob_exceeds_equals_the_estimate_one_row_at_a_time() -> None:
                 quantiles_are_distribution=True,
             )
             assert batch[i] == pytest.approx(est.prob_exceeds(x), abs=1e-12)
+
+
+def test_permutation_importance_finds_the_feature_that_matters() -> None:
+    data = _nonlinear(3000, 5).assign(noise=np.random.default_rng(9).normal(size=3000))
+    m = QuantileGBMImpact(features=("x", "noise", "spread_bps"), n_estimators=80).fit(data)
+    imp = feature_importance(m, data.iloc[2000:], data["cost_bps"].to_numpy()[2000:])
+    assert (
+        imp.index[-1] == "noise"
+        and imp.loc["noise", "permutation_rmse_bps"] < 0.1 * imp.loc["x", "permutation_rmse_bps"]
+    )
+    assert (
+        imp.loc["x", "permutation_rmse_bps"] > 1.0
+        and imp.loc["x", "mean_abs_shap_bps"] > imp.loc["noise", "mean_abs_shap_bps"]
+    )
 
 
 def test_pinball_and_brier_by_hand() -> None:
@@ -96,6 +111,11 @@ def test_forecast_cli_on_real_data(data: Path, tmp_path: Path) -> None:
     assert doc["class"] == "QuantileGBMImpact" and doc["rows"] > 500 and (tmp_path / "m.onnx").stat().st_size > 1000
     m = load_model(tmp_path / "m.json")
     assert isinstance(m, QuantileGBMImpact) and m.result_.n == doc["rows"]
+    imp = doc["importance"]
+    assert set(imp) == set(m.features) and abs(sum(v["gain_share"] for v in imp.values()) - 1) < 1e-9
+    # the order's size relative to the depth it must walk drives the cost of crossing the book
+    top = max(imp, key=lambda f: imp[f]["permutation_rmse_bps"])
+    assert top in {"q_over_near_depth_1", "q_over_near_depth_5", "spread_bps", "log_q_over_adv"}, imp
     r = runner.invoke(
         app,
         [

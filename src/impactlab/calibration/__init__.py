@@ -9,6 +9,7 @@ from impactlab.calibration.datasets import (
     outcomes_from_store,
     trade_series,
 )
+from impactlab.calibration.regimes import RegimeDetector, fit_by_regime, lobster_regimes, plot_regime_timeline
 from impactlab.calibration.resilience import (
     BookResilience,
     calibrate_ow_book,
@@ -24,20 +25,24 @@ __all__ = [
     "TRADING_DAY_NS",
     "BookResilience",
     "DataSource",
+    "RegimeDetector",
     "bar_flows",
     "calibrate",
     "calibrate_ow_book",
     "compare_models",
     "evaluate",
     "fit_book_resilience",
+    "fit_by_regime",
     "load_source",
     "lobster_depth_profile",
     "lobster_impact_events",
+    "lobster_regimes",
     "lobster_resilience_events",
     "lobster_trade_series",
     "metrics",
     "order_outcomes",
     "outcomes_from_store",
+    "plot_regime_timeline",
     "trade_series",
     "walk_forward_splits",
 ]

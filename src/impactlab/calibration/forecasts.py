@@ -31,6 +31,7 @@ __all__ = [
     "best_of",
     "brier_score",
     "evaluate_forecasts",
+    "feature_importance",
     "forecast_metrics",
     "pinball_loss",
     "prob_exceeds",
@@ -192,3 +193,30 @@ def best_of(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         p, m = par[out["best_parametric"]]["rmse_bps"], ml[out["best_ml"]]["rmse_bps"]
         out["rmse_improvement"] = 1.0 - m / p
     return out
+
+
+def feature_importance(
+    model: ImpactModel, X: pd.DataFrame, y: F64, *, n_repeats: int = 5, seed: int = 0
+) -> pd.DataFrame:
+    """Importance of each feature of a fitted forecast on rows ``X`` (ideally held out), sorted.
+
+    ``permutation_rmse_bps``: the rise in RMSE when the feature is shuffled (scikit-learn's
+    ``permutation_importance``, mean over ``n_repeats``); for LightGBM models also ``gain_share`` (the
+    booster's split gain, as a share) and ``mean_abs_shap_bps`` (TreeSHAP contributions).
+    """
+    from sklearn.inspection import permutation_importance
+
+    feats = list(getattr(model, "features", model.required_columns))
+    pi = permutation_importance(
+        model, X, np.asarray(y, float), scoring="neg_root_mean_squared_error", n_repeats=n_repeats, random_state=seed
+    )
+    cols = list(X.columns)
+    out = pd.DataFrame(
+        {"permutation_rmse_bps": [float(pi.importances_mean[cols.index(f)]) for f in feats]},
+        index=pd.Index(feats, name="feature"),
+    )
+    if isinstance(model, QuantileGBMImpact):
+        gain = model.point_.feature_importance("gain")
+        out["gain_share"] = gain / gain.sum() if gain.sum() > 0 else gain
+        out["mean_abs_shap_bps"] = np.abs(model.shap_values(X)[:, :-1]).mean(axis=0)
+    return out.sort_values("permutation_rmse_bps", ascending=False)

@@ -603,7 +603,7 @@ def forecast_train(
     json_out: JsonOpt = False,
 ) -> None:
     """Fit a forecast on blocks drawn from one day and save it (JSON; ONNX on request)."""
-    from impactlab.calibration.forecasts import FORECAST_MODELS
+    from impactlab.calibration.forecasts import FORECAST_MODELS, feature_importance
     from impactlab.errors import CalibrationError
     from impactlab.impact import QuantileGBMImpact
 
@@ -623,6 +623,8 @@ def forecast_train(
             onnx.write_bytes(fitted.to_onnx())
             written["onnx"] = str(onnx)
         res = fitted.result_
+        held = data.iloc[len(data) - int(res.extra.get("calibration_rows", len(data) // 4)) :]
+        imp = feature_importance(fitted, held, held[target].to_numpy(float))
         doc = {
             "model": model,
             "class": type(fitted).__name__,
@@ -631,6 +633,7 @@ def forecast_train(
             "rows": res.n,
             "params": res.params_dict(),
             "in_sample": {"r2": res.r2, "rmse_bps": res.rmse_bps},
+            "importance": {f: {k: float(v) for k, v in row.items()} for f, row in imp.iterrows()},
             "written": written,
         }
         if json_out:
@@ -640,6 +643,13 @@ def forecast_train(
             f"[bold]{model}[/bold] ({doc['class']}) on {label}, {res.n:,} blocks, target {target}: "
             f"R² {res.r2:.3f}, RMSE {res.rmse_bps:.3f} bps (calibration block) → {save}"
         )
+        t = Table(title="feature importance on the calibration block")
+        t.add_column("feature")
+        for c in imp.columns:
+            t.add_column(c, justify="right")
+        for f, row in imp.iterrows():
+            t.add_row(str(f), *(f"{v:.4f}" for v in row))
+        out.print(t)
 
 
 @forecast_app.command("evaluate")
@@ -708,3 +718,69 @@ def forecast_evaluate(
             cover = " / ".join(f"{r.get(f'coverage_{c}', float('nan')):.1%}" for c in (80, 90, 95))
             t.add_row(n, f"{r['rmse_bps']:.3f}", f"{r['r2']:.3f}", f"{r['pinball_bps']:.3f}", cover)
         out.print(t)
+
+
+@app.command("regimes")
+def regimes_cmd(
+    lobster: Annotated[Path, typer.Option(help="LOBSTER message file.")],
+    n_regimes: Annotated[int, typer.Option("--regimes", min=2, max=6, help="Number of regimes.")] = 3,
+    bar: Annotated[str, typer.Option(help="Bar length of the regime inputs.")] = "10s",
+    plot: Annotated[Path | None, typer.Option(help="Write the regime timeline (PNG) here.")] = None,
+    blocks: Annotated[int, typer.Option(min=200, max=1_000_000, help="Blocks for the per-regime fit.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Seed of the mixture and the block draw.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Volatility/liquidity regimes of a day, and the spread + square-root law fitted per regime."""
+    from impactlab.calibration.blocks import lobster_blocks
+    from impactlab.calibration.regimes import fit_by_regime, label_rows, lobster_regimes, plot_regime_timeline
+    from impactlab.impact import SpreadSquareRootImpact
+
+    with _errors():
+        day = load_lobster(lobster)
+        bar_s = parse_duration_s(bar)
+        det, inputs, labels = lobster_regimes(day, bar_s=bar_s, n_regimes=n_regimes, seed=seed)
+        b = lobster_blocks(day, n_blocks=blocks, seed=seed)
+        reg = label_rows(b["ts_ns"].to_numpy(), inputs, labels, round(bar_s * 1e9))
+        keep = reg >= 0
+        fits = fit_by_regime(SpreadSquareRootImpact, b[keep], reg[keep], b["immediate_cost_bps"].to_numpy()[keep])
+        desc = det.describe(inputs)
+        rows: list[dict[str, Any]] = [
+            {
+                "regime": int(r),
+                **{k: float(v) for k, v in desc.loc[r].items()},
+                "blocks": int((reg == r).sum()),
+                "spread_sqrt": {
+                    "params": fits[r].params_dict(),
+                    "conf_int": {k: list(v) for k, v in fits[r].conf_int().items()},
+                }
+                if r in fits
+                else None,
+            }
+            for r in range(det.n_regimes)
+        ]
+        doc: dict[str, Any] = {
+            "source": f"{day.symbol} {day.date} L{day.levels}",
+            "regimes": rows,
+            "detector": det.to_dict(),
+            "plot": str(plot_regime_timeline(inputs, labels, plot, title=f"{day.symbol} {day.date}")) if plot else None,
+        }
+        if json_out:
+            _emit(doc)
+            return
+        t = Table(title=f"regimes of {doc['source']}")
+        for c in ("regime", "share", "vol bps/bar", "spread bps", "L1 depth", "blocks", "c", "Y", "δ"):
+            t.add_column(c, justify="right")
+        for r in rows:
+            p = r["spread_sqrt"]["params"] if r["spread_sqrt"] else {}
+            t.add_row(
+                str(r["regime"]),
+                f"{r['share']:.1%}",
+                f"{r['rolling_vol_bps']:.2f}",
+                f"{r['rolling_spread_bps']:.2f}",
+                f"{r['rolling_depth']:.0f}",
+                f"{r['blocks']:,}",
+                *(f"{p[k]:.3f}" if k in p else "-" for k in ("c", "Y", "delta")),
+            )
+        out.print(t)
+        if plot:
+            out.print(f"timeline written to {plot}")
