@@ -48,7 +48,9 @@ def test_batch_prob_exceeds_equals_the_estimate_one_row_at_a_time() -> None:
 
 def test_permutation_importance_finds_the_feature_that_matters() -> None:
     data = _nonlinear(3000, 5).assign(noise=np.random.default_rng(9).normal(size=3000))
-    m = QuantileGBMImpact(features=("x", "noise", "spread_bps"), n_estimators=80).fit(data)
+    m = QuantileGBMImpact(features=("x", "noise", "spread_bps", "quantity"), n_estimators=150, learning_rate=0.1).fit(
+        data
+    )
     imp = feature_importance(m, data.iloc[2000:], data["cost_bps"].to_numpy()[2000:])
     assert (
         imp.index[-1] == "noise"
