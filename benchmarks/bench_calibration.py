@@ -405,55 +405,5 @@ def ow_book() -> Section:
     return sec
 
 
-def ml_results(quick: bool = False) -> Section:
-    """Conformal LightGBM, the hybrid and the square-root law on hypothetical blocks, same splits."""
-    from impactlab.calibration.blocks import lobster_blocks
-    from impactlab.impact import QuantileGBMImpact
-
-    sec = Section(
-        title="Machine-learned block cost (LightGBM + split-conformal quantiles), walk-forward on real days",
-        command="make bench  (benchmarks/bench_calibration.py)",
-        baseline="the square-root law on the same walk-forward splits; nominal coverage 80 / 90 / 95%; R² = 0 "
-        "for predicting the mean",
-        columns=["data", "target", "model", "blocks", "OOS RMSE bps", "OOS R²", "OOS coverage 80 / 90 / 95%"],
-    )
-    for sym, stem in STEMS.items():
-        blocks = lobster_blocks(load_lobster(DATA / "lobster" / stem), n_blocks=8_000 if quick else 20_000, seed=0)
-        for target in ("immediate_cost_bps", "cost_bps"):
-            y = blocks[target].to_numpy()
-            models = {
-                "LightGBM + conformal": QuantileGBMImpact(target=target),
-                "hybrid: square-root + LightGBM residual": QuantileGBMImpact(target=target, baseline="square_root"),
-                "square-root law (δ free), parametric": SquareRootImpact(delta=None),
-            }
-            for name, model in models.items():
-                extra = (0.8, 0.95) if isinstance(model, QuantileGBMImpact) else ()
-                o = evaluate(model, blocks, y, coverage=0.9, extra_coverages=extra)["out_of_sample"]
-                cover = (
-                    f"{o['coverage_0.8']:.1%} / {o['coverage']:.1%} / {o['coverage_0.95']:.1%}"
-                    if extra
-                    else f"- / {o['coverage']:.1%} / - (normal)"
-                )
-                sec.add(
-                    f"{sym} 2012-06-21",
-                    target,
-                    name,
-                    f"{len(blocks):,}",
-                    f"{o['rmse_bps']:.3f}",
-                    f"{o['r2']:.3f}",
-                    cover,
-                )
-    sec.notes.append(
-        "Blocks are hypothetical (100–5,000 shares, 10–300 s horizons, random start, seed 0) and within the visible "
-        "depth; immediate_cost_bps is their walk of the book, cost_bps adds the market's move over the horizon, "
-        "which the features at t do not predict (R² ≈ 0) while the conformal intervals still cover."
-    )
-    sec.notes.append(
-        "The square-root law has no spread term, so on the immediate cost (mostly the half-spread for small "
-        "blocks) it is a weak baseline; a parametric model with a spread term is the fairer comparison."
-    )
-    return sec
-
-
 def run(quick: bool = False) -> list[Section]:
-    return [speed(quick), *real_data(quick), ow_diagnostics(), ow_book(), ml_results(quick)]
+    return [speed(quick), *real_data(quick), ow_diagnostics(), ow_book()]

@@ -15,10 +15,10 @@ from pathlib import Path
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_binance, bench_book, bench_calibration, bench_load
+from benchmarks import bench_binance, bench_book, bench_calibration, bench_load, bench_ml
 from benchmarks._common import pin_one_core
 
-BENCHES = [bench_book, bench_binance, bench_load, bench_calibration]
+BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml]
 
 
 def main() -> None:

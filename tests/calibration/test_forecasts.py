@@ -81,7 +81,9 @@ def _nonlinear(n: int, seed: int, scale: float = 1.0) -> pd.DataFrame:
 def test_ml_beats_the_parametric_law_where_the_truth_has_a_nonlinear_term() -> None:
     data = _nonlinear(6000, 1)
     models = {
-        "gbm": QuantileGBMImpact(features=("x", "spread_bps", "quantity"), n_estimators=300, learning_rate=0.1),
+        "gbm": QuantileGBMImpact(
+            features=("x", "spread_bps", "quantity"), n_estimators=300, learning_rate=0.1, quantile_estimators=None
+        ),
         "spread-sqrt": SpreadSquareRootImpact(),
     }
     wf = evaluate_forecasts(models, data, target="cost_bps")

@@ -271,6 +271,10 @@ class QuantileGBMImpact(_ConformalImpact):
         ``(1 ± c)/2`` for each, plus the median.
     n_estimators, learning_rate, num_leaves, min_child_samples
         LightGBM settings, shared by the point and quantile models.
+    quantile_estimators
+        Rounds of each quantile model (at most ``n_estimators``; ``None``: ``n_estimators``); fewer rounds
+        run at a proportionally higher learning rate.  Seven quantile models dominate the cost of a full
+        estimate; on real blocks 100 rounds at twice the rate scored the same pinball loss as 200.
     calibration_fraction
         Share of the (time-ordered) rows held back to calibrate the intervals.
     seed
@@ -303,6 +307,7 @@ class QuantileGBMImpact(_ConformalImpact):
         calibration_fraction: float = 0.25,
         seed: int = 0,
         baseline: Literal["none", "square_root"] = "none",
+        quantile_estimators: int | None = 100,
     ) -> None:
         self.features = features
         self.target = target  # type: ignore[misc]
@@ -314,11 +319,22 @@ class QuantileGBMImpact(_ConformalImpact):
         self.calibration_fraction = calibration_fraction
         self.seed = seed
         self.baseline = baseline
+        self.quantile_estimators = quantile_estimators
+
+    def _rounds(self, quantile: bool) -> tuple[int, float]:
+        """Boosting rounds and learning rate: the quantile models may use fewer rounds at a proportionally
+        higher rate (same total step), which keeps a full estimate fast."""
+        if not quantile or self.quantile_estimators is None:
+            return self.n_estimators, self.learning_rate
+        if int(self.quantile_estimators) < 1:
+            raise CalibrationError(f"'quantile_estimators' must be >= 1, got {self.quantile_estimators}")
+        q = min(int(self.quantile_estimators), self.n_estimators)
+        return q, min(self.learning_rate * self.n_estimators / q, 0.5)
 
     def _params(self, objective: str, alpha: float | None = None) -> dict[str, Any]:
         p: dict[str, Any] = {
             "objective": objective,
-            "learning_rate": self.learning_rate,
+            "learning_rate": self._rounds(alpha is not None)[1],
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
             "seed": self.seed,
@@ -332,7 +348,7 @@ class QuantileGBMImpact(_ConformalImpact):
 
     def _booster(self, X: F64, y: F64, objective: str, alpha: float | None = None) -> lgb.Booster:
         data = lgb.Dataset(X, y, feature_name=list(self.features), free_raw_data=False)
-        return lgb.train(self._params(objective, alpha), data, num_boost_round=self.n_estimators)
+        return lgb.train(self._params(objective, alpha), data, num_boost_round=self._rounds(alpha is not None)[0])
 
     def _train(self, X: F64, r: F64) -> None:
         self.point_ = self._booster(X, r, "regression")
@@ -393,11 +409,23 @@ class OnnxForecaster:
         if n_in != len(self.features):
             raise CalibrationError(f"ONNX model reads {n_in} features; the model names {len(self.features)}")
         rng = model.result_.extra["feature_range"]
-        self._lo = np.array([rng[f][0] for f in self.features])
-        self._hi = np.array([rng[f][1] for f in self.features])
+        self._lo = [float(rng[f][0]) for f in self.features]
+        self._hi = [float(rng[f][1]) for f in self.features]
         self._probs = list(model.quantile_models_)
         self._margins = list(zip(model.coverages, model.result_.params, strict=True))
-        self._buf = np.zeros((1, len(self.features)), dtype=np.float32)
+        # the estimate's hot path works on plain floats: the probabilities in order, the offset each gets
+        # (−margin below the median, +margin above), and the nesting order outward from the median
+        offset = dict.fromkeys(self._probs, 0.0)
+        for c, margin in self._margins:
+            offset[round((1 - c) / 2, 6)] = -float(margin)
+            offset[round((1 + c) / 2, 6)] = float(margin)
+        self._offsets = [offset[p] for p in self._probs]
+        mid = self._probs.index(0.5)
+        self._upper = list(range(mid + 1, len(self._probs)))
+        self._lower = list(range(mid - 1, -1, -1))
+        self._mid = mid
+        self._std = float(model.resid_std_bps_)
+        self._has_base = model.baseline != "none"
         self._input = self._sess.get_inputs()[0].name
 
     def _check(self, order: Mapping[str, float]) -> None:
@@ -407,32 +435,30 @@ class OnnxForecaster:
 
     def estimate(self, order: Mapping[str, float]) -> ImpactEstimate:
         """Point, conformalized quantiles and P(cost > x) of one order (a mapping with the features)."""
-        self._check(order)
-        buf = self._buf
-        for j, f in enumerate(self.features):
-            buf[0, j] = order[f]
-        outs = self._sess.run(None, {self._input: buf})
-        m = self.model
-        base = float(m._base(order)[0]) if m.baseline != "none" else 0.0
+        try:
+            x = [float(order[f]) for f in self.features]
+        except KeyError:
+            self._check(order)
+            raise
+        outs = self._sess.run(None, {self._input: np.array([x], dtype=np.float32)})
+        base = float(self.model._base(order)[0]) if self._has_base else 0.0
         point = float(outs[0][0, 0]) + base
-        raw = {p: float(o[0, 0]) + base for p, o in zip(self._probs, outs[1:], strict=True)}
-        q = {0.5: raw[0.5]}
-        for c, margin in self._margins:
-            lo, hi = round((1 - c) / 2, 6), round((1 + c) / 2, 6)
-            q[lo] = raw[lo] - float(margin)
-            q[hi] = raw[hi] + float(margin)
-        q = _nest(q)
-        x = buf[0].astype(np.float64)
-        bad = (x < self._lo) | (x > self._hi)
+        q = [float(o[0, 0]) + base + off for o, off in zip(outs[1:], self._offsets, strict=True)]
+        for side, pick in ((self._upper, max), (self._lower, min)):  # nest outward from the median
+            prev = q[self._mid]
+            for i in side:
+                prev = q[i] = pick(q[i], prev)
+        lo, hi = self._lo, self._hi
+        bad = tuple(f for f, v, a, b in zip(self.features, x, lo, hi, strict=True) if v < a or v > b)
         return ImpactEstimate(
             temporary_bps=point,
             permanent_bps=None,
             total_bps=point,
-            std_bps=m.resid_std_bps_,
+            std_bps=self._std,
             model="QuantileGBMImpact[onnx]",
-            quantiles=q,
+            quantiles=dict(zip(self._probs, q, strict=True)),
             quantiles_are_distribution=True,
-            extrapolated_features=tuple(f for f, b in zip(self.features, bad, strict=True) if b),
+            extrapolated_features=bad,
         )
 
     def predict_batch(self, X: pd.DataFrame) -> dict[str, F64]:
