@@ -259,7 +259,9 @@ def inference(quick: bool) -> Section:
 
     point_sess = _onnx.session(_onnx.lightgbm_graph({"point": booster}, k))
     for name, single, batch in cases:
-        p50, p99 = _latency_us(single, reps if "scikit" not in name else reps // 5)
+        p50, p99 = _latency_us(
+            single, reps if name.startswith("onnx") or name.startswith("native Booster") else reps // 10
+        )
         sec.add(name, f"{p50:.1f}", f"{p99:.1f}", fmt_rate(batch_rate(batch)) if batch else "-")
     # two threads for the batch (the benchmark process is pinned to one core; widen it for this row)
     try:

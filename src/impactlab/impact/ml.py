@@ -100,8 +100,9 @@ class _ConformalImpact(ImpactModel):
         """Fit the learner on features X and residual target r (sets fitted attributes)."""
 
     @abstractmethod
-    def _raw(self, X: F64) -> Raw:
-        """Point, raw quantiles (may be empty) and interval unit on rows X."""
+    def _raw(self, X: F64, quantiles: bool = True) -> Raw:
+        """Point, raw quantiles (empty when the learner has none or ``quantiles`` is false) and interval unit
+        on rows X."""
 
     @abstractmethod
     def _state(self) -> dict[str, Any]:
@@ -176,9 +177,10 @@ class _ConformalImpact(ImpactModel):
         return np.asarray(df[list(self.features)].to_numpy(np.float64), dtype=np.float64)
 
     def _predict(self, df: pd.DataFrame) -> F64:
-        return self._base(df) + self._raw(self._X(df))[0]
+        return self._base(df) + self._raw(self._X(df), quantiles=False)[0]
 
-    def _conformal_quantiles(self, df: pd.DataFrame) -> dict[float, F64]:
+    def _forecast(self, df: pd.DataFrame) -> tuple[F64, dict[float, F64]]:
+        """Point forecast and conformalized quantiles, from one pass of the learner."""
         base = self._base(df)
         point, raw, unit = self._raw(self._X(df))
         out = {0.5: base + raw.get(0.5, point)}
@@ -186,7 +188,10 @@ class _ConformalImpact(ImpactModel):
             lo, hi = self._bounds(point, raw, unit, c)
             out[round((1 - c) / 2, 6)] = base + lo - m * unit
             out[round((1 + c) / 2, 6)] = base + hi + m * unit
-        return _nest(out)
+        return base + point, _nest(out)
+
+    def _conformal_quantiles(self, df: pd.DataFrame) -> dict[float, F64]:
+        return self._forecast(df)[1]
 
     def recalibrate(self, X: Any, y: Any = None) -> _ConformalImpact:
         """Reset the conformal margins on new rows (e.g. another ticker, or the desk's latest fills) without
@@ -233,8 +238,9 @@ class _ConformalImpact(ImpactModel):
         """Point forecast, conformalized quantiles and the cost distribution of one block."""
         self._check_fitted()
         df = self._frame(pd.DataFrame([dict(order)]))
-        q = {p: float(v[0]) for p, v in self._conformal_quantiles(df).items()}
-        total = float(self._predict(df)[0])
+        point, quantiles = self._forecast(df)
+        q = {p: float(v[0]) for p, v in quantiles.items()}
+        total = float(point[0])
         return ImpactEstimate(
             temporary_bps=total,
             permanent_bps=None,
@@ -356,9 +362,11 @@ class QuantileGBMImpact(_ConformalImpact):
         # boosters of the point model's in-sample residual, whose spread is shrunk by overfitting
         self.quantile_models_ = {p: self._booster(X, r, "quantile", p) for p in self._probs()}
 
-    def _raw(self, X: F64) -> Raw:
-        point = np.asarray(self.point_.predict(X), dtype=np.float64)
-        raw = {p: np.asarray(b.predict(X), dtype=np.float64) for p, b in self.quantile_models_.items()}
+    def _raw(self, X: F64, quantiles: bool = True) -> Raw:
+        point = np.asarray(self.point_.predict(X, num_threads=1), dtype=np.float64)
+        if not quantiles:
+            return point, {}, np.ones(len(X))
+        raw = {p: np.asarray(b.predict(X, num_threads=1), dtype=np.float64) for p, b in self.quantile_models_.items()}
         return point, raw, np.ones(len(X))
 
     def _state(self) -> dict[str, Any]:
@@ -574,7 +582,7 @@ class ConformalRegressorImpact(_ConformalImpact):
         self.onnx_ = _onnx.sklearn_graph(est, Z.shape[1])
         self._sess = _onnx.session(self.onnx_)
 
-    def _raw(self, X: F64) -> Raw:
+    def _raw(self, X: F64, quantiles: bool = True) -> Raw:
         if self.kind == "bayesian_ridge":
             Zs = (self._design(X) - self.z_mean_) / self.z_scale_
             point = Zs @ self.coef_ + self.intercept_
