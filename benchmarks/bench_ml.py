@@ -237,7 +237,11 @@ def inference(quick: bool) -> Section:
         return rows_n / (time.perf_counter() - t0)
 
     cases = [
-        ("native Booster.predict, point only", lambda: booster.predict(x1), lambda: booster.predict(X, num_threads=1)),
+        (
+            "native Booster.predict, point only",
+            lambda: booster.predict(x1, num_threads=1),
+            lambda: booster.predict(X, num_threads=1),
+        ),
         ("scikit-learn LGBMRegressor.predict, point only", lambda: wrapper.predict(w1), None),
         (
             "native: QuantileGBMImpact.predict_estimate (8 boosters)",

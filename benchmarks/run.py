@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # the process is pinned to one core: no OpenMP oversubscription
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import bench_binance, bench_book, bench_calibration, bench_load, bench_ml
