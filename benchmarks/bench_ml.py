@@ -258,7 +258,13 @@ def inference(quick: bool) -> Section:
             lambda: fc.estimate(order),
             lambda: fc.predict_batch(df),
         ),
+        (
+            "onnxruntime: OnnxForecaster.estimate, quantile models of 50 rounds",
+            lambda: fc50.estimate(order),
+            lambda: fc50.predict_batch(df),
+        ),
     ]
+    fc50 = QuantileGBMImpact(features=names, quantile_estimators=50).fit(df).forecaster()
     from impactlab.impact import _onnx
 
     point_sess = _onnx.session(_onnx.lightgbm_graph({"point": booster}, k))
