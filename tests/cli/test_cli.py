@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,8 @@ def test_demo_prints_the_summary(data: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     for text in ("Book reconstruction", "GOOG L10", "AMZN L5", "Features", "Impact models", "Binance books", "ETHUSDT"):
         assert text in r.stdout
+    # OW from the book on GOOG: depth (shares/bps), half-life (s) and a permanent fraction inside (0, 1)
+    assert re.search(r"GOOG .* (\d{2,4}), (\d+\.\d), 0\.\d\d", r.stdout), r.stdout
     with Store(tmp_path / "d.duckdb", read_only=True) as st:
         assert st.count("load_reports") == 8  # five LOBSTER pairs and three Binance captures
     assert (tmp_path / "features" / "GOOG_bars.parquet").exists()

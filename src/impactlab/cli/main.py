@@ -505,7 +505,7 @@ def _demo_run(
                 f"{_ofi_r2(fs.bars):.2f}",
                 f"{tr.filter(like='adverse').iloc[:, 0].mean():.2f}",
             )
-        calib = Table(title="Impact models on 10 s bars, trades and large-order events (walk-forward)")
+        calib = Table(title="Impact models on 10 s bars, trades and the book's recovery (walk-forward)")
         for c in (
             "symbol",
             "OFI c (bps)",
@@ -513,7 +513,7 @@ def _demo_run(
             "δ (sqrt, free)",
             "γ sign memory",
             "β kernel",
-            "OW κ (bps/share)",
+            "OW from the book: q sh/bps, half-life s, f",
         ):
             calib.add_column(c, justify="right")
         from impactlab.calibration.runner import calibrate, load_source
@@ -523,7 +523,7 @@ def _demo_run(
             prog.update(task, description=f"calibrate {sym}")
             src = load_source(lobster=(mp, bp), bar_s=10.0)
             fits: dict[str, dict[str, Any] | str] = {}
-            for name in ("ofi", "sqrt-free", "propagator", "ow"):
+            for name in ("ofi", "sqrt-free", "propagator", "ow-book"):
                 try:
                     fits[name] = calibrate(name, src)
                 except CalibrationError as exc:  # a small or odd day: say why in the table
@@ -549,7 +549,7 @@ def _demo_run(
                 else f"{pr['extra']['gamma']:.2f} [{pr['extra']['gamma_conf_int'][0]:.2f}, "
                 f"{pr['extra']['gamma_conf_int'][1]:.2f}]",
                 ci("propagator", "beta"),
-                ci("ow", "kappa_bps"),
+                ow if isinstance(ow := fits["ow-book"], str) else _ow_cell(ow["extra"]),
             )
         for cap_paths in captures:
             prog.update(task, description=f"binance {cap_paths[0].name}")
@@ -573,6 +573,11 @@ def _demo_run(
         out.print(t)
     out.print(f"Store: {store_path}   Features: {feat_dir}")
     return failures
+
+
+def _ow_cell(x: dict[str, Any]) -> str:
+    f = f"{x['permanent_fraction']:.2f}" + (" (clipped)" if x["fraction_at_bound"] else "")
+    return f"{x['depth_shares_per_bps']:.0f}, {x['half_life_s']:.1f}, {f}"
 
 
 def main() -> None:  # pragma: no cover - console entry
