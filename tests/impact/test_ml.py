@@ -234,3 +234,21 @@ def test_shap_values_add_up_to_the_forecast() -> None:
     contrib = m.shap_values(df.iloc[:100])
     assert contrib.shape == (100, 3)
     np.testing.assert_allclose(contrib.sum(axis=1), m.predict(df.iloc[:100]), atol=1e-6)
+
+
+def test_scaled_intervals_cover_adapt_and_export(tmp_path: Path) -> None:
+    df = _hetero(8000, 18)
+    model = QuantileGBMImpact(features=("x1", "x2"), target="y", intervals="scaled", **SMALL)
+    ev = evaluate(model, df, coverage=0.9)
+    assert abs(ev["out_of_sample"]["coverage"] - 0.9) < 0.03, ev["out_of_sample"]
+    m = ev["fitted"]
+    lo, hi = m.predict_interval(pd.DataFrame({"x1": [0.5, 0.5], "x2": [0.05, 0.95]}), coverage=0.9)
+    assert (hi - lo)[1] > 2 * (hi - lo)[0]  # the noise grows with x2: so does the interval
+    back = load_model(m.save(tmp_path / "s.json"))
+    np.testing.assert_array_equal(back.predict_quantiles(df)[0.95], m.predict_quantiles(df)[0.95])
+    fc = m.forecaster()
+    row = df.iloc[5].to_dict()
+    a, b = m.predict_estimate(row), fc.estimate(row)
+    for p in a.quantiles:
+        assert b.quantiles[p] == pytest.approx(a.quantiles[p], abs=1e-4)
+    np.testing.assert_allclose(fc.predict_batch(df)["q0.025"], m.predict_quantiles(df)[0.025], atol=1e-4)

@@ -168,6 +168,7 @@ def evaluate_forecasts(
 
 FORECAST_MODELS: dict[str, Callable[[str], ImpactModel]] = {
     "gbm": lambda t: QuantileGBMImpact(target=t),
+    "gbm-scaled": lambda t: QuantileGBMImpact(target=t, intervals="scaled"),
     "hybrid": lambda t: QuantileGBMImpact(target=t, baseline="square_root"),
     "rf": lambda t: ConformalRegressorImpact(kind="random_forest", target=t),
     "bayes": lambda t: ConformalRegressorImpact(kind="bayesian_ridge", target=t),

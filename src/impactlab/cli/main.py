@@ -600,7 +600,7 @@ TargetOpt = Annotated[
 def forecast_train(
     lobster: Annotated[Path, typer.Option(help="LOBSTER message file of the training day.")],
     save: Annotated[Path, typer.Option(help="Write the fitted model as JSON here.")],
-    model: Annotated[str, typer.Option(help="gbm, hybrid, rf, bayes, mlp, sqrt or spread-sqrt.")] = "gbm",
+    model: Annotated[str, typer.Option(help="gbm, gbm-scaled, hybrid, rf, bayes, mlp, sqrt or spread-sqrt.")] = "gbm",
     target: TargetOpt = "immediate_cost_bps",
     blocks: Annotated[int, typer.Option(min=200, max=1_000_000, help="Hypothetical blocks to draw.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Seed of the block draw.")] = 0,

@@ -281,6 +281,11 @@ class QuantileGBMImpact(_ConformalImpact):
         Rounds of each quantile model (at most ``n_estimators``; ``None``: ``n_estimators``); fewer rounds
         run at a proportionally higher learning rate.  Seven quantile models dominate the cost of a full
         estimate; on real blocks 100 rounds at twice the rate scored the same pinball loss as 200.
+    intervals
+        ``"cqr"`` (default): quantile boosters, conformalized quantile regression.  ``"scaled"``: one more
+        booster models the absolute residual s(x) and the intervals are ``ŷ ± m_c s(x)`` (locally weighted
+        split conformal, Lei et al. 2018): two boosters instead of eight, for the fastest full estimates,
+        with symmetric intervals.
     calibration_fraction
         Share of the (time-ordered) rows held back to calibrate the intervals.
     seed
@@ -314,6 +319,7 @@ class QuantileGBMImpact(_ConformalImpact):
         seed: int = 0,
         baseline: Literal["none", "square_root"] = "none",
         quantile_estimators: int | None = 100,
+        intervals: Literal["cqr", "scaled"] = "cqr",
     ) -> None:
         self.features = features
         self.target = target  # type: ignore[misc]
@@ -326,6 +332,7 @@ class QuantileGBMImpact(_ConformalImpact):
         self.seed = seed
         self.baseline = baseline
         self.quantile_estimators = quantile_estimators
+        self.intervals = intervals
 
     def _rounds(self, quantile: bool) -> tuple[int, float]:
         """Boosting rounds and learning rate: the quantile models may use fewer rounds at a proportionally
@@ -352,12 +359,26 @@ class QuantileGBMImpact(_ConformalImpact):
             p["alpha"] = alpha
         return p
 
-    def _booster(self, X: F64, y: F64, objective: str, alpha: float | None = None) -> lgb.Booster:
+    def _booster(
+        self, X: F64, y: F64, objective: str, alpha: float | None = None, *, quantile_rounds: bool = False
+    ) -> lgb.Booster:
+        """One booster; quantile models (and the scale model) use the quantile rounds and rate."""
+        short = alpha is not None or quantile_rounds
+        params = self._params(objective, alpha)
+        params["learning_rate"] = self._rounds(short)[1]
         data = lgb.Dataset(X, y, feature_name=list(self.features), free_raw_data=False)
-        return lgb.train(self._params(objective, alpha), data, num_boost_round=self._rounds(alpha is not None)[0])
+        return lgb.train(params, data, num_boost_round=self._rounds(short)[0])
 
     def _train(self, X: F64, r: F64) -> None:
+        if self.intervals not in ("cqr", "scaled"):
+            raise CalibrationError(f"'intervals' must be 'cqr' or 'scaled', got {self.intervals!r}")
         self.point_ = self._booster(X, r, "regression")
+        if self.intervals == "scaled":
+            dev = np.abs(r - self.point_.predict(X, num_threads=1))
+            self.scale_ = self._booster(X, dev, "regression", quantile_rounds=True)
+            self.scale_floor_ = float(max(np.quantile(dev, 0.05), 1e-6))
+            self.quantile_models_ = {}
+            return
         # the quantile boosters learn the target itself: on real blocks this scored a lower pinball loss than
         # boosters of the point model's in-sample residual, whose spread is shrunk by overfitting
         self.quantile_models_ = {p: self._booster(X, r, "quantile", p) for p in self._probs()}
@@ -366,17 +387,29 @@ class QuantileGBMImpact(_ConformalImpact):
         point = np.asarray(self.point_.predict(X, num_threads=1), dtype=np.float64)
         if not quantiles:
             return point, {}, np.ones(len(X))
+        if self.intervals == "scaled":
+            scale = np.maximum(np.asarray(self.scale_.predict(X, num_threads=1), np.float64), self.scale_floor_)
+            return point, {}, scale
         raw = {p: np.asarray(b.predict(X, num_threads=1), dtype=np.float64) for p, b in self.quantile_models_.items()}
         return point, raw, np.ones(len(X))
 
     def _state(self) -> dict[str, Any]:
+        scaled = (
+            {"scale_model": self.scale_.model_to_string(), "scale_floor": self.scale_floor_}
+            if self.intervals == "scaled"
+            else {}
+        )
         return {
+            **scaled,
             "point_model": self.point_.model_to_string(),
             "quantile_models": {str(p): b.model_to_string() for p, b in self.quantile_models_.items()},
             "gain_importance": dict(zip(self.features, self.point_.feature_importance("gain").tolist(), strict=True)),
         }
 
     def _load_state(self, extra: dict[str, Any]) -> None:
+        if self.intervals == "scaled":
+            self.scale_ = lgb.Booster(model_str=extra["scale_model"])
+            self.scale_floor_ = float(extra["scale_floor"])
         self.point_ = lgb.Booster(model_str=extra["point_model"])
         self.quantile_models_ = {float(p): lgb.Booster(model_str=s) for p, s in extra["quantile_models"].items()}
 
@@ -390,6 +423,8 @@ class QuantileGBMImpact(_ConformalImpact):
         """Point and quantile boosters as one ONNX graph (outputs ``point`` and ``q<p>``)."""
         self._check_fitted()
         boosters = {"point": self.point_, **{f"q{p:g}": b for p, b in self.quantile_models_.items()}}
+        if self.intervals == "scaled":
+            boosters["scale"] = self.scale_
         return _onnx.lightgbm_graph(boosters, len(self.features))
 
     def forecaster(self, *, threads: int = 1) -> OnnxForecaster:
@@ -410,7 +445,8 @@ class OnnxForecaster:
         self.features = tuple(model.features)
         self._sess = _onnx.session(onnx_model, threads=threads)
         names = [o.name for o in self._sess.get_outputs()]
-        expected = ["point", *(f"q{p:g}" for p in model.quantile_models_)]
+        self._scaled = model.intervals == "scaled"
+        expected = ["point", "scale"] if self._scaled else ["point", *(f"q{p:g}" for p in model.quantile_models_)]
         if names != expected:
             raise CalibrationError(f"ONNX model outputs {names} do not match the model's {expected}")
         n_in = self._sess.get_inputs()[0].shape[1]
@@ -419,7 +455,8 @@ class OnnxForecaster:
         rng = model.result_.extra["feature_range"]
         self._lo = [float(rng[f][0]) for f in self.features]
         self._hi = [float(rng[f][1]) for f in self.features]
-        self._probs = list(model.quantile_models_)
+        self._probs = model._probs()
+        self._floor = float(getattr(model, "scale_floor_", 0.0))
         self._margins = list(zip(model.coverages, model.result_.params, strict=True))
         # the estimate's hot path works on plain floats: the probabilities in order, the offset each gets
         # (−margin below the median, +margin above), and the nesting order outward from the median
@@ -451,7 +488,11 @@ class OnnxForecaster:
         outs = self._sess.run(None, {self._input: np.array([x], dtype=np.float32)})
         base = float(self.model._base(order)[0]) if self._has_base else 0.0
         point = float(outs[0][0, 0]) + base
-        q = [float(o[0, 0]) + base + off for o, off in zip(outs[1:], self._offsets, strict=True)]
+        if self._scaled:
+            sc = max(float(outs[1][0, 0]), self._floor)
+            q = [point + off * sc for off in self._offsets]
+        else:
+            q = [float(o[0, 0]) + base + off for o, off in zip(outs[1:], self._offsets, strict=True)]
         for side, pick in ((self._upper, max), (self._lower, min)):  # nest outward from the median
             prev = q[self._mid]
             for i in side:
@@ -476,11 +517,14 @@ class OnnxForecaster:
             raise CalibrationError(f"rows lack the model's features {missing}")
         out = _onnx.run(self._sess, X[list(self.features)].to_numpy(np.float32))
         base = self.model._base(X) if self.model.baseline != "none" else 0.0
-        q = {0.5: out["q0.5"] + base}
+        point = out["point"] + base
+        unit = np.maximum(out["scale"], self._floor) if self._scaled else 1.0
+        raw = {p: point for p in self._probs} if self._scaled else {p: out[f"q{p:g}"] + base for p in self._probs}
+        q = {0.5: raw[0.5]}
         for c, margin in self._margins:
             lo, hi = round((1 - c) / 2, 6), round((1 + c) / 2, 6)
-            q[lo] = out[f"q{lo:g}"] + base - margin
-            q[hi] = out[f"q{hi:g}"] + base + margin
+            q[lo] = raw[lo] - margin * unit
+            q[hi] = raw[hi] + margin * unit
         return {"total_bps": out["point"] + base, **{f"q{p:g}": v for p, v in _nest(q).items()}}
 
 
