@@ -252,3 +252,21 @@ def test_scaled_intervals_cover_adapt_and_export(tmp_path: Path) -> None:
     for p in a.quantiles:
         assert b.quantiles[p] == pytest.approx(a.quantiles[p], abs=1e-4)
     np.testing.assert_allclose(fc.predict_batch(df)["q0.025"], m.predict_quantiles(df)[0.025], atol=1e-4)
+
+
+def test_hybrid_learns_from_the_desks_own_parent_orders() -> None:
+    # parent-order outcomes (the layout outcomes_from_store rebuilds from the system's fills), power-law truth:
+    # the square-root law of Q/V alone misses the duration effect the overlay can learn
+    from impactlab.calibration import order_outcomes
+    from impactlab.impact import SquareRootImpact
+    from impactlab.testing import simulate_parent_orders
+
+    orders = order_outcomes(simulate_parent_orders(5000, seed=21, model="power_law", noise_bps=2.0))
+    orders = orders.sort_values("start_ns").reset_index(drop=True)
+    hybrid = QuantileGBMImpact(
+        features=("participation", "duration_days", "daily_vol"), baseline="square_root", **SMALL
+    )
+    ev = evaluate(hybrid, orders, coverage=0.9)
+    base = evaluate(SquareRootImpact(delta=None), orders)
+    assert ev["out_of_sample"]["rmse_bps"] < 0.8 * base["out_of_sample"]["rmse_bps"]
+    assert abs(ev["out_of_sample"]["coverage"] - 0.9) < 0.04
