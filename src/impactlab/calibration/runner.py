@@ -176,24 +176,32 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
         fitted.save(save)
 
     extra = {k: v for k, v in res.to_dict()["extra"].items() if not isinstance(v, list) or len(v) <= 4}
+    return _report(fitted, source, usable[0], ev, extra, save)
+
+
+def _report(
+    model: ImpactModel, source: DataSource, dataset: str, ev: dict[str, Any], extra: dict[str, Any], save: Path | None
+) -> dict[str, Any]:
+    """The JSON object ``calibrate`` returns, from a fitted model and its walk-forward metrics."""
+
+    def clean(m: dict[str, float]) -> dict[str, float | None]:
+        return {k: (float(v) if np.isfinite(v) else None) for k, v in m.items()}
+
+    res = model.result_
     return {
-        "model": type(fitted).__name__,
+        "model": type(model).__name__,
         "source": source.label,
-        "dataset": usable[0],
+        "dataset": dataset,
         "params": res.params_dict(),
         "stderr": res.stderr_dict(),
         "conf_int": {k: list(v) for k, v in res.conf_int().items()},
         "n": res.n,
-        "metrics": {"in_sample": _clean(ev["in_sample"]), "out_of_sample": _clean(ev["out_of_sample"])},
+        "metrics": {"in_sample": clean(ev["in_sample"]), "out_of_sample": clean(ev["out_of_sample"])},
         "cov_type": res.cov_type,
         "extra": extra,
         "notes": list(dict.fromkeys(source.notes)),
         "saved_to": str(save) if save else None,
     }
-
-
-def _clean(m: dict[str, float]) -> dict[str, float | None]:
-    return {k: (float(v) if np.isfinite(v) else None) for k, v in m.items()}
 
 
 def _calibrate_ow_book(source: DataSource, *, n_splits: int, save: Path | None) -> dict[str, Any]:
@@ -205,7 +213,6 @@ def _calibrate_ow_book(source: DataSource, *, n_splits: int, save: Path | None) 
     model = book.model()
     if save is not None:
         model.save(save)
-    res = model.result_
     source.notes.append(
         f"OW from the book: depth from {book.snapshots:,} snapshots, resilience and permanent fraction from "
         f"{book.events:,} market orders that moved the near quote ({ev_table.attrs.get('events_without_control', 0)} "
@@ -217,17 +224,4 @@ def _calibrate_ow_book(source: DataSource, *, n_splits: int, save: Path | None) 
             f"{book.permanent_fraction:g}"
         )
     extra = {k: v for k, v in book.to_dict().items() if k not in ("fingerprint", "window_ns")}
-    return {
-        "model": type(model).__name__,
-        "source": source.label,
-        "dataset": "book+resilience",
-        "params": res.params_dict(),
-        "stderr": res.stderr_dict(),
-        "conf_int": {k: list(v) for k, v in res.conf_int().items()},
-        "n": res.n,
-        "metrics": {"in_sample": _clean(ev["in_sample"]), "out_of_sample": _clean(ev["out_of_sample"])},
-        "cov_type": res.cov_type,
-        "extra": extra,
-        "notes": list(dict.fromkeys(source.notes)),
-        "saved_to": str(save) if save else None,
-    }
+    return _report(model, source, "book+resilience", ev, extra, save)
