@@ -113,7 +113,8 @@ class _ConformalImpact(ImpactModel):
         """Inverse of :meth:`_state`."""
 
     # -- fitting --------------------------------------------------------------------------------------------
-    def _bounds(self, point: F64, raw: dict[float, F64], unit: F64, c: float) -> tuple[F64, F64]:
+    def _bounds(self, point: F64, raw: dict[float, F64], c: float) -> tuple[F64, F64]:
+        """Raw ends of the interval at coverage c: the quantile models where there are any, else the point."""
         lo, hi = round((1 - c) / 2, 6), round((1 + c) / 2, 6)
         return raw.get(lo, point), raw.get(hi, point)
 
@@ -122,7 +123,7 @@ class _ConformalImpact(ImpactModel):
         n = len(resid)
         out = []
         for c in self.coverages:
-            lo, hi = self._bounds(point, raw, unit, c)
+            lo, hi = self._bounds(point, raw, c)
             scores = np.maximum(lo - resid, resid - hi) / unit
             out.append(float(np.sort(scores)[min(math.ceil((n + 1) * c), n) - 1]))
         return out
@@ -185,7 +186,7 @@ class _ConformalImpact(ImpactModel):
         point, raw, unit = self._raw(self._X(df))
         out = {0.5: base + raw.get(0.5, point)}
         for c, m in zip(self.coverages, self.result_.params, strict=True):
-            lo, hi = self._bounds(point, raw, unit, c)
+            lo, hi = self._bounds(point, raw, c)
             out[round((1 - c) / 2, 6)] = base + lo - m * unit
             out[round((1 + c) / 2, 6)] = base + hi + m * unit
         return base + point, _nest(out)
