@@ -27,7 +27,7 @@ from impactlab.features.book import lobster_l1_features
 from impactlab.features.daily import DailyBars, find_daily
 from impactlab.features.trades import lobster_trades, state_at
 
-__all__ = ["BLOCK_FEATURES", "lobster_blocks"]
+__all__ = ["BLOCK_FEATURES", "block_features", "day_context", "lobster_blocks"]
 
 
 def _cum(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -56,30 +56,7 @@ def lobster_blocks(
     if n_blocks < 1 or not 0 < q_range[0] < q_range[1]:
         raise CalibrationError(f"bad block settings: n_blocks={n_blocks}, q_range={q_range}")
     rng = np.random.default_rng(seed)
-    ts = day.ts_ns
-    l1 = lobster_l1_features(day)
-    mid = l1["mid"]
-    bp, bz = day.bid()
-    ap, az = day.ask()
-    tr = lobster_trades(day)
-    k5 = min(5, day.levels)
-    path = find_daily(day.symbol)
-    stats = (
-        DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1]))
-        if path is not None
-        else None
-    )
-    if adv is None:
-        adv = stats.adv if stats is not None else float(tr["size"].sum())
-        adv_source = str(path) if stats is not None else "the day's own traded volume (no daily file)"
-    else:
-        adv_source = "given"
-    if stats is not None:
-        daily_vol, vol_source = stats.daily_vol, str(path)
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            lr = np.diff(np.log(mid[np.isfinite(mid)]))
-        daily_vol, vol_source = float(np.sqrt(np.sum(lr**2))), "the day's realised volatility (no daily file)"
+    adv, adv_source, daily_vol, vol_source = day_context(day, adv=adv)
 
     open_ns = day.session_open_ns
     close_ns = midnight_ns(day.date) + 57_600 * 1_000_000_000
@@ -88,6 +65,82 @@ def lobster_blocks(
     t = open_ns + 60_000_000_000 + (rng.random(n_blocks) * (latest - open_ns - 60_000_000_000)).astype(np.int64)
     q = np.exp(rng.uniform(np.log(q_range[0]), np.log(q_range[1]), n_blocks))
     side = rng.choice([-1, 1], n_blocks)
+    return _blocks_at(day, t, q, side, horizon, post_s, adv, adv_source, daily_vol, vol_source)
+
+
+def day_context(day: LobsterDay, *, adv: float | None = None) -> tuple[float, str, float, str]:
+    """``(adv, adv_source, daily_vol, daily_vol_source)`` for a LOBSTER day: from the daily file (on
+    LOBSTER's share basis) where there is one, else from the day itself."""
+    mid = lobster_l1_features(day)["mid"]
+    path = find_daily(day.symbol)
+    stats = (
+        DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1]))
+        if path is not None
+        else None
+    )
+    if adv is None:
+        adv = stats.adv if stats is not None else float(lobster_trades(day)["size"].sum())
+        adv_source = str(path) if stats is not None else "the day's own traded volume (no daily file)"
+    else:
+        adv_source = "given"
+    if stats is not None:
+        return float(adv), adv_source, stats.daily_vol, str(path)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lr = np.diff(np.log(mid[np.isfinite(mid)]))
+    return float(adv), adv_source, float(np.sqrt(np.sum(lr**2))), "the day's realised volatility (no daily file)"
+
+
+def block_features(
+    day: LobsterDay, *, ts_ns: int, side: int, quantity: float, horizon_s: float, adv: float | None = None
+) -> dict[str, float]:
+    """The features of one block (:data:`BLOCK_FEATURES`, plus ``arrival_mid``, ``adv`` and ``daily_vol``)
+    for an order arriving at ``ts_ns``: the book and flow a pre-trade forecast conditions on.  The quantity
+    only sets the size ratios; it is not walked through the book."""
+    if side not in (1, -1) or not quantity > 0 or not horizon_s > 0:
+        raise CalibrationError(f"bad block: side={side}, quantity={quantity}, horizon_s={horizon_s}")
+    adv_v, adv_src, vol, vol_src = day_context(day, adv=adv)
+    frame = _blocks_at(
+        day,
+        np.array([ts_ns], dtype=np.int64),
+        np.array([float(quantity)]),
+        np.array([side]),
+        np.array([float(horizon_s)]),
+        0.0,
+        adv_v,
+        adv_src,
+        vol,
+        vol_src,
+        require_depth=False,
+    )
+    if frame.empty:
+        raise CalibrationError(f"no complete book at {ts_ns} to take features from (or the block exceeds its depth)")
+    row = frame.iloc[0]
+    return {k: float(row[k]) for k in (*BLOCK_FEATURES, "arrival_mid", "adv", "daily_vol")}
+
+
+def _blocks_at(
+    day: LobsterDay,
+    t: NDArray[np.int64],
+    q: NDArray[np.float64],
+    side: NDArray[np.int64],
+    horizon: NDArray[np.float64],
+    post_s: float,
+    adv: float,
+    adv_source: str,
+    daily_vol: float,
+    vol_source: str,
+    *,
+    require_depth: bool = True,
+) -> pd.DataFrame:
+    ts = day.ts_ns
+    l1 = lobster_l1_features(day)
+    mid = l1["mid"]
+    bp, bz = day.bid()
+    ap, az = day.ask()
+    tr = lobster_trades(day)
+    k5 = min(5, day.levels)
+    open_ns = day.session_open_ns
+    n_blocks = t.size
 
     i = state_at(ts, t)
     m0 = mid[i]
@@ -99,7 +152,7 @@ def lobster_blocks(
     ok = complete & np.isfinite(m0)
 
     cost = np.full(n_blocks, np.nan)
-    for r in np.flatnonzero(ok):
+    for r in np.flatnonzero(ok) if require_depth else ():
         cost[r] = walk_the_book(
             q[r], int(side[r]), ask_price=ap[i[r]], ask_size=az[i[r]], bid_price=bp[i[r]], bid_size=bz[i[r]]
         ).cost_bps
@@ -156,7 +209,10 @@ def lobster_blocks(
             }
         )
     df["cost_bps"] = df["immediate_cost_bps"] + df["horizon_move_bps"]
-    keep = ok & np.isfinite(df[[*BLOCK_FEATURES, "cost_bps", "post_move_bps"]].to_numpy()).all(axis=1)
+    targets = ["cost_bps", "post_move_bps"] if require_depth else []
+    keep = (ok if require_depth else np.isfinite(m0)) & np.isfinite(df[[*BLOCK_FEATURES, *targets]].to_numpy()).all(
+        axis=1
+    )
     out = df[keep].sort_values("ts_ns").reset_index(drop=True)
     out.attrs.update(
         {

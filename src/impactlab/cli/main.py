@@ -383,8 +383,8 @@ def demo(
         Path | None, typer.Option("--out", help="Feature Parquet directory [default: beside the store].")
     ] = None,
 ) -> None:
-    """Load GOOG and AMZN, rebuild and check every book, compute features, calibrate the impact models, and
-    print a summary."""
+    """Load GOOG and AMZN, rebuild and check every book, compute features, calibrate the impact models, print a
+    summary, and end with the pre-trade report for buying 50,000 GOOG from models calibrated on its day."""
     with _errors():
         root = data or data_dir()
         pairs = [pr for pr in find_lobster_pairs(root / "lobster") if pr[0].name.split("_")[0] in ("GOOG", "AMZN")]
@@ -449,6 +449,13 @@ def demo(
         finally:
             if tmp is not None:
                 tmp.cleanup()
+        if tmp is None and any(mp.name.startswith("GOOG_") for mp, _ in pairs):
+            from impactlab.cli.schedules import build_pretrade
+
+            report = build_pretrade("GOOG", 1, 50_000, data=root)
+            for t in report.tables():
+                out.print(t)
+            out.print(f"Model: {report.model}")
         if failures:
             err.print(f"[red]{failures} check(s) failed[/red]")
             raise typer.Exit(1)
@@ -789,3 +796,13 @@ def regimes_cmd(
         out.print(t)
         if plot:
             out.print(f"timeline written to {plot}")
+
+
+def _register_schedules() -> None:
+    from impactlab.cli.schedules import pretrade_cmd, schedule_app
+
+    app.add_typer(schedule_app, name="schedule")
+    app.command("pretrade")(pretrade_cmd)
+
+
+_register_schedules()

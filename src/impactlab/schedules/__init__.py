@@ -1,0 +1,46 @@
+"""Execution schedules: Almgren–Chriss, Obizhaeva–Wang, transient and nonlinear impact, TWAP/VWAP/POV, pre-trade."""
+
+from impactlab.schedules._schedule import CostModel, Schedule, ScheduleCost
+from impactlab.schedules.almgren_chriss import AlmgrenChriss, EfficientFrontier, serial_correlation_gain
+from impactlab.schedules.costs import CombinedCost, LinearImpact, ModelCost
+from impactlab.schedules.market import MarketContext
+from impactlab.schedules.nonlinear import PowerLawTemporaryImpact, optimal_nonlinear
+from impactlab.schedules.pretrade import STRATEGY_PARTICIPATION, CurvePoint, PreTradeReport, StrategyResult, pretrade
+from impactlab.schedules.transient import (
+    DecayKernel,
+    ObizhaevaWangSolution,
+    PriceManipulationWarning,
+    TransientImpact,
+    obizhaeva_wang_optimum,
+)
+from impactlab.schedules.volume import SESSION_S, VolumeCurve, pov, twap, vwap
+
+__all__ = [
+    "SESSION_S",
+    "STRATEGY_PARTICIPATION",
+    "AlmgrenChriss",
+    "CombinedCost",
+    "CostModel",
+    "CurvePoint",
+    "DecayKernel",
+    "EfficientFrontier",
+    "LinearImpact",
+    "MarketContext",
+    "ModelCost",
+    "ObizhaevaWangSolution",
+    "PowerLawTemporaryImpact",
+    "PreTradeReport",
+    "PriceManipulationWarning",
+    "Schedule",
+    "ScheduleCost",
+    "StrategyResult",
+    "TransientImpact",
+    "VolumeCurve",
+    "obizhaeva_wang_optimum",
+    "optimal_nonlinear",
+    "pov",
+    "pretrade",
+    "serial_correlation_gain",
+    "twap",
+    "vwap",
+]
