@@ -13,6 +13,7 @@ PACKAGES = [
     "impactlab.features",
     "impactlab.testing",
     "impactlab.errors",
+    "impactlab.schedules",
 ]
 
 
@@ -42,7 +43,7 @@ def test_exception_tree() -> None:
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
 
 
-LAYERS = ["data", "book", "features", "impact", "calibration", "cli"]
+LAYERS = ["data", "book", "features", "impact", "schedules", "calibration", "cli"]
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])

@@ -5,7 +5,7 @@ from impactlab.schedules.almgren_chriss import AlmgrenChriss, EfficientFrontier,
 from impactlab.schedules.costs import CombinedCost, LinearImpact, ModelCost
 from impactlab.schedules.market import MarketContext
 from impactlab.schedules.nonlinear import PowerLawTemporaryImpact, optimal_nonlinear
-from impactlab.schedules.pretrade import STRATEGY_PARTICIPATION, CurvePoint, PreTradeReport, StrategyResult, pretrade
+from impactlab.schedules.pretrade import CurvePoint, PreTradeReport, StrategyResult, pretrade
 from impactlab.schedules.transient import (
     DecayKernel,
     ObizhaevaWangSolution,
@@ -13,11 +13,9 @@ from impactlab.schedules.transient import (
     TransientImpact,
     obizhaeva_wang_optimum,
 )
-from impactlab.schedules.volume import SESSION_S, VolumeCurve, pov, twap, vwap
+from impactlab.schedules.volume import VolumeCurve, pov, twap, vwap
 
 __all__ = [
-    "SESSION_S",
-    "STRATEGY_PARTICIPATION",
     "AlmgrenChriss",
     "CombinedCost",
     "CostModel",

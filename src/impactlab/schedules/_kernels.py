@@ -23,7 +23,7 @@ def sinh_ratio_py(kappa: float, remaining: float, horizon: float) -> float:
         return 0.0
     if remaining >= horizon:
         return 1.0
-    if kappa == 0.0:
+    if kappa * horizon < 1e-12:
         return remaining / horizon
     if kappa == math.inf:
         return 0.0
@@ -42,7 +42,7 @@ def ac_holdings_py(quantity: float, horizon: float, n_steps: int, kappa: float, 
     positive numbers, so no cancellation, no overflow, and no transcendental call per element.
     """
     n = n_steps
-    if kappa == 0.0:
+    if kappa * horizon < 1e-12:  # linear to within (κT)² ~ 1e-24; also keeps subnormal κ from dividing by zero
         for j in range(n + 1):
             out[j] = quantity * (n - j) / n
         return
