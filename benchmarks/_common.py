@@ -40,6 +40,15 @@ def timed(fn: Callable[[], Any], *, repeat: int = 5, warmup: int = 1) -> tuple[f
     return statistics.median(times), min(times), result
 
 
+def per_call(fn: Callable[[], Any], *, number: int = 1000, repeat: int = 7) -> float:
+    """Median over ``repeat`` batches of the mean time of one call in a batch of ``number`` (for calls of
+    microseconds, where timing one call at a time measures the timer and a cold cache)."""
+    import timeit
+
+    fn()
+    return statistics.median(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))
+
+
 def peak_traced_mb(fn: Callable[[], Any]) -> float:
     """Peak memory traced by tracemalloc (Python and NumPy allocations) while ``fn`` runs, MB."""
     gc.collect()

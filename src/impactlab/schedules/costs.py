@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -78,6 +78,7 @@ class ModelCost:
 
     model: ImpactModel
     role: Literal["total", "permanent"] = "total"
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.model._check_fitted()
@@ -127,7 +128,14 @@ class ModelCost:
                 f"{type(self.model).__name__} reads {missing}, which the market context does not give "
                 "(machine-learned models need the book state at arrival)"
             )
-        est = self.model.predict_estimate(pd.Series(row))
+        # the estimate depends only on the columns the model reads (a square-root law ignores the horizon):
+        # memoised on them and on the fit, so a curve of horizons asks the model once per distinct input
+        key = (id(getattr(self.model, "result_", None)), *(row[c] for c in _columns(self.model)))
+        est = self._memo.get(key)
+        if est is None:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            est = self._memo[key] = self.model.predict_estimate(pd.Series(row))
         timing = schedule.timing_risk_bps(market.daily_vol, unit_per_day=market.session_s)
         name = type(self.model).__name__
         if self.role == "permanent":
