@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import Any
@@ -47,21 +48,22 @@ def speed(quick: bool = False) -> list[Section]:
         lam = 1e-6
         ours = ac.trajectory(lam)
         number = max(10, 20_000 // n) if not quick else 10
-        t_ours = per_call(lambda ac=ac: ac.trajectory(lam), number=number)
+        t_ours = per_call(lambda ac=ac, lam=lam: ac.trajectory(lam), number=number)
         t_ac = t_sl = math.nan
         diff = math.nan
         if peer_ac is not None:
             ref = peer_ac.trade_trajectory(lam, 1.0 / n, 0.95, 2.5e-7, 2.5e-6, 1e6, 1.0)
             diff = float(np.max(np.abs(ref - ours)) / 1e6)
             t_ac = per_call(
-                lambda n=n: peer_ac.trade_trajectory(lam, 1.0 / n, 0.95, 2.5e-7, 2.5e-6, 1e6, 1.0), number=number
+                lambda n=n, lam=lam: peer_ac.trade_trajectory(lam, 1.0 / n, 0.95, 2.5e-7, 2.5e-6, 1e6, 1.0),
+                number=number,
             )
         if peer_sl is not None:
             from slippage.impact import LinearImpact as SlLinear
 
             prob = peer_sl.ExecutionProblem(1e6, 1.0, n, 0.95, SlLinear(gamma=2.5e-7, eta=2.5e-6))
             t_sl = per_call(
-                lambda prob=prob: peer_sl.optimal_trajectory(prob, lam), number=max(3, number // 20), repeat=3
+                lambda prob=prob, lam=lam: peer_sl.optimal_trajectory(prob, lam), number=max(3, number // 20), repeat=3
             )
         traj.add(f"{n:,}", _us(t_ours), _us(t_ac), _us(t_sl), f"{t_ac / t_ours:.1f}× faster", f"{diff:.1e}")
     # finiteness across risk aversions (the peer overflows: sinh(κT) at large κ)
@@ -72,14 +74,13 @@ def speed(quick: bool = False) -> list[Section]:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             for v in lams:
-                try:
+                with contextlib.suppress(OverflowError, ValueError, ZeroDivisionError):
                     peer_ok += bool(
                         np.all(np.isfinite(peer_ac.trade_trajectory(v, 1 / 390, 0.95, 2.5e-7, 2.5e-6, 1e6, 1.0)))
                     )
-                except (OverflowError, ValueError, ZeroDivisionError):
-                    pass
     traj.notes.append(
-        f"finite trajectories at N = 390 for λ ∈ {lams}: impactlab {ours_ok}/{len(lams)}, almgren-chriss {peer_ok}/{len(lams)}"
+        f"finite trajectories at N = 390 for λ ∈ {lams}: impactlab {ours_ok}/{len(lams)}, "
+        f"almgren-chriss {peer_ok}/{len(lams)}"
     )
 
     front = Section(
@@ -157,7 +158,8 @@ def pretrade_bench(quick: bool = False) -> Section:
 
     sec = Section(
         "Pre-trade report: GOOG buy 50,000, 20 horizons (1 min … 1 day) + 3 strategies",
-        "python benchmarks/run.py (bench_schedules.pretrade_bench); `impactlab pretrade --symbol GOOG --side buy --qty 50000`",
+        "python benchmarks/run.py (bench_schedules.pretrade_bench); "
+        "`impactlab pretrade --symbol GOOG --side buy --qty 50000`",
         "the same report priced the direct way: the transient cost by the dense N × N interval-averaged kernel "
         "matrix (what the O(N) compiled recursion replaces) and the square-root model asked afresh for every "
         "schedule (what the memo on its inputs replaces), same run",
@@ -204,8 +206,9 @@ def pretrade_bench(quick: bool = False) -> Section:
             f"P(cost > 10 bps) {s.prob_exceeds:.1%}"
         )
     sec.notes.append(
-        f"model from GOOG {day.date}: half-spread {d['half_spread_bps']:.2f} bps, depth {d['depth_shares_per_bps']:.0f} "
-        f"sh/bps, half-life {d['half_life_s']:.2f} s, square-root Y {d['sqrt_Y']:.2f}, δ {d['sqrt_delta']:.2f}; "
+        f"model from GOOG {day.date}: half-spread {d['half_spread_bps']:.2f} bps, "
+        f"depth {d['depth_shares_per_bps']:.0f} sh/bps, half-life {d['half_life_s']:.2f} s, "
+        f"square-root Y {d['sqrt_Y']:.2f}, δ {d['sqrt_delta']:.2f}; "
         f"largest difference between the two pricings {gap:.1e} bps; target: under 200 ms"
     )
     return sec
