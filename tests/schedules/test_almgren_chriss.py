@@ -227,3 +227,12 @@ def test_negative_risk_aversion_and_drift_without_risk_are_refused() -> None:
         table1().trajectory(-1e-6)
     with pytest.raises(InfeasibleScheduleError, match="unbounded"):
         table1(drift=0.02).trajectory(0.0)
+
+
+def test_compiled_frontier_matches_its_python_twin() -> None:
+    kappas = np.array([0.0, 1e-3, 0.5, 3.0, 80.0])
+    out = [(np.empty((5, 40)), np.empty(5), np.empty(5)) for _ in range(2)]
+    K.ac_frontier(1e6, 2.0, 39, kappas, 0.95, 2e-6, 10.0, *out[0])
+    K.ac_frontier_py(1e6, 2.0, 39, kappas, 0.95, 2e-6, 10.0, *out[1])
+    for a, b in zip(out[0], out[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)

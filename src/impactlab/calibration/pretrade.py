@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from impactlab.calibration.blocks import block_features
+from impactlab.calibration.blocks import BLOCK_FEATURES, block_features
 from impactlab.calibration.datasets import bar_flows
 from impactlab.calibration.resilience import BookResilience, calibrate_ow_book
 from impactlab.data.lobster import LobsterDay
@@ -21,6 +21,16 @@ from impactlab.impact.parametric import SquareRootImpact
 from impactlab.schedules import CombinedCost, MarketContext, ModelCost, TransientImpact, VolumeCurve
 
 __all__ = ["BookCostModel", "lobster_book_cost_model", "lobster_market", "lobster_paths"]
+
+_ORDER_FEATURES = (
+    "log_q_over_adv",
+    "q_over_near_depth_1",
+    "q_over_near_depth_5",
+    "seconds_since_open",
+    "horizon_s",
+    "participation",
+)
+"""Block features that describe the order rather than the market (set per schedule by ``ModelCost``)."""
 
 
 def lobster_market(
@@ -40,19 +50,7 @@ def lobster_market(
     ts = day.session_open_ns + round(start_s * 1e9)
     feats = block_features(day, ts_ns=ts, side=side, quantity=1.0, horizon_s=60.0)
     curve = VolumeCurve.from_lobster(list(volume_days) or [day], bin_s=bin_s)
-    state = {
-        k: feats[k]
-        for k in (
-            "spread_bps",
-            "near_depth_1",
-            "far_depth_1",
-            "imbalance_1_signed",
-            "ofi_10s_signed",
-            "signed_volume_60s_signed",
-            "volume_60s",
-            "realized_vol_60s_bps",
-        )
-    }
+    state = {k: feats[k] for k in BLOCK_FEATURES if k not in _ORDER_FEATURES}
     state["near_depth_5"] = 1.0 / feats["q_over_near_depth_5"]
     return MarketContext(
         symbol=day.symbol,

@@ -79,10 +79,13 @@ def ac_frontier_py(
     expected: F64,
     variance: F64,
 ) -> None:
-    """Holdings (one row per κ), expected cost ``fixed + (η̃/τ) Σ n_k²`` and variance ``σ²τ Σ x_k²``."""
+    """Holdings (one row per κ), expected cost ``fixed + (η̃/τ) Σ n_k²`` and variance ``σ²τ Σ x_k²``.
+
+    Calls the compiled :func:`ac_holdings` (itself tested against its twin), so that this function compiles
+    as it stands."""
     tau = horizon / n_steps
     for i in range(kappas.size):
-        ac_holdings_py(quantity, horizon, n_steps, kappas[i], holdings[i])
+        ac_holdings(quantity, horizon, n_steps, kappas[i], holdings[i])
         sq_trades = 0.0
         sq_hold = 0.0
         for j in range(1, n_steps + 1):
@@ -99,31 +102,7 @@ sinh_ratio = numba.njit(cache=True, nogil=True)(sinh_ratio_py)
 ac_holdings = numba.njit(cache=True, nogil=True)(ac_holdings_py)
 
 
-@numba.njit(cache=True, nogil=True)
-def ac_frontier(
-    quantity: float,
-    horizon: float,
-    n_steps: int,
-    kappas: F64,
-    sigma: float,
-    eta_tilde: float,
-    fixed_cost: float,
-    holdings: F64,
-    expected: F64,
-    variance: F64,
-) -> None:  # pragma: no cover - compiled twin of ac_frontier_py
-    """Compiled :func:`ac_frontier_py`."""
-    tau = horizon / n_steps
-    for i in range(kappas.size):
-        ac_holdings(quantity, horizon, n_steps, kappas[i], holdings[i])
-        sq_trades = 0.0
-        sq_hold = 0.0
-        for j in range(1, n_steps + 1):
-            d = holdings[i, j - 1] - holdings[i, j]
-            sq_trades += d * d
-            sq_hold += holdings[i, j] * holdings[i, j]
-        expected[i] = fixed_cost + eta_tilde / tau * sq_trades
-        variance[i] = sigma * sigma * tau * sq_hold
+ac_frontier = numba.njit(cache=True, nogil=True)(ac_frontier_py)
 
 
 def new_holdings(n_steps: int) -> F64:
