@@ -218,3 +218,21 @@ def test_cli_schedules() -> None:
         ],
     )
     assert r.exit_code == 2 and "not convex" in r.output
+
+
+def test_machine_learned_model_prices_the_curve_from_the_book_at_arrival(data: Path) -> None:
+    """An ML block model reads the book at arrival from the market context and the horizon and participation
+    from the schedule; a block far outside its training range is flagged as extrapolated."""
+    from impactlab.calibration.blocks import lobster_blocks
+    from impactlab.impact import QuantileGBMImpact
+
+    day = load_lobster(lobster_path(data, "GOOG", 5), lobster_path(data, "GOOG", 5, "orderbook"))
+    blocks = lobster_blocks(day, n_blocks=3000, seed=3)
+    model = QuantileGBMImpact(n_estimators=60, quantile_estimators=30).fit(blocks)
+    market = lobster_market(day)
+    r = pretrade(3_000, side=1, model=ModelCost(model), market=market, horizon_s=600, max_participation=0.5)
+    totals = {round(p.cost.total, 6) for p in r.curve[:8]}
+    assert len(totals) > 1  # the horizon and participation move the forecast
+    assert all(np.isfinite(p.cost.total) and p.cost.std > 0 for p in r.curve)
+    assert any("horizon_s" in p.cost.extrapolated_features for p in r.curve)  # trained on horizons ≤ 300 s
+    assert any("extrapolates" in n for n in r.notes)
