@@ -105,11 +105,6 @@ ac_holdings = numba.njit(cache=True, nogil=True)(ac_holdings_py)
 ac_frontier = numba.njit(cache=True, nogil=True)(ac_frontier_py)
 
 
-def new_holdings(n_steps: int) -> F64:
-    """An output buffer for :func:`ac_holdings`."""
-    return np.empty(n_steps + 1, dtype=np.float64)
-
-
 def exp_interval_quadratic_py(n: F64, a: F64, b: F64, rho: float) -> float:
     """``nᵀMn`` for the exponential kernel averaged over intervals ``[a_k, b_k]`` (constant-rate trading
     within each), in O(N) by the decaying running sum ``D_j = Σ_{i<j} n_i φ_i e^{−ρ(a_j − b_i)}``:

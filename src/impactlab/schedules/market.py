@@ -9,7 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from impactlab.errors import InfeasibleScheduleError
-from impactlab.schedules.volume import SESSION_S, VolumeCurve
+from impactlab.schedules.volume import VolumeCurve
 
 __all__ = ["MarketContext"]
 
@@ -68,7 +68,7 @@ class MarketContext:
     @property
     def session_s(self) -> float:
         """Session length, seconds (from the volume curve)."""
-        return self.volume_curve.session_s if self.volume_curve is not None else SESSION_S
+        return self.volume_curve.session_s
 
     @property
     def sigma_bps_per_sqrt_s(self) -> float:

@@ -54,8 +54,7 @@ class StrategyResult:
     @property
     def participation(self) -> float:
         """The order over the market volume expected while it works."""
-        p = self.schedule.participation
-        return float(self.schedule.quantity / np.sum(self.schedule.trades / p)) if p is not None else math.nan
+        return _part(self.schedule)
 
 
 @dataclass(frozen=True, eq=False)
@@ -300,6 +299,7 @@ def _fmt_h(seconds: float) -> str:
 
 
 def _part(s: Schedule) -> float:
+    """The order over the market volume expected while it works (NaN without a volume forecast)."""
     p = s.participation
     return float(s.quantity / np.sum(s.trades / p)) if p is not None else math.nan
 

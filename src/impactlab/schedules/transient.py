@@ -7,7 +7,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -316,22 +316,14 @@ class TransientImpact:
         if stop < t[-1]:
             raise InfeasibleScheduleError(f"'end' ({stop:g}) is before the last trade instant ({t[-1]:g})")
         bounds = np.append(t, stop)  # with stop = the last instant, the last trade is a block in a zero-length interval
-        return _schedule_from_instants(
+        return Schedule.from_trades(
             bounds,
             n,
-            side,
-            time_unit,
-            "transient-optimal",
-            {"kernel": self.kernel.describe(), "no_round_trip_constraint_binds": constrained},
+            side=side,
+            time_unit=time_unit,
+            strategy="transient-optimal",
+            params={"kernel": self.kernel.describe(), "no_round_trip_constraint_binds": constrained},
         )
-
-
-def _schedule_from_instants(
-    bounds: F64, trades: F64, side: int, time_unit: str, strategy: str, params: dict[str, Any]
-) -> Schedule:
-    x = np.concatenate([[trades.sum()], trades.sum() - np.cumsum(trades)])
-    x[-1] = 0.0
-    return Schedule(bounds, x, trades, None, side, time_unit, strategy, params)
 
 
 def _simplex_qp(g: F64, quantity: float) -> F64:
@@ -378,14 +370,18 @@ class ObizhaevaWangSolution:
         over N equal intervals in between."""
         if n_steps < 1:
             raise InfeasibleScheduleError(f"'n_steps' must be >= 1, got {n_steps}")
-        inner = np.linspace(0.0, self.horizon, n_steps + 1)
-        bounds = np.concatenate([[0.0], inner, [self.horizon]])
-        trades = np.concatenate([[self.initial_block], np.full(n_steps, self.rate * self.horizon / n_steps), [0.0]])
-        # the final block goes in the zero-length last interval: shift the trades so it lands there
-        trades[-1] = self.final_block
-        x = np.concatenate([[self.quantity], self.quantity - np.cumsum(trades)])
-        x[-1] = 0.0
-        return Schedule(bounds, x, trades, None, side, time_unit, "obizhaeva-wang", {"half_life": self.half_life})
+        bounds = np.concatenate([[0.0], np.linspace(0.0, self.horizon, n_steps + 1), [self.horizon]])
+        trades = np.concatenate(
+            [[self.initial_block], np.full(n_steps, self.rate * self.horizon / n_steps), [self.final_block]]
+        )
+        return Schedule.from_trades(
+            bounds,
+            trades,
+            side=side,
+            time_unit=time_unit,
+            strategy="obizhaeva-wang",
+            params={"half_life": self.half_life},
+        )
 
 
 def obizhaeva_wang_optimum(
