@@ -14,6 +14,7 @@ PACKAGES = [
     "impactlab.testing",
     "impactlab.errors",
     "impactlab.schedules",
+    "impactlab.simulation",
 ]
 
 
@@ -43,7 +44,7 @@ def test_exception_tree() -> None:
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
 
 
-LAYERS = ["data", "book", "features", "impact", "schedules", "calibration", "cli"]
+LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "cli"]
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])

@@ -806,3 +806,13 @@ def _register_schedules() -> None:
 
 
 _register_schedules()
+
+
+def _register_simulation() -> None:
+    from impactlab.cli.simulation import backtest_cmd, simulate_cmd
+
+    app.command("simulate")(simulate_cmd)
+    app.command("backtest")(backtest_cmd)
+
+
+_register_simulation()

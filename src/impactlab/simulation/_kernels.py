@@ -251,7 +251,7 @@ def take_py(
 
 def effective_best_py(q: F64, top: I64, cons: F64, replay: bool, s: int) -> int:
     """Best index of side ``s`` as the trader sees it (consumed liquidity removed)."""
-    p = top[s]
+    p = int(top[s])
     if not replay:
         return p
     n = q.shape[1]
@@ -379,7 +379,7 @@ def cst_run_py(
             st[ST_UI] += 1
             if u3 * bound > total:  # thinning: no event
                 continue
-        t_ns = np.int64(round(t_new * 1e9))
+        t_ns = round(t_new * 1e9)
         x = u2 * total
         etype = 0
         eside = 0
@@ -508,7 +508,7 @@ def overlay_shift_py(st: I64, sf: F64, t_ns: int) -> bool:
         sf[SF_TNEXT] = np.inf
     old = st[ST_SHIFT]
     st[ST_SHIFT] = new
-    return new != old
+    return bool(new != old)
 
 
 def remap_own_py(q: F64, own: F64, cons: F64, oi: I64, of: F64, st: I64, t_ns: int) -> None:

@@ -119,8 +119,8 @@ class QueueReactiveParams:
         """Shares resting at each distance at the start."""
         if self.depth_profile:
             return np.asarray(self.depth_profile, float)
-        lam = np.asarray(self.limit_rate_per_s)
-        return lam / np.asarray(self.cancel_rate_per_s) * self.limit_size
+        lam = np.asarray(self.limit_rate_per_s, dtype=np.float64)
+        return np.asarray(lam / np.asarray(self.cancel_rate_per_s) * self.limit_size, dtype=np.float64)
 
     @classmethod
     def published(cls, *, size: float = 100.0) -> QueueReactiveParams:
@@ -219,18 +219,19 @@ def market_order_times(day: LobsterDay) -> tuple[F64, NDArray[np.int8], F64]:
     sizes = np.bincount(gid, weights=size)
     times = (t[new] - day.ts_ns[0]) / 1e9
     sign = (-side[new]).astype(np.int8)  # an execution of a resting sell is a buy
-    return times.astype(float), sign, sizes
+    return np.asarray(times, dtype=np.float64), sign, np.asarray(sizes, dtype=np.float64)
 
 
 def fit_queue_reactive(
-    day: LobsterDay, *, max_distance: int = 10, tick_size: float | None = None
+    day: LobsterDay, *, max_distance: int | None = None, tick_size: float | None = None
 ) -> QueueReactiveParams:
     """Estimate the CST rates from a LOBSTER day, as Cont, Stoikov & Talreja (2010, Section 4) do.
 
     λ(i) = N_l(i) / (2T), μ = N_m / (2T) per side; θ(i) = N_c(i) · S_l / (2 T Q̄_i), with distances in
     ticks from the opposite best quote before each message and Q̄_i the time-weighted mean volume at
     distance i, taken over the time the book file shows that distance.  The power law λ(i) ≈ k/i^α is
-    fitted on i = 1..5 by least squares on logs.
+    fitted on i = 1..5 by least squares on logs.  ``max_distance`` defaults to twice the mean spread in
+    ticks (within 5..100), so that a wide-spread stock's orders behind its own best quote are covered.
     """
     if day.levels < 2:
         raise CalibrationError(f"{day.symbol} {day.date}: CST needs a multi-level book file, got level {day.levels}")
@@ -242,6 +243,9 @@ def fit_queue_reactive(
     if T <= 0:
         raise CalibrationError(f"{day.symbol} {day.date}: the file spans no time")
     book = day.book
+    if max_distance is None:
+        sp = (book[:, 0] - book[:, 2]) / tick_e4
+        max_distance = int(np.clip(np.ceil(2 * np.mean(sp[np.abs(book[:, 0]) < 9_000_000_000])), 5, 100))
     ask1 = book[:, 0]
     bid1 = book[:, 2]
     prev_ask = np.r_[ask1[0], ask1[:-1]]
@@ -335,7 +339,7 @@ def hawkes_loglik_py(params: F64, t: F64, sign: NDArray[np.int8], horizon: float
             asl += 1.0
         last = t[i]
         comp += (a_s + a_c) / beta * (1.0 - math.exp(-beta * (horizon - t[i])))
-    return ll - comp
+    return float(ll - comp)
 
 
 hawkes_loglik = numba.njit(cache=True, nogil=True)(hawkes_loglik_py)

@@ -175,12 +175,14 @@ class ReplayData:
             pxs = book[:, off::4]
             szs = book[:, off + 1 :: 4]
             ok = (np.abs(pxs) < _DUMMY) & (szs > 0)
-            has = ok.any(axis=1)
+            has: NDArray[np.bool_] = np.asarray(ok.any(axis=1), dtype=bool)
             last = np.where(has, day.levels - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
             dp = np.where(has, pxs[rows_all, last], 0)
             dq = np.where(has, szs[rows_all, last], 0)
-            prev, prev_has = np.r_[dp[0], dp[:-1]], np.r_[has[0], has[:-1]]
-            moved = has & prev_has & ((dp < prev) if s_sign == 1 else (dp > prev))
+            prev = np.r_[dp[0], dp[:-1]]
+            prev_has = np.asarray(np.r_[has[0], has[:-1]], dtype=bool)
+            outward = np.asarray((dp < prev) if s_sign == 1 else (dp > prev), dtype=bool)
+            moved = has & prev_has & outward
             moved[0] = False
             idx = np.flatnonzero(moved)
             sync_t.append(day.ts_ns[idx])
@@ -304,6 +306,9 @@ class ReplayMarket(Venue):
             self._q, self._top, self._own, self._cons, self._oi, self._of, self._fi, self._ff, self._st, self._sf,
             d.ev_t, d.ev_kind, d.ev_side, d.ev_px, d.ev_qty, d.ev_arr, int(t_ns), self._overlay,
         )  # fmt: skip
+        # the overlay's shift at the clock itself, not only at the last historical event
+        if t_ns >= self._sf[k.SF_TNEXT] and k.overlay_shift(self._st, self._sf, int(t_ns)):
+            k.remap_own(self._q, self._own, self._cons, self._oi, self._of, self._st, int(t_ns))
 
     @property
     def finished(self) -> bool:

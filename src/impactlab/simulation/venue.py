@@ -150,7 +150,7 @@ class Venue:
         self._sf = np.zeros(k.N_SF)
         self._st[k.ST_BASE] = base_tick
         self._sf[k.SF_TNEXT] = np.inf
-        self._overlay = np.zeros(4)
+        self._overlay: NDArray[np.float64] = np.zeros(4)
         self.start_ns = int(start_ns)
         self.now_ns = int(start_ns)  # exchange clock
         self._orders: dict[int, _Order] = {}
