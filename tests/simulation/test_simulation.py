@@ -96,19 +96,36 @@ def test_limit_order_joins_the_back_of_the_queue_and_fills_after_it(goog_replay)
     assert m.order(oid)["filled"] > 0
 
 
-def test_simulated_queue_fills_in_price_time_priority() -> None:
+def test_simulated_order_joins_the_queue_behind_resting_volume_and_self_trades_are_refused() -> None:
     m = sim.QueueReactiveMarket(sim.QueueReactiveParams.published(), seed=3)
     m.run_to(60 * NS)
     b = m.book(1)
     oid = m.submit(-1, 100, price=float(b.ask_price[0]))
     m.step(m.now_ns)
     assert m.queue_ahead(oid) == pytest.approx(b.ask_size[0])
-    # a market buy of exactly the queue ahead leaves ours untouched; one more share fills it
-    ahead = m.queue_ahead(oid)
-    m.submit(1, 1.0, order_type="market")  # rejected: it would cross our own order
+    assert m.book(1).ask_size[0] == pytest.approx(b.ask_size[0] + 100)  # it is in the simulated book
+    m.submit(1, 1.0, order_type="market")  # would trade against our own resting sell
     ev = m.step(m.now_ns)
     assert any(e.kind == "rejected" and "own resting order" in e.reason for e in ev)
-    assert ahead >= 0
+
+
+@pytest.mark.parametrize("hit", [k.hit_own, k.hit_own_py])
+def test_aggressors_fill_a_resting_order_only_after_the_queue_ahead(hit) -> None:  # type: ignore[no-untyped-def]
+    own = np.zeros((2, 8))
+    own[1, 3] = 100.0
+    oi = np.zeros((4, 5), dtype=np.int64)
+    oi[0] = (1, -1, 3, 0, 0)  # a live sell at ladder index 3
+    of = np.zeros((4, 2))
+    of[0] = (100.0, 200.0)  # 200 shares ahead of it
+    fi, ff, st = np.zeros((8, 4), dtype=np.int64), np.zeros(8), np.zeros(k.N_ST, dtype=np.int64)
+    assert hit(own, oi, of, fi, ff, st, 1, 3, 150.0, 1, k.ARR_UNKNOWN) == 0.0
+    assert of[0, k.Q_AHEAD] == pytest.approx(50.0)
+    assert hit(own, oi, of, fi, ff, st, 1, 3, 80.0, 2, k.ARR_UNKNOWN) == pytest.approx(30.0)
+    assert of[0, k.Q_REM] == pytest.approx(70.0) and st[k.ST_NFILL] == 1 and fi[0, 3] == 1  # a maker fill
+    # LOBSTER: an execution of an order that arrived after ours means ours went first
+    oi[0, k.O_TJOIN] = 10
+    assert hit(own, oi, of, fi, ff, st, 1, 3, 500.0, 3, 20) == pytest.approx(70.0)
+    assert oi[0, k.O_STATE] == 0
 
 
 def test_bad_orders_are_rejected_with_a_reason_not_raised() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from impactlab.cli.schedules import _cli
 from impactlab.errors import SimulationError
 
 NS = 1_000_000_000
@@ -36,12 +37,6 @@ class VenueKind(StrEnum):
 class Style(StrEnum):
     market = "market"
     limit = "limit"
-
-
-def _cli() -> Any:
-    from impactlab.cli import main
-
-    return main
 
 
 def _day(symbol: str, data: Path | None) -> Any:

@@ -30,12 +30,11 @@ full, and says which.
 from __future__ import annotations
 
 import math
-import types
-from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from impactlab.book._kernels import _compile_with
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -665,17 +664,6 @@ def top_levels_py(q: F64, cons: F64, replay: bool, s: int, start: int, levels: i
 # --------------------------------------------------------------------------------------------------
 # Compilation
 # --------------------------------------------------------------------------------------------------
-
-_jit = numba.njit(cache=True, nogil=True)
-
-
-def _compile_with(fn: Any, **globals_: Any) -> Any:
-    """Compile ``fn`` with its helper calls rebound to their compiled versions."""
-    g = dict(fn.__globals__)
-    g.update(globals_)
-    clone = types.FunctionType(fn.__code__, g, fn.__name__, fn.__defaults__, fn.__closure__)
-    return _jit(clone)
-
 
 best_after_drop = _compile_with(best_after_drop_py)
 level_add = _compile_with(level_add_py)

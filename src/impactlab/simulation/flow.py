@@ -494,9 +494,6 @@ class QueueReactiveMarket(Venue):
                 break
             if self._st[k.ST_NFILL] > self._ff.size // 2:
                 self._collect()
-        if self._top[0] < 0 or self._top[1] >= self._q.shape[1]:
-            # a side emptied: the CST boundary keeps refilling it, so this is transient; nothing to do
-            pass
 
     def _flush(self) -> None:
         n = int(self._st[k.ST_NREC])

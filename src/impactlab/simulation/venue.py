@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,7 +90,7 @@ class _Action:
     order_id: int = field(compare=False)
 
 
-class Venue:
+class Venue(ABC):
     """Shared engine; see the module docstring.  Subclasses implement ``_run_flow(t_ns)``.
 
     Parameters
@@ -164,8 +165,9 @@ class Venue:
 
     # -- subclass hook ------------------------------------------------------------------------------
 
-    def _run_flow(self, t_ns: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _run_flow(self, t_ns: int) -> None:
+        """Apply everyone else's orders up to exchange time ``t_ns``."""
 
     # -- prices -------------------------------------------------------------------------------------
 
@@ -202,10 +204,7 @@ class Venue:
         reason = ""
         if oid in self._orders:
             reason = f"duplicate order id {oid}"
-            oid_for_event = oid
         else:
-            oid_for_event = oid
-        if not reason:
             if side not in (1, -1):
                 reason = f"'side' must be +1 (buy) or -1 (sell), got {side!r}"
             elif not (np.isfinite(quantity) and quantity > 0):
@@ -218,8 +217,8 @@ class Venue:
                 elif self._tick_of(price) is None:
                     reason = f"'price' {price!r} is not on the tick grid ({self.tick_size:g})"
         if reason:
-            self._reject(oid_for_event, side if side in (1, -1) else 0, quantity, t, reason, register=False)
-            return oid_for_event
+            self._reject(oid, side if side in (1, -1) else 0, quantity, t, reason, register=False)
+            return oid
         self._orders[oid] = _Order(oid, side, float(quantity), order_type, price)
         arrive = t + self.entry_latency.sample_ns(self.rng)
         heapq.heappush(self._pending, _Action(max(arrive, self.now_ns), next(self._seq), "new", oid))
