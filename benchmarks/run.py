@@ -16,10 +16,18 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # the process is pinned to one core: no OpenMP oversubscription
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_binance, bench_book, bench_calibration, bench_load, bench_ml, bench_schedules
+from benchmarks import (
+    bench_binance,
+    bench_book,
+    bench_calibration,
+    bench_load,
+    bench_ml,
+    bench_schedules,
+    bench_simulation,
+)
 from benchmarks._common import pin_one_core
 
-BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml, bench_schedules]
+BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml, bench_schedules, bench_simulation]
 
 
 def main() -> None:

@@ -270,3 +270,35 @@ def test_backtest_cli_parts_add_up(data: Path) -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["events"] > 0 and out["rates"]["mu_published"] == 0.94
+
+
+def test_backtest_waits_for_the_last_childs_response_under_latency(goog_replay) -> None:  # type: ignore[no-untyped-def]
+    from impactlab.simulation.backtest import run_schedule
+
+    t0 = goog_replay.start_ns + 3600 * NS
+    lat = sim.ConstantLatency(5_000_000)  # 5 ms each way: the child sent at the horizon lands after it
+    m = sim.ReplayMarket(goog_replay, start_ns=t0, entry_latency=lat, response_latency=lat)
+    res = run_schedule(m, np.array([0.0, 30.0, 60.0]), np.full(3, 100.0), 1, horizon_s=60.0)
+    assert res.filled == pytest.approx(300.0)
+    assert res.opportunity_bps == 0.0
+    assert not m.awaiting_responses
+
+
+def test_binance_replay_leaves_out_far_levels_and_counts_them(data: Path) -> None:
+    from impactlab.data.binance import load_binance
+
+    cap = load_binance(data / "binance" / "usdm" / "ethusdt_20240719.gz")
+    rd = sim.ReplayData.from_binance(cap, band_fraction=0.1)
+    lp = cap.depth.level_price
+    tp = np.asarray(cap.trades["price"])
+    far = int(((lp < tp.min() * 0.9) | (lp > tp.max() * 1.1)).sum())
+    assert far > 0  # the capture carries levels tens of percent away
+    assert rd.counts["levels_outside_band"] == far
+    assert rd.counts["level_updates"] == lp.size - far
+    assert rd.ladder_ticks < (tp.max() * 1.1 - tp.min() * 0.9) / rd.tick_size + 4100
+    m = sim.ReplayMarket(rd)
+    m.run_to(rd.end_ns)
+    b = m.book(1)
+    assert tp.min() * 0.99 < b.mid < tp.max() * 1.01
+    with pytest.raises(SimulationError, match="band_fraction"):
+        sim.ReplayData.from_binance(cap, band_fraction=0.0)

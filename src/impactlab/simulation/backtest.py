@@ -134,6 +134,12 @@ def run_schedule(
         absorb(venue.step(t))
     end = t0 + int(horizon_s * NS) + 1
     absorb(venue.step(end))
+    # children sent at the horizon are still in flight (latency): wait for their responses, up to a minute
+    wait_ns = 1_000_000
+    while venue.awaiting_responses and wait_ns < 60 * NS:
+        end += wait_ns
+        wait_ns *= 2
+        absorb(venue.step(end))
     final_mid = venue.book(1).mid
     if not np.isfinite(final_mid):
         final_mid = arrival

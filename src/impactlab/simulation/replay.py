@@ -214,18 +214,34 @@ class ReplayData:
 
     @classmethod
     def from_binance(
-        cls, cap: BinanceCapture, *, tick_size: float | None = None, margin_ticks: int = 2000
+        cls,
+        cap: BinanceCapture,
+        *,
+        tick_size: float | None = None,
+        margin_ticks: int = 2000,
+        band_fraction: float = 0.1,
     ) -> ReplayData:
-        """Depth diffs (absolute level sizes) and trades of a Binance capture, on the exchange clock."""
+        """Depth diffs (absolute level sizes) and trades of a Binance capture, on the exchange clock.
+
+        The ladder spans the traded price range widened by ``band_fraction`` on each side; level updates
+        outside it (resting orders tens of percent away, which Binance's diff stream carries) are left
+        out of the replay and counted in ``counts["levels_outside_band"]``.
+        """
+        if not 0 < band_fraction <= 10:
+            raise SimulationError(f"'band_fraction' must be in (0, 10], got {band_fraction!r}")
         d = cap.depth
         lp = d.level_price
+        tr_px = np.asarray(cap.trades["price"], float)
+        if tr_px.size == 0:
+            raise SimulationError(f"{cap.symbol}: the capture has no trades to place the price band")
+        lo_px, hi_px = float(tr_px.min()) * (1 - band_fraction), float(tr_px.max()) * (1 + band_fraction)
+        in_band = (lp >= lo_px) & (lp <= hi_px)
         if tick_size is None:
-            u = np.unique(np.concatenate([lp, cap.trades["price"]]))
+            u = np.unique(np.concatenate([lp[in_band], tr_px]))
             gaps = np.diff(u)
             tick_size = float(np.round(gaps[gaps > 0].min(), 10))
         tick = float(tick_size)
-        lvl_tick = np.rint(lp / tick).astype(np.int64)
-        tr_px = np.asarray(cap.trades["price"], float)
+        lvl_tick = np.rint(lp[in_band] / tick).astype(np.int64)
         tr_tick = np.rint(tr_px / tick).astype(np.int64)
         ticks = np.concatenate([lvl_tick, tr_tick])
         lo, hi = int(ticks.min()), int(ticks.max())
@@ -233,28 +249,32 @@ class ReplayData:
         n_lad = hi - lo + 1 + 2 * margin_ticks
         if n_lad > 20_000_000:
             raise SimulationError(f"{cap.symbol}: price range of {n_lad:,} ticks is too wide for a dense ladder")
-        ev_of_level = np.repeat(np.arange(len(d)), d.stop - d.start)
+        ev_of_level = np.repeat(np.arange(len(d)), d.stop - d.start)[in_band]
         lt = d.exch_ns[ev_of_level]
         snaps_t, snaps_side, snaps_px, snaps_q = [], [], [], []
+        outside = int((~in_band).sum())
         for sn in cap.snapshots:
             for sgn, pxs, qs in ((1, sn.bid_price, sn.bid_qty), (-1, sn.ask_price, sn.ask_qty)):
-                snaps_t.append(np.full(pxs.size, sn.local_ns, np.int64))
-                snaps_side.append(np.full(pxs.size, sgn, np.int8))
-                snaps_px.append(np.rint(pxs / tick).astype(np.int64))
-                snaps_q.append(np.asarray(qs, float))
+                keep = (pxs >= lo_px) & (pxs <= hi_px)
+                outside += int((~keep).sum())
+                snaps_t.append(np.full(int(keep.sum()), sn.local_ns, np.int64))
+                snaps_side.append(np.full(int(keep.sum()), sgn, np.int8))
+                snaps_px.append(np.rint(pxs[keep] / tick).astype(np.int64))
+                snaps_q.append(np.asarray(qs, float)[keep])
         t = np.concatenate([lt, np.asarray(cap.trades["exch_ns"], np.int64), *snaps_t])
         kind = np.concatenate(
             [np.full(lt.size, k.K_SET, np.int8), np.full(tr_px.size, k.K_PRINT, np.int8)]
             + [np.full(a.size, k.K_SET, np.int8) for a in snaps_t]
         )
-        side = np.concatenate([d.level_side, (-np.asarray(cap.trades["sign"])).astype(np.int8), *snaps_side])
+        side = np.concatenate([d.level_side[in_band], (-np.asarray(cap.trades["sign"])).astype(np.int8), *snaps_side])
         px = np.concatenate([lvl_tick, tr_tick, *snaps_px]) - base
-        qty = np.concatenate([d.level_qty, np.asarray(cap.trades["size"], float), *snaps_q])
+        qty = np.concatenate([d.level_qty[in_band], np.asarray(cap.trades["size"], float), *snaps_q])
         perm = np.argsort(t, kind="stable")
         counts = {
             "level_updates": int(lt.size),
             "trades": int(tr_px.size),
             "snapshot_levels": int(sum(map(len, snaps_t))),
+            "levels_outside_band": outside,
         }
         return cls(
             cap.symbol, f"Binance {cap.market} {cap.symbol}", tick, base, n_lad, np.zeros((2, n_lad)),

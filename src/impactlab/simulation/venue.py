@@ -240,6 +240,11 @@ class Venue(ABC):
             self.cancel(oid, local_ns=local_ns)
         return len(open_ids)
 
+    @property
+    def awaiting_responses(self) -> bool:
+        """True while a request is still on its way to the exchange or a response on its way back."""
+        return bool(self._pending or self._outbox)
+
     def step(self, local_ns: int) -> list[OrderEvent]:
         """Advance to what the trader knows at ``local_ns``; return the events received by then."""
         self.run_to(int(local_ns) - self.feed_latency.sample_ns(self.rng))
