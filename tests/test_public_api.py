@@ -15,6 +15,7 @@ PACKAGES = [
     "impactlab.errors",
     "impactlab.schedules",
     "impactlab.simulation",
+    "impactlab.rl",
 ]
 
 
@@ -37,6 +38,7 @@ def test_exception_tree() -> None:
         errors.InfeasibleScheduleError,
         errors.SimulationError,
         errors.InsufficientDepthError,
+        errors.PolicyError,
     ):
         assert issubclass(cls, errors.ImpactLabError)
     assert issubclass(errors.DataValidationError, ValueError)
@@ -44,7 +46,7 @@ def test_exception_tree() -> None:
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
 
 
-LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "cli"]
+LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "rl", "cli"]
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])

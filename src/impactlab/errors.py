@@ -16,6 +16,7 @@ __all__ = [
     "ImpactLabError",
     "InfeasibleScheduleError",
     "InsufficientDepthError",
+    "PolicyError",
     "SimulationError",
 ]
 
@@ -83,6 +84,10 @@ class InfeasibleScheduleError(ImpactLabError, ValueError):
 
 class SimulationError(ImpactLabError, RuntimeError):
     """The simulator reached a state it cannot continue from."""
+
+
+class PolicyError(ImpactLabError, ValueError):
+    """An execution agent's configuration or saved policy is invalid."""
 
 
 class ConvergenceWarning(UserWarning):

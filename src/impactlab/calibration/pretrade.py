@@ -18,9 +18,16 @@ from impactlab.features.book import lobster_l1_features
 from impactlab.features.pipeline import lobster_features
 from impactlab.impact.obizhaeva_wang import ObizhaevaWangImpact
 from impactlab.impact.parametric import SquareRootImpact
-from impactlab.schedules import CombinedCost, MarketContext, ModelCost, TransientImpact, VolumeCurve
+from impactlab.schedules import (
+    AlmgrenChriss,
+    CombinedCost,
+    MarketContext,
+    ModelCost,
+    TransientImpact,
+    VolumeCurve,
+)
 
-__all__ = ["BookCostModel", "lobster_book_cost_model", "lobster_market", "lobster_paths"]
+__all__ = ["BookCostModel", "lobster_almgren_chriss", "lobster_book_cost_model", "lobster_market", "lobster_paths"]
 
 _ORDER_FEATURES = (
     "log_q_over_adv",
@@ -117,6 +124,38 @@ def lobster_book_cost_model(day: LobsterDay, *, bar_s: float = 10.0) -> BookCost
         TransientImpact.from_model(ow).kernel, p["kappa_bps"], 0.0, half, "bps", continuous=True
     )
     return BookCostModel(CombinedCost((transient, ModelCost(sqrt, role="permanent"))), ow, book, sqrt, half)
+
+
+def lobster_almgren_chriss(
+    day: LobsterDay,
+    *,
+    quantity: float,
+    horizon_s: float,
+    n_steps: int,
+    side: int = 1,
+    book: BookResilience | None = None,
+) -> AlmgrenChriss:
+    """The Almgren–Chriss problem at the parameters calibrated on a LOBSTER day, in seconds.
+
+    σ is the standard deviation of the mid's changes sampled about 2,000 times over the day, per √s; from
+    the Obizhaeva–Wang fit of the book (:func:`calibrate_ow_book`), the permanent impact is ``γ = λ S`` and
+    the temporary impact ``η = κ S / ρ`` (the steady displacement of trading at a constant rate under an
+    exponentially decaying kernel); η is raised to ``γτ`` where needed so that η̃ = η − γτ/2 > 0.
+    """
+    book = book or calibrate_ow_book(day)
+    p = book.model().result_.params_dict()
+    price = float(day.price_e4[0] / 1e4)
+    mids = (day.book[:, 0] + day.book[:, 2]) / 2e4
+    every = max(len(mids) // 2000, 1)
+    span_s = float(day.ts_ns[-1] - day.ts_ns[0]) / 1e9
+    sigma = float(np.std(np.diff(mids[::every])) / np.sqrt(span_s / (len(mids) / every)))
+    eta = p["kappa_bps"] * price * 1e-4 / max(p["rho_per_s"], 1e-6)
+    gamma = max(p["lambda_bps"], 0.0) * price * 1e-4
+    step_s = horizon_s / n_steps
+    return AlmgrenChriss(
+        quantity=quantity, horizon=horizon_s, n_steps=n_steps, sigma=sigma, eta=max(eta, gamma * step_s),
+        gamma=gamma, side=side, time_unit="s",
+    )  # fmt: skip
 
 
 def lobster_paths(root: Path, symbol: str) -> tuple[Path, Path] | None:

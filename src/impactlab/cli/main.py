@@ -816,3 +816,12 @@ def _register_simulation() -> None:
 
 
 _register_simulation()
+
+
+def _register_rl() -> None:
+    from impactlab.cli.rl import rl_app
+
+    app.add_typer(rl_app, name="rl")
+
+
+_register_rl()

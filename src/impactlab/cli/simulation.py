@@ -176,7 +176,7 @@ def simulate_cmd(
 
 
 def _schedule(kind: str, qty: float, side: int, horizon_s: float, children: int, start_s: float, day: Any) -> Any:
-    from impactlab.schedules import AlmgrenChriss, VolumeCurve, twap, vwap
+    from impactlab.schedules import VolumeCurve, twap, vwap
 
     step = horizon_s / children
     if kind == "twap":
@@ -184,19 +184,9 @@ def _schedule(kind: str, qty: float, side: int, horizon_s: float, children: int,
     if kind == "vwap":
         curve = VolumeCurve.from_lobster([day])
         return vwap(qty, horizon_s, curve=curve, daily_volume=1e6, step_s=step, start_s=start_s, side=side)
-    from impactlab.calibration import calibrate_ow_book
+    from impactlab.calibration.pretrade import lobster_almgren_chriss
 
-    ow = calibrate_ow_book(day).model()
-    p = ow.result_.params_dict()
-    price = float(day.price_e4[0] / 1e4)
-    mids = (day.book[:, 0] + day.book[:, 2]) / 2e4
-    sigma = float(np.std(np.diff(mids[:: max(len(mids) // 2000, 1)])) / np.sqrt(23400 / 2000))
-    eta = p["kappa_bps"] * price * 1e-4 / max(p["rho_per_s"], 1e-6)
-    gamma = max(p["lambda_bps"], 0.0) * price * 1e-4
-    ac = AlmgrenChriss(
-        quantity=qty, horizon=horizon_s, n_steps=children, sigma=sigma, eta=max(eta, gamma * step), gamma=gamma,
-        side=side, time_unit="s",
-    )  # fmt: skip
+    ac = lobster_almgren_chriss(day, quantity=qty, horizon_s=horizon_s, n_steps=children, side=side)
     return ac.solve(1e-6)
 
 

@@ -49,15 +49,22 @@ class LiquidationEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         The market (default: the paper's example, X = 10⁶ shares over 5 days).
     risk_aversion
         λ of the penalty (per currency).
+    mark_to_market
+        True: the shortfall increment marks the inventory left to the new (random) price.  False: to its
+        expected value, dropping the zero-mean term ``x_k σ τ^{1/2} ξ_k`` (a control variate for
+        training: the expected reward and the optimal policy are the same, the variance is not).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
-    def __init__(self, world: AlmgrenChrissWorld | None = None, *, risk_aversion: float = 0.0) -> None:
+    def __init__(
+        self, world: AlmgrenChrissWorld | None = None, *, risk_aversion: float = 0.0, mark_to_market: bool = True
+    ) -> None:
         self.world = world or AlmgrenChrissWorld(1e6, 5.0, 5, 50.0, 0.95, 2.5e-6, 2.5e-7, 0.0625)
         if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
             raise SimulationError(f"'risk_aversion' must be >= 0, got {risk_aversion!r}")
         self.risk_aversion = float(risk_aversion)
+        self.mark_to_market = bool(mark_to_market)
         self.observation_space = spaces.Box(_LOW, _HIGH, dtype=np.float32)
         self.action_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
         self._k = 0
@@ -65,6 +72,7 @@ class LiquidationEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._price = self.world.price
         self._last_move = 0.0
         self.trades: list[float] = []
+        self.execution_prices: list[float] = []
 
     def _observe(self) -> NDArray[np.float32]:
         w = self.world
@@ -88,6 +96,7 @@ class LiquidationEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._price = self.world.price
         self._last_move = 0.0
         self.trades = []
+        self.execution_prices = []
         return self._observe(), {}
 
     def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
@@ -97,13 +106,15 @@ class LiquidationEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         shock = float(self.np_random.standard_normal())
         exec_px, nxt = w.step(self._price, n, shock)
         x_new = self._x - n
-        d_is = -(n * exec_px + x_new * nxt - self._x * self._price)
+        mark = nxt if self.mark_to_market else self._price - w.gamma * n
+        d_is = -(n * exec_px + x_new * mark - self._x * self._price)
         penalty = self.risk_aversion * w.sigma**2 * w.tau * x_new**2
         reward = -(d_is + penalty) / (w.quantity * w.price) * 1e4
         self._last_move = nxt - self._price
         self._price, self._x = nxt, x_new
         self._k += 1
         self.trades.append(n)
+        self.execution_prices.append(exec_px)
         done = self._k >= w.n_steps
         return self._observe(), float(reward), done, False, {"trade": n, "execution_price": exec_px}
 
@@ -302,8 +313,21 @@ class LOBExecutionEnv(gym.Env[NDArray[np.float32], Any]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Start an episode.
+
+        ``options`` may hold ``start_step`` (begin at decision ``k`` of the episode that ``seed`` draws, its
+        market ``k · step_s`` later) and ``inventory`` (fraction of the quantity still to trade, the rest
+        counted as done at the arrival mid): what backward induction needs to visit any state.
+        """
         super().reset(seed=seed)
         cfg = self.config
+        opts = options or {}
+        k0 = int(opts.get("start_step", 0))
+        inv = float(opts.get("inventory", 1.0))
+        if not 0 <= k0 < cfg.n_steps:
+            raise SimulationError(f"'start_step' must be in [0, {cfg.n_steps}), got {k0!r}")
+        if not 0 <= inv <= 1:
+            raise SimulationError(f"'inventory' must be in [0, 1], got {inv!r}")
         venue_seed = int(self.np_random.integers(2**31 - 1)) + cfg.seed_offset
         if self._replay is not None and self.market == "replay":
             d = self._replay
@@ -312,14 +336,24 @@ class LOBExecutionEnv(gym.Env[NDArray[np.float32], Any]):
             start = int(self.np_random.integers(lo, hi))
         else:
             start = int(cfg.warmup_s * NS)
-        self.venue = self._factory(venue_seed, start)
-        self.venue.run_to(start)
-        self._t0 = self.venue.now_ns
-        self._k = 0
-        self._paid = self._filled = self._fees = 0.0
+        start_k = start + int(k0 * cfg.step_s * NS)
+        self.venue = self._factory(venue_seed, start_k)
+        self.venue.run_to(start_k)
+        # a one-sided book has no arrival mid: wait (100 ms at a time, a minute at most) for both sides
+        for _ in range(600):
+            if np.isfinite(self.venue.book(1).mid):
+                break
+            self.venue.run_to(self.venue.now_ns + NS // 10)
+        else:
+            raise SimulationError(f"the book stayed one-sided for a minute after {start_k} ns (seed {venue_seed})")
+        self._t0 = self.venue.now_ns - int(k0 * cfg.step_s * NS)
+        self._k = k0
         self._child = None
         self._last_mid = float("nan")
         self._arrival = self._mark()
+        self._filled = round((1 - inv) * cfg.quantity, 9)
+        self._paid = self._filled * self._arrival
+        self._fees = 0.0
         self._mids = [self._arrival]
         self._ofi_prev = self.venue.order_flow_imbalance
         self._is_prev = 0.0
@@ -327,27 +361,60 @@ class LOBExecutionEnv(gym.Env[NDArray[np.float32], Any]):
         return self._observe(), {"arrival_mid": self._arrival, "start_ns": self._t0}
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        cfg = self.config
+        frac, aggr = self._decode(action)
+        left = cfg.quantity - self._filled
+        return self.trade(float(np.floor(frac * left)), aggr)
+
+    @property
+    def steps_taken(self) -> int:
+        """Decisions made so far in this episode."""
+        return self._k
+
+    @property
+    def inventory_left(self) -> float:
+        """Shares still to trade."""
+        return self.config.quantity - self._filled
+
+    def trade(
+        self, shares: float, aggression: int, *, keep_resting: bool = False
+    ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        """One decision in shares rather than as an action (what rule-based strategies call).
+
+        Parameters
+        ----------
+        shares
+            Size of the new child order (clipped to what is left; the last decision sends all of it).
+        aggression
+            0: market order; ``i >= 1``: limit order ``limit_offsets_ticks[i − 1]`` ticks from the own best.
+        keep_resting
+            Leave the previous child resting (submit-and-leave) instead of cancelling it first.
+        """
         if self.venue is None:
             raise SimulationError("call reset() before step()")
+        if not 0 <= aggression < self._n_aggr:
+            raise SimulationError(f"'aggression' must be in [0, {self._n_aggr}), got {aggression!r}")
         cfg = self.config
         v = self.venue
         t = v.now_ns
-        if self._child is not None and self._child in v.open_orders:
+        last = self._k == cfg.n_steps - 1
+        if self._child is not None and self._child in v.open_orders and (last or not keep_resting):
             v.cancel(self._child, local_ns=t)
             self._absorb(v.step(t))
-        self._child = None
+            self._child = None
         left = cfg.quantity - self._filled
-        last = self._k == cfg.n_steps - 1
-        frac, aggr = self._decode(action)
-        qty = left if last else np.floor(frac * left)
+        resting = 0.0
+        if self._child is not None and self._child in v.open_orders:
+            resting = float(v.order(self._child)["remaining"])
+        qty = left if last else float(np.clip(np.floor(shares), 0.0, max(left - resting, 0.0)))
         if qty > 0:
-            if last or aggr == 0:
+            if last or aggression == 0:
                 self._child = v.submit(cfg.side, float(qty), order_type="market", local_ns=t)
             else:
                 b = v.book(1)
                 own_best = b.bid_price[0] if cfg.side == 1 else b.ask_price[0]
                 if np.isfinite(own_best):
-                    off = cfg.limit_offsets_ticks[aggr - 1]
+                    off = cfg.limit_offsets_ticks[aggression - 1]
                     px = round(own_best / v.tick_size + cfg.side * off) * v.tick_size
                     self._child = v.submit(cfg.side, float(qty), order_type="limit", price=round(px, 10), local_ns=t)
         t_next = self._t0 + int((self._k + 1) * cfg.step_s * NS)
