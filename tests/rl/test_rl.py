@@ -237,3 +237,19 @@ def test_rl_cli_trains_and_evaluates_on_held_out_data(tmp_path: Path, data: Path
     assert plot.stat().st_size > 10_000
     r = CliRunner().invoke(app, ["rl", "evaluate", "--policy", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "missing" in r.output
+
+
+def test_overlay_agent_trains_saves_and_acts_through_its_baseline(tmp_path: Path, data: Path) -> None:
+    from impactlab.cli.rl import build_train
+
+    out = tmp_path / "ov"
+    res = build_train("overlay", "replay", out, timesteps=256, quantity=500, horizon_s=180, step_s=60)
+    assert res["timesteps"] == 256
+    pol = rl.load_policy(out)
+    assert isinstance(pol, rl.LearnedPolicy) and pol.kind == "overlay"
+    cum = pol.meta["overlay"]["cumulative"]
+    assert len(cum) == 4 and cum[0] == 0 and cum[-1] == pytest.approx(1)
+    env = rl.market_setup(rl.ExecutionTask.from_dict(pol.meta["task"])).make_env()
+    r = pol.episode(env, 7)
+    assert r.inventory.shape == (4,) and r.inventory[0] == 1 and r.inventory[-1] == 0
+    assert np.isfinite(r.shortfall_bps)
