@@ -142,16 +142,23 @@ class TabularQAgent(Policy):
         return self
 
     @staticmethod
-    def _value(q: F64, cnt: NDArray[np.int64], t: int, i: int, s: int, m: int) -> float:
-        """max_a Q over visited actions; an unseen market state falls back to the inventory level's mean."""
-        if i == 0:
-            return 0.0
+    def _action_values(q: F64, cnt: NDArray[np.int64], t: int, i: int, s: int, m: int) -> F64:
+        """Q over actions at a state (−inf where never tried); a market state never seen falls back to the
+        inventory level's visit-weighted mean over market states."""
         seen = cnt[t, i, s, m] > 0
         if seen.any():
-            return float(q[t, i, s, m][seen].max())
+            return np.where(seen, q[t, i, s, m], -np.inf)
         w = cnt[t, i].sum(axis=(0, 1))
         pooled = (q[t, i] * cnt[t, i]).sum(axis=(0, 1)) / np.maximum(w, 1)
-        return float(pooled[w > 0].max()) if (w > 0).any() else 0.0
+        return np.where(w > 0, pooled, -np.inf)
+
+    @classmethod
+    def _value(cls, q: F64, cnt: NDArray[np.int64], t: int, i: int, s: int, m: int) -> float:
+        """max_a Q at the next state (0 once nothing is left or nothing was learned there)."""
+        if i == 0:
+            return 0.0
+        v = cls._action_values(q, cnt, t, i, s, m)
+        return float(v.max()) if np.isfinite(v).any() else 0.0
 
     # -- acting ---------------------------------------------------------------------------------------
 
@@ -161,13 +168,8 @@ class TabularQAgent(Policy):
             raise PolicyError("the agent is not trained: call fit() or load()")
         i = max(self._inv(inventory), 1)
         s, m = self._state(obs)
-        seen = self.counts_[t, i, s, m] > 0
-        if seen.any():
-            vals = np.where(seen, self.q_[t, i, s, m], -np.inf)
-            return int(np.argmax(vals))
-        w = self.counts_[t, i].sum(axis=(0, 1))
-        pooled = np.where(w > 0, (self.q_[t, i] * self.counts_[t, i]).sum(axis=(0, 1)) / np.maximum(w, 1), -np.inf)
-        return int(np.argmax(pooled)) if (w > 0).any() else 0
+        v = self._action_values(self.q_, self.counts_, t, i, s, m)
+        return int(np.argmax(v)) if np.isfinite(v).any() else 0
 
     def act(self, obs: NDArray[np.float32], env: LOBExecutionEnv) -> Decision:
         a = self.greedy(env.steps_taken, env.inventory_left / env.config.quantity, obs)
