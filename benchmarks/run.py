@@ -22,12 +22,13 @@ from benchmarks import (
     bench_calibration,
     bench_load,
     bench_ml,
+    bench_rl,
     bench_schedules,
     bench_simulation,
 )
 from benchmarks._common import pin_one_core
 
-BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml, bench_schedules, bench_simulation]
+BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml, bench_schedules, bench_simulation, bench_rl]
 
 
 def main() -> None:

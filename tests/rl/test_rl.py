@@ -176,6 +176,29 @@ def test_evaluation_pairs_episodes_and_reports_intervals(goog_setup: rl.MarketSe
         rl.compare([twap, other])
 
 
+def test_cluster_robust_interval_widens_when_episodes_share_a_market() -> None:
+    rng = np.random.default_rng(3)
+    n, per = 400, 20  # 20 clusters of 20 episodes that trade through the same window
+    start = np.repeat(np.arange(n // per), per).astype(np.int64) * 600 * 10**9 + rng.integers(0, 10**9, n)
+    shared = np.repeat(rng.normal(0, 10, n // per), per)
+    ev = rl.Evaluation("x", tuple(range(n)), shared + rng.normal(0, 1, n), np.zeros((n, 2)), start)
+    lo, hi = ev.ci95_bps
+    clo, chi, groups = ev.cluster_ci95_bps(600)
+    assert groups == n // per
+    # the i.i.d. interval pretends to have 400 independent episodes; there are 20 markets
+    assert (chi - clo) > 3 * (hi - lo)
+    iid = rl.Evaluation("y", tuple(range(n)), rng.normal(0, 10, n), np.zeros((n, 2)), np.arange(n) * 10**12)
+    a, b = iid.ci95_bps
+    c, d, g = iid.cluster_ci95_bps(600)  # one episode per cluster: the same interval up to CR1's n/(n−1)
+    assert g == n
+    assert (d - c) / (b - a) == pytest.approx(1.0, abs=0.01)
+    table = rl.compare([ev, iid], baseline="x", cluster_window_s=600).set_index("policy")
+    assert table.loc["x", "clusters"] == n // per
+    assert table.loc["y", "paired_diff_cluster_ci95_high"] - table.loc["y", "paired_diff_cluster_ci95_low"] > 0
+    with pytest.raises(PolicyError, match="window_s"):
+        ev.clusters(0)
+
+
 def test_policy_files_are_never_unpickled(tmp_path: Path) -> None:
     import pickle
 
@@ -232,6 +255,8 @@ def test_rl_cli_trains_and_evaluates_on_held_out_data(tmp_path: Path, data: Path
     names = [x["policy"] for x in res["results"]]
     assert names == ["tabular Q (NFK)", "TWAP", "Almgren–Chriss"]
     assert all(x["episodes"] == 12 for x in res["results"])
+    assert res["cluster_window_s"] == 180  # replay episodes are clustered by start window
+    assert all(1 <= x["clusters"] <= 12 for x in res["results"])
     assert plot.stat().st_size > 10_000
     r = CliRunner().invoke(app, ["rl", "evaluate", "--policy", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "missing" in r.output

@@ -201,12 +201,15 @@ def build_evaluate(
     names = [e.name for e in evals]
     if len(set(names)) != len(names):
         raise PolicyError(f"two policies have the same name: {names}")
-    table = compare(evals, baseline=baseline if baseline in names else names[0])
+    # replay episodes within one horizon of each other share a market: cluster the intervals by start window
+    window = task.horizon_s if task.market == "replay" else None
+    table = compare(evals, baseline=baseline if baseline in names else names[0], cluster_window_s=window)
     res: dict[str, Any] = {
         "task": task.to_dict(),
         "episodes": episodes,
         "first_seed": seed,
         "baseline": baseline if baseline in names else names[0],
+        "cluster_window_s": window,
         "results": json.loads(table.to_json(orient="records")),
         "mean_inventory_paths": {e.name: e.inventory.mean(axis=0).tolist() for e in evals},
     }
@@ -283,18 +286,27 @@ def evaluate_cmd(
             )
         return
     t = Table(title=f"{res['task']['symbol']} {res['task']['market']}: {res['episodes']} episodes")
-    for c in ("policy", "mean bps", "std", "95% CI", f"vs {res['baseline']}", "paired diff (95% CI)"):
+    clustered = res["cluster_window_s"] is not None
+    cols = ["policy", "mean bps", "std", "95% CI"] + (["95% CI (clustered)"] if clustered else [])
+    for c in [*cols, f"vs {res['baseline']}", "paired diff (95% CI)"]:
         t.add_column(c, justify="left" if c == "policy" else "right")
+    sfx = "_cluster" if clustered else ""
     for r in res["results"]:
-        t.add_row(
-            r["policy"],
-            f"{r['mean_bps']:.2f}",
-            f"{r['std_bps']:.2f}",
-            f"[{r['ci95_low_bps']:.2f}, {r['ci95_high_bps']:.2f}]",
-            f"{r.get('improvement_vs_baseline_pct', np.nan):+.1f}%",
-            f"{r.get('paired_diff_bps', np.nan):+.2f} [{r.get('paired_diff_ci95_low', np.nan):+.2f}, "
-            f"{r.get('paired_diff_ci95_high', np.nan):+.2f}]",
+        cells = [r["policy"], f"{r['mean_bps']:.2f}", f"{r['std_bps']:.2f}"]
+        cells.append(f"[{r['ci95_low_bps']:.2f}, {r['ci95_high_bps']:.2f}]")
+        if clustered:
+            cells.append(f"[{r['ci95_cluster_low_bps']:.2f}, {r['ci95_cluster_high_bps']:.2f}]")
+        cells.append(f"{r.get('improvement_vs_baseline_pct', np.nan):+.1f}%")
+        cells.append(
+            f"{r.get('paired_diff_bps', np.nan):+.2f} [{r.get(f'paired_diff{sfx}_ci95_low', np.nan):+.2f}, "
+            f"{r.get(f'paired_diff{sfx}_ci95_high', np.nan):+.2f}]"
         )
+        t.add_row(*cells)
     main.out.print(t)
+    if clustered:
+        main.out.print(
+            f"clustered: episodes grouped by {res['cluster_window_s']:.0f}-s start window "
+            f"({res['results'][0]['clusters']} windows); the paired CI is clustered too"
+        )
     if plot is not None:
         main.out.print(f"trajectories written to {res['plot']}")
