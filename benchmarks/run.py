@@ -28,7 +28,16 @@ from benchmarks import (
 )
 from benchmarks._common import pin_one_core
 
-BENCHES = [bench_book, bench_binance, bench_load, bench_calibration, bench_ml, bench_schedules, bench_simulation, bench_rl]
+BENCHES = [
+    bench_book,
+    bench_binance,
+    bench_load,
+    bench_calibration,
+    bench_ml,
+    bench_schedules,
+    bench_simulation,
+    bench_rl,
+]
 
 
 def main() -> None:

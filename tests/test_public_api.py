@@ -16,6 +16,7 @@ PACKAGES = [
     "impactlab.schedules",
     "impactlab.simulation",
     "impactlab.rl",
+    "impactlab.execution",
 ]
 
 
@@ -39,6 +40,8 @@ def test_exception_tree() -> None:
         errors.SimulationError,
         errors.InsufficientDepthError,
         errors.PolicyError,
+        errors.ExecutionError,
+        errors.RiskLimitError,
     ):
         assert issubclass(cls, errors.ImpactLabError)
     assert issubclass(errors.DataValidationError, ValueError)
@@ -46,7 +49,7 @@ def test_exception_tree() -> None:
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
 
 
-LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "rl", "cli"]
+LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "rl", "execution", "cli"]
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])

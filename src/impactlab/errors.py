@@ -13,10 +13,12 @@ __all__ = [
     "CalibrationError",
     "ConvergenceWarning",
     "DataValidationError",
+    "ExecutionError",
     "ImpactLabError",
     "InfeasibleScheduleError",
     "InsufficientDepthError",
     "PolicyError",
+    "RiskLimitError",
     "SimulationError",
 ]
 
@@ -88,6 +90,20 @@ class SimulationError(ImpactLabError, RuntimeError):
 
 class PolicyError(ImpactLabError, ValueError):
     """An execution agent's configuration or saved policy is invalid."""
+
+
+class ExecutionError(ImpactLabError, RuntimeError):
+    """An order cannot be sent, routed or tracked as asked (bad configuration, unknown order, venue down)."""
+
+
+class RiskLimitError(ExecutionError):
+    """A pre-trade risk check refused an order; ``check`` names the limit, ``value`` and ``limit`` say by how much."""
+
+    def __init__(self, message: str, *, check: str, value: object = None, limit: object = None) -> None:
+        super().__init__(message)
+        self.check = check
+        self.value = value
+        self.limit = limit
 
 
 class ConvergenceWarning(UserWarning):

@@ -22,9 +22,11 @@ from impactlab.errors import DataValidationError
 __all__ = [
     "BOOK_LEVEL_FIELDS",
     "CHILD_ORDERS",
+    "COST_PREDICTIONS",
     "FILLS",
     "LOAD_REPORTS",
     "MESSAGES",
+    "ORDER_EVENTS",
     "PARENT_ORDERS",
     "QUARANTINE",
     "QUOTES",
@@ -184,6 +186,31 @@ FILLS = pa.schema(
     ]
 )
 """Fills (executions) of the system's own child orders."""
+
+ORDER_EVENTS = pa.schema(
+    [
+        _f("event_id", pa.string(), "id", "client order id and sequence number, unique"),
+        _f("client_order_id", pa.string(), "id", "child order"),
+        _f("seq", pa.int64(), "count", "event number within the order, from 0"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time the event was recorded"),
+        _f("state", pa.string(), "OrderState", "state after the event"),
+        _f("filled", pa.float64(), "shares", "cumulative filled quantity after the event"),
+        _f("reason", pa.string(), "text", "why (reject or cancel reason, risk check), empty if none"),
+    ]
+)
+"""The order state machine's journal: one row per state change, written before it is acted on."""
+
+COST_PREDICTIONS = pa.schema(
+    [
+        _f("prediction_id", pa.string(), "id", "parent order id and model name, unique"),
+        _f("parent_order_id", pa.string(), "id", "parent order"),
+        _f("model", pa.string(), "name", "impact model that made the prediction"),
+        _f("predicted_bps", pa.float64(), "bps", "pre-trade expected cost"),
+        _f("realised_bps", pa.float64(), "bps", "implementation shortfall measured by TCA", nullable=True),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time the realised cost was recorded"),
+    ]
+)
+"""Predicted against realised cost of each parent order, per model (what recalibration and drift read)."""
 
 QUARANTINE = pa.schema(
     [

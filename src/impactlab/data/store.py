@@ -21,8 +21,10 @@ import pyarrow.parquet as pq
 from impactlab.config import default_store_path
 from impactlab.data.schemas import (
     CHILD_ORDERS,
+    COST_PREDICTIONS,
     FILLS,
     LOAD_REPORTS,
+    ORDER_EVENTS,
     PARENT_ORDERS,
     QUARANTINE,
     ChildOrder,
@@ -38,9 +40,12 @@ _TABLES: dict[str, tuple[pa.Schema, str | None]] = {
     "parent_orders": (PARENT_ORDERS, "order_id"),
     "child_orders": (CHILD_ORDERS, "client_order_id"),
     "fills": (FILLS, "fill_id"),
+    "order_events": (ORDER_EVENTS, "event_id"),
+    "cost_predictions": (COST_PREDICTIONS, "prediction_id"),
     "quarantine": (QUARANTINE, None),
     "load_reports": (LOAD_REPORTS, "load_id"),
 }
+_OUTCOME_COLUMNS = ("arrival_mid", "avg_price", "end_mid", "post_mid", "adv", "daily_vol", "spread_bps")
 _SQL_TYPES = {
     pa.int8(): "TINYINT",
     pa.int64(): "BIGINT",
@@ -143,6 +148,20 @@ class Store:
         except Exception:
             self._run("ROLLBACK")
             raise
+
+    def record_outcome(self, order_id: str, **values: float | None) -> bool:
+        """Fill in a parent order's outcome columns (``arrival_mid``, ``avg_price``, ``end_mid``, ``post_mid``,
+        ``adv``, ``daily_vol``, ``spread_bps``) once it is executed; returns False for an unknown order."""
+        unknown = set(values) - set(_OUTCOME_COLUMNS)
+        if unknown:
+            raise ValueError(f"outcome columns are {list(_OUTCOME_COLUMNS)}, got {sorted(unknown)}")
+        if not values:
+            return False
+        sets = ", ".join(f"{k} = ?" for k in values)  # names from the fixed list above, values bound
+        rows = self._run(
+            f"UPDATE parent_orders SET {sets} WHERE order_id = ? RETURNING order_id", [*values.values(), order_id]
+        )
+        return bool(rows)
 
     def add_records(self, records: Iterable[ParentOrder | ChildOrder | Fill]) -> int:
         """Write domain records (parent orders, child orders, fills); returns rows added."""

@@ -1,0 +1,231 @@
+"""Pre-trade risk checks and the kill switch.
+
+:class:`RiskGate` is the only way an :class:`~impactlab.execution.OrderManager` built by this package
+reaches a venue: every child order passes its checks (size, notional at the worst price the order could
+trade at, participation in the market's recent volume, a price collar around the current mid, open
+orders) or is refused with :class:`~impactlab.errors.RiskLimitError`.  The limits are a frozen config;
+the kill switch, once tripped, refuses everything and cancels what is open until a person resets it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from impactlab.data import ChildOrder, OrderType
+from impactlab.errors import RiskLimitError
+
+__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits"]
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Pre-trade limits, per child order unless named otherwise.
+
+    Parameters
+    ----------
+    max_order_qty
+        Shares in one order.
+    max_order_notional
+        Currency in one order, valued at the worst price it could trade at (a market order at the collar).
+    max_participation
+        Our volume over ``participation_window_s``, including the order, as a fraction of the market's
+        volume plus ours in that window.
+    participation_window_s
+        Look-back of the participation check.
+    min_market_volume
+        Below this market volume in the window the participation check counts the window as this
+        (so an empty window cannot divide by zero or let anything through).
+    price_collar_bps
+        A limit price may not be more than this far through the mid (buying above, selling below).
+    max_open_orders
+        Orders open at once, all venues.
+    max_parent_qty
+        Shares one parent order may trade in total.
+    """
+
+    max_order_qty: float = 10_000.0
+    max_order_notional: float = 5_000_000.0
+    max_participation: float = 0.25
+    participation_window_s: float = 300.0
+    min_market_volume: float = 1_000.0
+    price_collar_bps: float = 50.0
+    max_open_orders: int = 50
+    max_parent_qty: float = 1_000_000.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise RiskLimitError(f"risk limit {f.name!r} must be finite and > 0, got {v!r}", check="config",
+                                     value=v)  # fmt: skip
+        if self.max_participation > 1:
+            raise RiskLimitError(f"'max_participation' must be <= 1, got {self.max_participation!r}",
+                                 check="config", value=self.max_participation)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RiskLimits:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise RiskLimitError(f"unknown risk limit(s) {sorted(unknown)}; known: {sorted(known)}", check="config")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """What the checks need to know about the market now: the mid (NaN when there is no two-sided quote)
+    and the market's traded volume over the participation window."""
+
+    mid: float
+    market_volume: float
+
+
+class KillSwitch:
+    """Trips once and stays tripped: new orders are refused and ``on_trip`` (cancel everything) runs."""
+
+    def __init__(self) -> None:
+        self._tripped = False
+        self.reason = ""
+        self.tripped_ns: int | None = None
+        self._on_trip: list[Callable[[], Any]] = []
+
+    @property
+    def tripped(self) -> bool:
+        return self._tripped
+
+    def on_trip(self, action: Callable[[], Any]) -> None:
+        """Run ``action`` when the switch trips (at once if it already has)."""
+        self._on_trip.append(action)
+        if self._tripped:
+            action()
+
+    def trip(self, reason: str, *, now_ns: int | None = None) -> None:
+        """Stop trading: refuse new orders and cancel every open one."""
+        first = not self._tripped
+        self._tripped = True
+        if first:
+            self.reason, self.tripped_ns = reason, now_ns
+            log.error("kill switch tripped: %s", reason)
+        for action in self._on_trip:  # cancel again on every trip: orders sent in flight are caught too
+            action()
+
+    def reset(self, *, confirm: str) -> None:
+        """Re-arm (a person's decision): ``confirm`` must be ``"RESET"``."""
+        if confirm != "RESET":
+            raise RiskLimitError("the kill switch is reset only with confirm='RESET'", check="kill_switch")
+        self._tripped, self.reason, self.tripped_ns = False, "", None
+
+
+class RiskGate:
+    """Checks every child order against :class:`RiskLimits` before it is written or sent.
+
+    Parameters
+    ----------
+    limits
+        The limits (frozen).
+    market
+        ``market(symbol)`` gives the current :class:`MarketSnapshot`.
+    clock
+        Nanoseconds since the epoch.
+    kill_switch
+        Shared with whatever may trip it (the engine, a circuit breaker, an operator).
+    open_orders
+        ``open_orders()`` gives the number of orders open now (the order manager's count).
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits,
+        market: Callable[[str], MarketSnapshot],
+        *,
+        clock: Callable[[], int],
+        kill_switch: KillSwitch | None = None,
+        open_orders: Callable[[], int] | None = None,
+    ) -> None:
+        if not isinstance(limits, RiskLimits):
+            raise RiskLimitError(f"'limits' must be a RiskLimits, got {type(limits).__name__}", check="config")
+        self._limits = limits
+        self._market = market
+        self._clock = clock
+        self.kill_switch = kill_switch or KillSwitch()
+        self._open_orders = open_orders or (lambda: 0)
+        self._sent: dict[str, deque[tuple[int, float]]] = {}
+        self._parent_sent: dict[str, float] = {}
+        self.accepted = 0
+
+    @property
+    def limits(self) -> RiskLimits:
+        return self._limits
+
+    def _refuse(self, order: ChildOrder, check: str, value: object, limit: object, why: str) -> None:
+        raise RiskLimitError(
+            f"order {order.client_order_id!r} refused by {check}: {why}", check=check, value=value, limit=limit
+        )
+
+    def __call__(self, order: ChildOrder) -> None:
+        """Raise :class:`~impactlab.errors.RiskLimitError` unless ``order`` passes every check; an order
+        that passes is counted against the participation and parent limits."""
+        lim = self._limits
+        if self.kill_switch.tripped:
+            self._refuse(order, "kill_switch", self.kill_switch.reason, None, "the kill switch is tripped")
+        qty = float(order.quantity)
+        if not (math.isfinite(qty) and qty > 0):
+            self._refuse(order, "max_order_qty", qty, lim.max_order_qty, "quantity must be finite and > 0")
+        if qty > lim.max_order_qty:
+            self._refuse(order, "max_order_qty", qty, lim.max_order_qty, f"{qty:g} shares > {lim.max_order_qty:g}")
+        snap = self._market(order.symbol)
+        mid = float(snap.mid)
+        if not (math.isfinite(mid) and mid > 0):
+            self._refuse(order, "price_collar", mid, None, "no mid to check the price against")
+        side = int(order.side)
+        collar = mid * (1 + side * lim.price_collar_bps / 1e4)  # the worst price we allow
+        if order.order_type is OrderType.MARKET:
+            worst = collar  # a market order is sent as a limit at the collar by the adapters
+        else:
+            worst = float(order.limit_price)  # type: ignore[arg-type]
+            through_bps = side * (worst - mid) / mid * 1e4
+            if through_bps > lim.price_collar_bps + 1e-9:
+                self._refuse(order, "price_collar", worst, collar,
+                             f"limit {worst:g} is {through_bps:.1f} bps through the mid {mid:g}")  # fmt: skip
+        notional = qty * max(worst, mid)
+        if notional > lim.max_order_notional:
+            self._refuse(order, "max_order_notional", notional, lim.max_order_notional,
+                         f"{notional:,.0f} > {lim.max_order_notional:,.0f}")  # fmt: skip
+        if self._open_orders() >= lim.max_open_orders:
+            self._refuse(order, "max_open_orders", self._open_orders(), lim.max_open_orders, "too many open orders")
+        parent_total = self._parent_sent.get(order.parent_order_id, 0.0) + qty
+        if parent_total > lim.max_parent_qty:
+            self._refuse(order, "max_parent_qty", parent_total, lim.max_parent_qty,
+                         f"parent {order.parent_order_id!r} would send {parent_total:g} shares")  # fmt: skip
+        now = int(self._clock())
+        window = self._sent.setdefault(order.symbol, deque())
+        horizon = now - int(lim.participation_window_s * NS)
+        while window and window[0][0] < horizon:
+            window.popleft()
+        ours = sum(q for _, q in window) + qty
+        market = max(float(snap.market_volume), lim.min_market_volume)
+        rate = ours / (market + ours)
+        if rate > lim.max_participation:
+            self._refuse(order, "max_participation", rate, lim.max_participation,
+                         f"{ours:g} of {market + ours:g} shares in {lim.participation_window_s:g} s is "
+                         f"{rate:.1%} > {lim.max_participation:.0%}")  # fmt: skip
+        window.append((now, qty))
+        self._parent_sent[order.parent_order_id] = parent_total
+        self.accepted += 1
+
+    def collar_price(self, side: int, mid: float, tick_size: float) -> float:
+        """The marketable limit a market order is sent as: the collar, rounded inwards to the tick grid."""
+        raw = mid * (1 + side * self._limits.price_collar_bps / 1e4)
+        ticks = math.floor(raw / tick_size + 1e-9) if side > 0 else math.ceil(raw / tick_size - 1e-9)
+        return ticks * tick_size

@@ -1,0 +1,378 @@
+"""Execution: order state machine and journal, risk checks that cannot be bypassed, the Cont–Kukanov router
+against its closed form and a brute-force search, and a parent order worked on the GOOG replay."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from impactlab.data import ChildOrder, OrderType, ParentOrder, Side, Store
+from impactlab.errors import DataValidationError, ExecutionError, RiskLimitError
+from impactlab.execution import (
+    ContKukanovRouter,
+    ExecutionEngine,
+    ExecutionReport,
+    MarketSnapshot,
+    NaiveRouter,
+    OrderManager,
+    OrderState,
+    RiskGate,
+    RiskLimits,
+    SimClock,
+    SimulatedVenue,
+    Slicer,
+    VenueQuote,
+    ck_expected_cost,
+    ck_single_venue,
+    queue_outflow_samples,
+)
+from impactlab.execution import _kernels as k
+
+T0 = 1_700_000_000 * 10**9
+
+
+class FakeVenue:
+    """Records what it is sent; the test writes the reports."""
+
+    def __init__(self, name: str = "X", store: Store | None = None) -> None:
+        self.name = name
+        self.sent: list[ChildOrder] = []
+        self.cancels: list[str] = []
+        self.reports: list[ExecutionReport] = []
+        self.store = store
+        self.journalled_before_send: list[bool] = []
+
+    def send(self, order: ChildOrder) -> None:
+        if self.store is not None:
+            ids = self.store.read("child_orders").column("client_order_id").to_pylist()
+            self.journalled_before_send.append(order.client_order_id in ids)
+        self.sent.append(order)
+
+    def cancel(self, client_order_id: str) -> None:
+        self.cancels.append(client_order_id)
+
+    def poll(self, now_ns: int) -> list[ExecutionReport]:
+        out, self.reports = self.reports, []
+        return out
+
+
+def _child(
+    n: int = 0, qty: float = 100.0, *, typ: str = "limit", px: float | None = 100.0, venue: str = "X"
+) -> ChildOrder:
+    return ChildOrder(f"c{n}", "P1", "GOOG", Side.BUY, qty, OrderType(typ), venue, T0, px if typ != "market" else None)
+
+
+def _fill(exec_id: str, clid: str, qty: float, px: float = 100.0, venue: str = "X") -> ExecutionReport:
+    return ExecutionReport(exec_id, clid, "fill", T0 + 1, venue, qty, px)
+
+
+def _oms(tmp_path: Path | None = None, **kw: object) -> tuple[OrderManager, FakeVenue, Store]:
+    store = Store(":memory:" if tmp_path is None else tmp_path / "s.duckdb")
+    v = FakeVenue(store=store)
+    return OrderManager(store, {"X": v}, clock=lambda: T0, **kw), v, store  # type: ignore[arg-type]
+
+
+# -- order state machine -----------------------------------------------------------------------------
+
+
+def test_orders_are_journalled_before_sending_and_ids_are_idempotent() -> None:
+    oms, v, store = _oms()
+    a = oms.submit(_child(1))
+    b = oms.submit(_child(1))  # a retry with the same client order id
+    assert a is b and len(v.sent) == 1
+    assert v.journalled_before_send == [True]
+    assert store.count("child_orders") == 1 and store.count("order_events") == 1
+    with pytest.raises(ExecutionError, match="unknown venue"):
+        oms.submit(_child(2, venue="NOPE"))
+
+
+def test_state_machine_partial_fill_fill_and_final_states() -> None:
+    oms, _, store = _oms()
+    mo = oms.submit(_child(1, qty=100))
+    assert oms.apply(ExecutionReport("a1", "c1", "new", T0, "X"))
+    assert mo.state is OrderState.NEW
+    assert oms.apply(_fill("e1", "c1", 40))
+    assert mo.state is OrderState.PARTIALLY_FILLED and mo.open_quantity == 60
+    assert oms.apply(_fill("e2", "c1", 60, 101.0))
+    assert mo.state is OrderState.FILLED and mo.average_price == pytest.approx(100.6)
+    # a cancel after the fill is an invalid transition: refused and counted, state unchanged
+    assert not oms.apply(ExecutionReport("x1", "c1", "cancelled", T0, "X"))
+    assert mo.state is OrderState.FILLED
+    assert oms.rejected_reports["cancelled on a filled order"] == 1
+    assert store.count("fills") == 2
+
+
+def test_bad_reports_are_refused_counted_and_never_raise() -> None:
+    oms, _, store = _oms()
+    oms.submit(_child(1, qty=100))
+    assert not oms.apply(_fill("e1", "ghost", 10))  # unknown order
+    assert not oms.apply(_fill("e2", "c1", 150))  # larger than the open quantity
+    assert not oms.apply(_fill("e3", "c1", 10, venue="OTHER"))  # wrong venue
+    assert not oms.apply(ExecutionReport("e4", "c1", "fill", T0, "X", 0.0, 100.0))  # zero quantity
+    assert oms.apply(_fill("e5", "c1", 30))
+    assert not oms.apply(_fill("e5", "c1", 30))  # a resend of the same execution
+    assert oms.duplicate_reports == 1
+    assert dict(oms.rejected_reports) == {
+        "unknown order": 1,
+        "fill larger than the open quantity": 1,
+        "report from another venue": 1,
+        "fill with a non-positive quantity or price": 1,
+    }
+    assert oms.filled("P1") == 30 and store.count("fills") == 1
+
+
+def test_restart_restores_states_and_fills_and_ignores_resent_reports(tmp_path: Path) -> None:
+    oms, _, store = _oms(tmp_path)
+    oms.submit(_child(1, qty=100))
+    oms.submit(_child(2, qty=50))
+    oms.apply(ExecutionReport("a1", "c1", "new", T0, "X"))
+    oms.apply(_fill("e1", "c1", 40))
+    oms.apply(ExecutionReport("r2", "c2", "rejected", T0, "X", reason="no liquidity"))
+    store.close()  # the process dies here
+    store2 = Store(tmp_path / "s.duckdb")
+    v2 = FakeVenue()
+    back = OrderManager.restore(store2, {"X": v2}, clock=lambda: T0)
+    assert back.orders["c1"].state is OrderState.PARTIALLY_FILLED and back.orders["c1"].filled == 40
+    assert back.orders["c2"].state is OrderState.REJECTED
+    assert not back.apply(_fill("e1", "c1", 40))  # the venue resends the fill after the reconnect
+    assert back.filled("P1") == 40
+    back.submit(_child(1, qty=100))  # the restarted strategy re-creates the same child: not re-sent
+    assert v2.sent == []
+    assert back.apply(_fill("e9", "c1", 60))
+    assert back.orders["c1"].state is OrderState.FILLED and store2.count("fills") == 2
+
+
+# -- risk checks ---------------------------------------------------------------------------------------
+
+
+def _gate(mid: float = 100.0, volume: float = 10_000.0, **limits: object) -> tuple[RiskGate, SimClock]:
+    clock = SimClock(T0)
+    lim = RiskLimits(**{"max_order_qty": 1_000.0, "max_order_notional": 80_000.0, "max_participation": 0.2,
+                        "price_collar_bps": 50.0, "max_open_orders": 3, "max_parent_qty": 2_500.0, **limits})  # type: ignore[arg-type]  # fmt: skip
+    return RiskGate(lim, lambda s: MarketSnapshot(mid, volume), clock=clock), clock
+
+
+@pytest.mark.parametrize(
+    ("child", "check"),
+    [
+        (_child(1, qty=1_001), "max_order_qty"),
+        (_child(1, qty=900, px=100.4), "max_order_notional"),  # 90,360 > 80,000
+        (_child(1, qty=799, typ="market"), "max_order_notional"),  # valued at the collar: 100.5 × 799
+        (_child(1, qty=10, px=100.51), "price_collar"),  # 51 bps through the mid
+    ],
+)
+def test_each_order_limit_refuses_an_order_that_tries_to_pass_it(child: ChildOrder, check: str) -> None:
+    gate, _ = _gate()
+    with pytest.raises(RiskLimitError) as e:
+        gate(child)
+    assert e.value.check == check
+    gate(_child(2, qty=10, px=100.0))  # an order inside every limit passes
+
+
+def test_participation_cannot_be_dodged_by_splitting_and_refreshes_with_time() -> None:
+    gate, clock = _gate(volume=10_000.0, max_order_notional=1e9, max_parent_qty=1e9)  # 20% of 12,500
+    for i in range(2):
+        gate(_child(i, qty=1_000))
+    with pytest.raises(RiskLimitError) as e:
+        gate(_child(9, qty=600))  # 2,600 / 12,600 = 20.6%
+    assert e.value.check == "max_participation"
+    clock.advance_to(T0 + 301 * 10**9)  # the window has rolled past the first two
+    gate(_child(10, qty=600))
+
+
+def test_parent_quantity_open_orders_and_no_mid_are_enforced() -> None:
+    gate, clock = _gate(volume=1e9, max_order_notional=1e9)
+    for i in range(2):
+        gate(dataclasses.replace(_child(i, qty=1_000)))
+    with pytest.raises(RiskLimitError) as e:
+        gate(_child(5, qty=600))
+    assert e.value.check == "max_parent_qty"
+    busy = RiskGate(
+        RiskLimits(max_open_orders=2), lambda s: MarketSnapshot(100.0, 1e9), clock=clock, open_orders=lambda: 2
+    )
+    with pytest.raises(RiskLimitError, match="max_open_orders"):
+        busy(_child(1, qty=1))
+    blind = RiskGate(RiskLimits(), lambda s: MarketSnapshot(float("nan"), 1e9), clock=clock)
+    with pytest.raises(RiskLimitError) as e:
+        blind(_child(1, qty=1))
+    assert e.value.check == "price_collar"
+
+
+def test_limits_are_frozen_validated_and_the_gate_is_not_optional() -> None:
+    lim = RiskLimits()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lim.max_order_qty = 1e12  # type: ignore[misc]
+    with pytest.raises(RiskLimitError, match="max_order_qty"):
+        RiskLimits(max_order_qty=float("nan"))
+    with pytest.raises(DataValidationError, match="quantity"):
+        _child(1, qty=float("inf"))  # an unbounded order cannot even be built
+    with pytest.raises(RiskLimitError, match="unknown"):
+        RiskLimits.from_dict({"max_order_qty": 1.0, "skip_checks": True})
+    with pytest.raises(RiskLimitError, match="RiskLimits"):
+        RiskGate({"max_order_qty": 1e12}, lambda s: MarketSnapshot(1.0, 1.0), clock=lambda: 0)  # type: ignore[arg-type]
+    # through the order manager: a refused order is neither journalled nor sent
+    gate, _ = _gate()
+    oms, v, store = _oms(risk=gate)
+    with pytest.raises(RiskLimitError):
+        oms.submit(_child(1, qty=5_000))
+    assert v.sent == [] and store.count("child_orders") == 0
+    assert oms.refused_orders["max_order_qty"] == 1
+
+
+def test_kill_switch_refuses_new_orders_cancels_open_ones_and_needs_a_confirmed_reset() -> None:
+    gate, _ = _gate()
+    oms, v, _ = _oms(risk=gate)
+    oms.submit(_child(1, qty=10))
+    oms.submit(_child(2, qty=10))
+    gate.kill_switch.on_trip(oms.cancel_all)
+    gate.kill_switch.trip("loss limit")
+    assert sorted(v.cancels) == ["c1", "c2"]
+    with pytest.raises(RiskLimitError) as e:
+        oms.submit(_child(3, qty=1))
+    assert e.value.check == "kill_switch" and len(v.sent) == 2
+    with pytest.raises(RiskLimitError):
+        gate.kill_switch.reset(confirm="yes")
+    gate.kill_switch.reset(confirm="RESET")
+    oms.submit(_child(3, qty=1))
+    assert len(v.sent) == 3
+
+
+# -- router --------------------------------------------------------------------------------------------
+
+
+def _quote(
+    name: str, price: float, queue: float, taker: float, rebate: float, outflow: np.ndarray, size: float = 1e6
+) -> VenueQuote:
+    return VenueQuote(name, price, size, queue, taker, rebate, outflow)
+
+
+def test_single_venue_split_is_the_closed_form_and_the_brute_force_optimum() -> None:
+    rng = np.random.default_rng(0)
+    out = rng.gamma(2.0, 400.0, 500)
+    q = _quote("A", 100.05, 300, 3.0, 2.0, out)
+    router = ContKukanovRouter(under_penalty_bps=20.0, max_samples=500)
+    d = router.route(1000, 1, [q], mid=100.0, with_cost=True)
+    m_star, l_star = ck_single_venue(1000, 300, 5.0, 3.0, 2.0, 20.0, out)
+    assert m_star + l_star == 1000 and d.limit["A"] == pytest.approx(np.floor(l_star), abs=1)
+    assert d.market["A"] + d.limit["A"] == 1000
+    unit, depth, gain, xi = router.arrays(1, [q], 100.0)
+    brute = min(
+        ck_expected_cost(1000, 1000 - L, np.array([float(L)]), unit, depth, gain, xi, 20.0) for L in range(0, 1001)
+    )
+    assert d.expected_cost_bps == pytest.approx(brute, abs=1e-3)
+    # more under-fill penalty → fewer limit shares; a bigger rebate → more
+    assert (
+        ContKukanovRouter(under_penalty_bps=60.0, max_samples=500).route(1000, 1, [q], mid=100.0).limit["A"]
+        < d.limit["A"]
+    )
+    q2 = dataclasses.replace(q, maker_rebate_bps=6.0)
+    assert router.route(1000, 1, [q2], mid=100.0).limit["A"] > d.limit["A"]
+
+
+def test_multi_venue_split_matches_a_grid_search_and_never_over_fills() -> None:
+    rng = np.random.default_rng(1)
+    quotes = [
+        _quote("A", 100.05, 400, 3.0, 2.5, rng.gamma(2.0, 300.0, 256)),
+        _quote("B", 100.05, 100, 2.0, 0.5, rng.gamma(1.5, 300.0, 256)),
+    ]
+    router = ContKukanovRouter(under_penalty_bps=12.0)
+    d = router.route(1200, 1, quotes, mid=100.0, with_cost=True)
+    assert d.market_total + d.limit_total == 1200
+    unit, depth, gain, xi = router.arrays(1, quotes, 100.0)
+    best = min(
+        ck_expected_cost(1200, 1200 - a - b, np.array([a, b], float), unit, depth, gain, xi, 12.0)
+        for a, b in itertools.product(range(0, 1201, 20), repeat=2)
+        if a + b <= 1200
+    )
+    assert d.expected_cost_bps <= best + 1e-6
+    # the compiled kernel and its Python twin agree
+    args = (1200.0, float(unit.min()), gain, xi, 12.0)
+    np.testing.assert_allclose(k.ck_limits(*args), k.ck_limits_py(*args))
+    # when posting is always worth it the limits are capped at the order, not over-posted
+    many = [_quote(f"V{i}", 100.05, 0, 3.0, 3.0, rng.gamma(2.0, 300.0, 64)) for i in range(5)]
+    d5 = ContKukanovRouter(under_penalty_bps=1.0).route(500, 1, many, mid=100.0)
+    assert d5.limit_total + d5.market_total == 500 and d5.limit_total <= 500
+
+
+def test_naive_router_sends_everything_at_market_to_the_best_price() -> None:
+    quotes = [
+        _quote("A", 100.06, 0, 0.0, 0.0, np.ones(3), size=300),
+        _quote("B", 100.05, 0, 9.0, 0.0, np.ones(3), size=200),
+    ]
+    d = NaiveRouter().route(1000, 1, quotes)
+    # B has the best price (its fee is ignored): its 200 displayed, then A's 300, the rest to B
+    assert d.limit_total == 0 and d.market == {"A": 300.0, "B": 700.0}
+
+
+# -- a parent order on the GOOG replay -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def goog(data: Path):  # type: ignore[no-untyped-def]
+    from impactlab.rl.tasks import load_day
+    from impactlab.simulation import ReplayData
+
+    day = load_day("GOOG", data)
+    return day, ReplayData.from_lobster(day)
+
+
+def _run(goog, router, start_s: float, store: Store, pid: str = "P1"):  # type: ignore[no-untyped-def]
+    from impactlab.schedules import twap
+    from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
+
+    day, data = goog
+    start = int(data.start_ns + start_s * 1e9)
+    clock = SimClock(start)
+    venue = ReplayMarket(data, start_ns=start, fees=FeeModel(-0.2, 0.3), entry_latency=ConstantLatency(10**6),
+                         response_latency=ConstantLatency(10**6))  # fmt: skip
+    mids: list[SimulatedVenue] = []
+    gate = RiskGate(RiskLimits(max_participation=0.5), lambda s: MarketSnapshot(mids[0].mid(), 1e6), clock=clock,
+                    open_orders=lambda: len(oms.open_orders()))  # fmt: skip
+    sv = SimulatedVenue("NASDAQ", venue, collar=gate.collar_price)
+    mids.append(sv)
+    oms = OrderManager(store, {"NASDAQ": sv}, clock=clock, risk=gate)
+    outflow = {"NASDAQ": queue_outflow_samples(day, 1, 60.0)}
+    eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow)
+    parent = ParentOrder(pid, "GOOG", Side.BUY, 1_500.0, start, start + 300 * 10**9)
+    return eng.run(parent, Slicer(twap(1_500.0, 300.0, step_s=60.0), parent))
+
+
+def test_a_parent_order_is_worked_to_completion_and_recorded(goog) -> None:  # type: ignore[no-untyped-def]
+    store = Store(":memory:")
+    res = _run(goog, ContKukanovRouter(under_penalty_bps=5.0), 3_600, store)
+    assert res.filled == pytest.approx(1_500.0)
+    assert res.refused == {} and res.rejected_reports == {}
+    fills = store.read("fills").to_pandas()
+    assert fills["quantity"].sum() == pytest.approx(1_500.0) and fills["fill_id"].is_unique
+    row = store.read("parent_orders").to_pylist()[0]
+    assert row["avg_price"] == pytest.approx(res.average_price) and row["arrival_mid"] == pytest.approx(res.arrival_mid)
+    assert np.isfinite(row["post_mid"])
+    # the shortfall identity: paid over the arrival value, fees included
+    a = res.arrival_mid
+    s = (res.average_price - a) / a * 1e4 + fills["fee"].sum() / (1_500 * a) * 1e4
+    assert res.shortfall_bps == pytest.approx(s)
+    naive = _run(goog, NaiveRouter(), 3_600, Store(":memory:"))
+    assert naive.filled == pytest.approx(1_500.0)
+    assert all(f.liquidity == "taker" for f in naive.fills)
+    # the router worked part of it passively: limit children at the own best bid, below the arrival ask
+    kids = store.read("child_orders").to_pandas()
+    limits = kids[kids["order_type"] == "limit"]
+    assert len(limits) > 0 and (limits["limit_price"] < res.arrival_mid + 0.5).all()
+
+
+def test_slicer_targets_and_urgency(goog) -> None:  # type: ignore[no-untyped-def]
+    from impactlab.schedules import twap
+
+    parent = ParentOrder("P", "GOOG", Side.BUY, 1_000.0, T0, T0 + 500 * 10**9)
+    sl = Slicer(twap(1_000.0, 500.0, step_s=100.0), parent, catch_up_fraction=0.1)
+    assert sl.n_slices == 5 and sl.end_ns == T0 + 500 * 10**9
+    p = sl.plan(0, 0.0)
+    assert p.quantity == 200 and not p.urgent
+    assert sl.plan(2, 150.0).urgent  # 250 behind the 400 due by slice 2's start: > 10% of the parent
+    assert sl.plan(4, 800.0).urgent and sl.plan(4, 800.0).quantity == 200  # the last slice goes to market
+    with pytest.raises(ExecutionError, match="side"):
+        Slicer(twap(1_000.0, 500.0, step_s=100.0, side=-1), parent)
