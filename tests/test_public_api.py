@@ -17,6 +17,7 @@ PACKAGES = [
     "impactlab.simulation",
     "impactlab.rl",
     "impactlab.execution",
+    "impactlab.tca",
 ]
 
 
@@ -49,7 +50,19 @@ def test_exception_tree() -> None:
     assert "f.csv" in str(e) and "line 3" in str(e) and "'size'" in str(e) and "'x'" in str(e)
 
 
-LAYERS = ["data", "book", "features", "impact", "simulation", "schedules", "calibration", "rl", "execution", "cli"]
+LAYERS = [
+    "data",
+    "book",
+    "features",
+    "impact",
+    "simulation",
+    "schedules",
+    "calibration",
+    "rl",
+    "execution",
+    "tca",
+    "cli",
+]
 
 
 @pytest.mark.parametrize("layer", LAYERS[:-1])

@@ -173,15 +173,27 @@ def test_each_order_limit_refuses_an_order_that_tries_to_pass_it(child: ChildOrd
     gate(_child(2, qty=10, px=100.0))  # an order inside every limit passes
 
 
-def test_participation_cannot_be_dodged_by_splitting_and_refreshes_with_time() -> None:
-    gate, clock = _gate(volume=10_000.0, max_order_notional=1e9, max_parent_qty=1e9)  # 20% of 12,500
-    for i in range(2):
-        gate(_child(i, qty=1_000))
+def test_participation_counts_fills_and_open_orders_so_splitting_cannot_dodge_it() -> None:
+    from impactlab.data import Fill
+
+    open_qty = {"GOOG": 0.0}
+    clock = SimClock(T0)
+    lim = RiskLimits(max_order_notional=1e9, max_participation=0.2, max_parent_qty=1e9)
+    gate = RiskGate(lim, lambda s: MarketSnapshot(100.0, 10_000.0), clock=clock, open_quantity=open_qty.__getitem__)
+    # 20% of (10,000 + ours) allows 2,500 of our shares in the window
+    gate(_child(1, qty=1_000))
+    open_qty["GOOG"] = 2_000.0  # two children resting, unfilled
     with pytest.raises(RiskLimitError) as e:
-        gate(_child(9, qty=600))  # 2,600 / 12,600 = 20.6%
+        gate(_child(2, qty=600))  # 2,600 / 12,600 = 20.6%
     assert e.value.check == "max_participation"
-    clock.advance_to(T0 + 301 * 10**9)  # the window has rolled past the first two
-    gate(_child(10, qty=600))
+    open_qty["GOOG"] = 0.0  # cancelled: a re-post is not counted twice
+    gate(_child(3, qty=600))
+    for i in range(2):  # then they fill
+        gate.record_fill(Fill(f"f{i}", "c", "P1", "GOOG", Side.BUY, 1_000.0, 100.0, T0 + i, "X"))
+    with pytest.raises(RiskLimitError, match="max_participation"):
+        gate(_child(4, qty=600))
+    clock.advance_to(T0 + 301 * 10**9)  # the window has rolled past the fills
+    gate(_child(5, qty=600))
 
 
 def test_parent_quantity_open_orders_and_no_mid_are_enforced() -> None:
@@ -355,8 +367,10 @@ def test_a_parent_order_is_worked_to_completion_and_recorded(goog) -> None:  # t
     a = res.arrival_mid
     s = (res.average_price - a) / a * 1e4 + fills["fee"].sum() / (1_500 * a) * 1e4
     assert res.shortfall_bps == pytest.approx(s)
-    naive = _run(goog, NaiveRouter(), 3_600, Store(":memory:"))
+    naive = _run(goog, NaiveRouter(), 3_600, store, pid="P2")  # a second run into the same store
     assert naive.filled == pytest.approx(1_500.0)
+    both = store.read("fills").to_pandas().groupby("parent_order_id")["quantity"].sum()
+    assert both.to_dict() == pytest.approx({"P1": 1_500.0, "P2": 1_500.0})  # no fill id collides
     assert all(f.liquidity == "taker" for f in naive.fills)
     # the router worked part of it passively: limit children at the own best bid, below the arrival ask
     kids = store.read("child_orders").to_pandas()

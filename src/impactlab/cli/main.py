@@ -825,3 +825,13 @@ def _register_rl() -> None:
 
 
 _register_rl()
+
+
+def _register_execution() -> None:
+    from impactlab.cli.execution import execute_cmd, tca_cmd
+
+    app.command("execute")(execute_cmd)
+    app.command("tca")(tca_cmd)
+
+
+_register_execution()

@@ -180,6 +180,7 @@ class ExecutionEngine:
         if isinstance(router, ContKukanovRouter) and set(self.outflow) != set(self.venues):
             raise ExecutionError("the Cont–Kukanov router needs queue-outflow samples for every venue")
         self.post_s = float(post_s)
+        self.path: list[tuple[int, float]] = []  # (ns, consolidated mid) at every step the engine took
 
     def _mid(self) -> float:
         mids = [v.mid() for v in self.venues.values()]
@@ -189,6 +190,9 @@ class ExecutionEngine:
     def _advance(self, t_ns: int) -> None:
         self.clock.advance_to(t_ns)
         self.oms.poll(t_ns)
+        m = self._mid()
+        if np.isfinite(m) and (not self.path or self.path[-1][1] != m):
+            self.path.append((int(t_ns), m))
 
     def _send(self, parent: ParentOrder, n: int, venue: str, qty: float, limit: float | None) -> int:
         order = ChildOrder(

@@ -219,6 +219,12 @@ class OrderManager:
             if not mo.state.final and (parent_order_id is None or mo.order.parent_order_id == parent_order_id)
         ]
 
+    def open_quantity(self, symbol: str | None = None) -> float:
+        """Shares open (sent, not filled, not final) on ``symbol`` (all symbols if None)."""
+        return float(
+            sum(mo.open_quantity for mo in self.orders.values() if symbol is None or mo.order.symbol == symbol)
+        )
+
     def filled(self, parent_order_id: str) -> float:
         return sum(mo.filled for mo in self.orders.values() if mo.order.parent_order_id == parent_order_id)
 
@@ -283,6 +289,9 @@ class OrderManager:
             if not mo.state.final:  # a fill racing a cancel keeps the order cancelled, and is kept
                 mo.state = OrderState.FILLED if mo.filled >= mo.order.quantity - _EPS else OrderState.PARTIALLY_FILLED
             self._journal(mo)
+            record = getattr(self._risk, "record_fill", None)
+            if record is not None:
+                record(fill)  # the risk gate counts fills towards participation
             if self._on_fill is not None:
                 self._on_fill(fill)
             return True

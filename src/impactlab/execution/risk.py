@@ -36,8 +36,9 @@ class RiskLimits:
     max_order_notional
         Currency in one order, valued at the worst price it could trade at (a market order at the collar).
     max_participation
-        Our volume over ``participation_window_s``, including the order, as a fraction of the market's
-        volume plus ours in that window.
+        Our shares filled over ``participation_window_s``, plus those still open, plus the order's, as a
+        fraction of the market's volume plus ours in that window (cancelled and re-posted shares do not
+        count twice; resting ones cannot be stacked past the limit).
     participation_window_s
         Look-back of the participation check.
     min_market_volume
@@ -142,6 +143,13 @@ class RiskGate:
         Shared with whatever may trip it (the engine, a circuit breaker, an operator).
     open_orders
         ``open_orders()`` gives the number of orders open now (the order manager's count).
+    open_quantity
+        ``open_quantity(symbol)`` gives the shares open now on ``symbol`` (the order manager's).
+
+    Notes
+    -----
+    The order manager calls :meth:`record_fill` with every fill it accepts, which is what the
+    participation check counts.
     """
 
     def __init__(
@@ -152,6 +160,7 @@ class RiskGate:
         clock: Callable[[], int],
         kill_switch: KillSwitch | None = None,
         open_orders: Callable[[], int] | None = None,
+        open_quantity: Callable[[str], float] | None = None,
     ) -> None:
         if not isinstance(limits, RiskLimits):
             raise RiskLimitError(f"'limits' must be a RiskLimits, got {type(limits).__name__}", check="config")
@@ -160,7 +169,8 @@ class RiskGate:
         self._clock = clock
         self.kill_switch = kill_switch or KillSwitch()
         self._open_orders = open_orders or (lambda: 0)
-        self._sent: dict[str, deque[tuple[int, float]]] = {}
+        self._open_quantity = open_quantity or (lambda symbol: 0.0)
+        self._filled: dict[str, deque[tuple[int, float]]] = {}
         self._parent_sent: dict[str, float] = {}
         self.accepted = 0
 
@@ -209,20 +219,27 @@ class RiskGate:
             self._refuse(order, "max_parent_qty", parent_total, lim.max_parent_qty,
                          f"parent {order.parent_order_id!r} would send {parent_total:g} shares")  # fmt: skip
         now = int(self._clock())
-        window = self._sent.setdefault(order.symbol, deque())
-        horizon = now - int(lim.participation_window_s * NS)
-        while window and window[0][0] < horizon:
-            window.popleft()
-        ours = sum(q for _, q in window) + qty
+        ours = self.filled_in_window(order.symbol, now) + float(self._open_quantity(order.symbol)) + qty
         market = max(float(snap.market_volume), lim.min_market_volume)
         rate = ours / (market + ours)
         if rate > lim.max_participation:
             self._refuse(order, "max_participation", rate, lim.max_participation,
                          f"{ours:g} of {market + ours:g} shares in {lim.participation_window_s:g} s is "
                          f"{rate:.1%} > {lim.max_participation:.0%}")  # fmt: skip
-        window.append((now, qty))
         self._parent_sent[order.parent_order_id] = parent_total
         self.accepted += 1
+
+    def record_fill(self, fill: Any) -> None:
+        """Count a fill (``symbol``, ``quantity``, ``ts_ns``) towards the participation window."""
+        self._filled.setdefault(fill.symbol, deque()).append((int(fill.ts_ns), float(fill.quantity)))
+
+    def filled_in_window(self, symbol: str, now_ns: int) -> float:
+        """Our shares filled on ``symbol`` within the participation window before ``now_ns``."""
+        window = self._filled.setdefault(symbol, deque())
+        horizon = now_ns - int(self._limits.participation_window_s * NS)
+        while window and window[0][0] < horizon:
+            window.popleft()
+        return float(sum(q for _, q in window))
 
     def collar_price(self, side: int, mid: float, tick_size: float) -> float:
         """The marketable limit a market order is sent as: the collar, rounded inwards to the tick grid."""

@@ -94,22 +94,23 @@ class SimulatedVenue:
             clid = self._clids.get(e.order_id)
             if clid is None:
                 continue
+            # execution ids carry the client order id: unique across runs that share a store
             if e.kind == "accepted":
-                out.append(ExecutionReport(f"a{e.order_id}", clid, "new", e.local_ns, self.name))
+                out.append(ExecutionReport(f"{clid}:a", clid, "new", e.local_ns, self.name))
             elif e.kind == "fill":
                 out.append(
                     ExecutionReport(
-                        f"f{next(self._n_exec)}", clid, "fill", e.local_ns, self.name, e.quantity, e.price,
+                        f"{clid}:f{next(self._n_exec)}", clid, "fill", e.local_ns, self.name, e.quantity, e.price,
                         e.liquidity or "taker", e.fee,  # type: ignore[arg-type]
                     )
                 )  # fmt: skip
             elif e.kind == "cancelled":
-                out.append(ExecutionReport(f"c{e.order_id}", clid, "cancelled", e.local_ns, self.name, reason=e.reason))
+                out.append(ExecutionReport(f"{clid}:c", clid, "cancelled", e.local_ns, self.name, reason=e.reason))
             elif e.kind == "rejected":
                 if e.reason.startswith("cancel for"):
                     self.cancel_rejects += 1  # too late to cancel: the order finished first
                     continue
-                out.append(ExecutionReport(f"r{e.order_id}", clid, "rejected", e.local_ns, self.name, reason=e.reason))
+                out.append(ExecutionReport(f"{clid}:r", clid, "rejected", e.local_ns, self.name, reason=e.reason))
         return out
 
     def mid(self) -> float:

@@ -4,7 +4,6 @@ aggressive, balanced and passive strategies, from any model that prices a schedu
 from __future__ import annotations
 
 import html
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, stats
 
+from impactlab._html import svg
 from impactlab.errors import InfeasibleScheduleError
 from impactlab.schedules._schedule import CostModel, Schedule, ScheduleCost
 from impactlab.schedules.market import MarketContext
@@ -207,7 +207,7 @@ class PreTradeReport:
         ax.set_xlabel("horizon (minutes)")
         ax.set_ylabel("cost (bps)")
         ax.legend(fontsize=8)
-        out["cost_curve"] = _svg(fig)
+        out["cost_curve"] = svg(fig)
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         ax.plot(sd, e, "o-", color="C0", ms=3, label="VWAP over 1 min … 1 day")
         for s, c in zip(self.strategies, ("C3", "C1", "C2"), strict=False):
@@ -215,7 +215,7 @@ class PreTradeReport:
         ax.set_xlabel("risk: sd of cost (bps)")
         ax.set_ylabel("expected cost (bps)")
         ax.legend(fontsize=8)
-        out["frontier"] = _svg(fig)
+        out["frontier"] = svg(fig)
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         for s, c in zip(self.strategies, ("C3", "C1", "C2"), strict=False):
             t = (s.schedule.times - s.schedule.times[0]) / 60
@@ -223,7 +223,7 @@ class PreTradeReport:
         ax.set_xlabel("minutes from arrival")
         ax.set_ylabel("fraction left to trade")
         ax.legend(fontsize=8)
-        out["trajectories"] = _svg(fig)
+        out["trajectories"] = svg(fig)
         plt.close("all")
         return out
 
@@ -280,14 +280,6 @@ def _cell(v: Any, fmt: str) -> str:
     if fmt == "%":
         return f"{float(v):.1%}"
     return format(float(v), fmt)
-
-
-def _svg(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="svg")
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
 
 
 def _fmt_h(seconds: float) -> str:
