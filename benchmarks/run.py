@@ -20,6 +20,7 @@ from benchmarks import (
     bench_binance,
     bench_book,
     bench_calibration,
+    bench_execution,
     bench_load,
     bench_ml,
     bench_rl,
@@ -37,6 +38,7 @@ BENCHES = [
     bench_schedules,
     bench_simulation,
     bench_rl,
+    bench_execution,
 ]
 
 

@@ -96,6 +96,23 @@ def test_limit_order_joins_the_back_of_the_queue_and_fills_after_it(goog_replay)
     assert m.order(oid)["filled"] > 0
 
 
+def test_an_execution_at_a_worse_price_fills_a_resting_order_it_went_through(goog, goog_replay) -> None:  # type: ignore[no-untyped-def]
+    t0 = goog_replay.start_ns + 1800 * NS
+    m = sim.ReplayMarket(goog_replay, start_ns=t0)
+    b = m.book(1)
+    bid = float(b.bid_price[0]) + 0.01  # a better bid than anyone's, alone at its price
+    oid = m.submit(1, 30, price=bid, local_ns=t0)
+    m.step(t0)
+    # the next historical sale into the bid side at or below the old best
+    later = (goog.ts_ns > t0) & (goog.event_type == 4) & (goog.side == 1)
+    t_hit = int(goog.ts_ns[later][0])
+    events = m.step(t_hit)
+    fills = [e for e in events if e.kind == "fill" and e.order_id == oid]
+    assert m.order(oid)["status"] == "done"  # filled in full: the seller went through our better bid first
+    assert fills and all(f.price == pytest.approx(bid) and f.liquidity == "maker" for f in fills)
+    assert all(f.exchange_ns <= t_hit for f in fills)
+
+
 def test_simulated_order_joins_the_queue_behind_resting_volume_and_self_trades_are_refused() -> None:
     m = sim.QueueReactiveMarket(sim.QueueReactiveParams.published(), seed=3)
     m.run_to(60 * NS)

@@ -226,19 +226,30 @@ def ck_single_venue(
     return target - lim, lim
 
 
-def queue_outflow_samples(day: object, side: int, horizon_s: float, *, max_samples: int | None = None) -> F64:
-    """How much of the best queue on ``side`` (+1: the bid, where a buyer's limit order rests) traded or was
-    cancelled in each window of ``horizon_s`` seconds of a LOBSTER day: Cont–Kukanov's ξ samples."""
+def queue_outflow_samples(
+    day: object, side: int, horizon_s: float, *, executions_only: bool = False, max_samples: int | None = None
+) -> F64:
+    """Cont–Kukanov's ξ samples from a LOBSTER day: in each window of ``horizon_s`` seconds, how much of the
+    queue at the price that was best on ``side`` (+1: the bid, where a buyer's limit order rests) when the
+    window began was executed or cancelled during it.
+
+    The price is held fixed, as an order resting there would be: when the market moves away (a better bid
+    arrives, or the level is cancelled and trading moves elsewhere), the queue at our price stops flowing out.
+    By default ξ is the paper's outflow, trades and cancellations at the price; ``executions_only`` counts
+    trades alone (cancellations may come from behind an order and never fill it).
+    """
     d = day
     book = d.book  # type: ignore[attr-defined]
     col = 2 if side > 0 else 0  # LOBSTER: ask price 1, ask size 1, bid price 1, bid size 1
-    best_before = np.empty(book.shape[0], dtype=np.int64)
-    best_before[0] = book[0, col]
-    best_before[1:] = book[:-1, col]
-    et = d.event_type  # type: ignore[attr-defined]
-    mask = (d.side == side) & ((et == 2) | (et == 3) | (et == 4)) & (d.price_e4 == best_before)  # type: ignore[attr-defined]
     t = d.ts_ns  # type: ignore[attr-defined]
     win = ((t - t[0]) // int(horizon_s * 1e9)).astype(np.int64)
+    first = np.searchsorted(win, np.arange(int(win[-1]) + 1), side="left")
+    # the best price just before each window's first message (the book row before it)
+    p_start = book[np.maximum(first - 1, 0), col]
+    et = d.event_type  # type: ignore[attr-defined]
+    flow = (d.side == side) & (et == 4) if executions_only else (d.side == side) & ((et == 2) | (et == 3) | (et == 4))  # type: ignore[attr-defined]
+    at_price = d.price_e4 == p_start[win]  # type: ignore[attr-defined]
+    mask = flow & at_price
     sums = np.bincount(win[mask], weights=d.size[mask].astype(float), minlength=int(win[-1]) + 1)  # type: ignore[attr-defined]
     if max_samples is not None:
         sums = sums[-max_samples:]

@@ -154,6 +154,41 @@ def hit_own_py(
     return filled
 
 
+def through_own_py(own: F64, oi: I64, of: F64, fi: I64, ff: F64, st: I64, s: int, p: int, x: float, t_ns: int) -> float:
+    """An aggressor of ``x`` traded at level ``(s, p)``: the trader's resting orders on side ``s`` at better
+    prices (a bid above ``p``, an ask below) stood in its way and fill first, best price first, each at its
+    own price.  The historical flow is left as it was (the replay's orders never change it).  Returns the
+    quantity filled."""
+    side = 1 if s == 0 else -1
+    left = x
+    filled = 0.0
+    while left > 1e-12:
+        best = -1
+        for k in range(oi.shape[0]):
+            if oi[k, O_STATE] != 1 or oi[k, O_SIDE] != side:
+                continue
+            pk = oi[k, O_PX]
+            better = (side == 1 and pk > p) or (side == -1 and pk < p)
+            if better and (best < 0 or side * (pk - oi[best, O_PX]) > 0):
+                best = k
+        if best < 0:
+            break
+        fill = min(left, of[best, Q_REM])
+        if not record_fill_py(fi, ff, st, best, oi[best, O_TPX], t_ns, 1, fill):
+            st[ST_DROPPED] += 1
+            break
+        pk = oi[best, O_PX]
+        of[best, Q_REM] -= fill
+        of[best, Q_AHEAD] = 0.0
+        own[s, pk] = max(own[s, pk] - fill, 0.0)
+        left -= fill
+        filled += fill
+        if of[best, Q_REM] <= 1e-12:
+            of[best, Q_REM] = 0.0
+            oi[best, O_STATE] = 0
+    return filled
+
+
 def bg_cancel_own_py(q: F64, own: F64, oi: I64, of: F64, s: int, p: int, x: float, u: float, arr: int) -> None:
     """Someone else removes ``x`` from level ``(s, p)``; move the trader's orders there forward if the
     removed quantity was ahead of them.
@@ -588,6 +623,7 @@ def replay_run_py(
         elif kind == K_EXEC:
             sf[SF_OFI] += ofi_py(top, s, p, x, False)
             sf[SF_VOL] += x
+            through_own_py(own, oi, of, fi, ff, st, s, p, x, t)
             hit_own_py(own, oi, of, fi, ff, st, s, p, x, t, ev_arr[i])
             level_sub_py(q, top, s, p, x)
             if cons[s, p] > q[s, p]:
@@ -595,6 +631,7 @@ def replay_run_py(
             clamp_ahead_py(own, oi, of, s, p, max(q[s, p] - cons[s, p], 0.0))
         elif kind == K_PRINT:
             sf[SF_VOL] += x
+            through_own_py(own, oi, of, fi, ff, st, s, p, x, t)
             hit_own_py(own, oi, of, fi, ff, st, s, p, x, t, ARR_UNKNOWN)
         else:  # K_SET, K_SYNC
             if kind == K_SYNC:  # a level came into view: the levels between it and the old deepest are gone
@@ -671,6 +708,7 @@ level_sub = _compile_with(level_sub_py, best_after_drop_py=best_after_drop)
 ofi = _compile_with(ofi_py)
 record_fill = _compile_with(record_fill_py)
 hit_own = _compile_with(hit_own_py, record_fill_py=record_fill)
+through_own = _compile_with(through_own_py, record_fill_py=record_fill)
 bg_cancel_own = _compile_with(bg_cancel_own_py)
 clamp_ahead = _compile_with(clamp_ahead_py)
 take = _compile_with(take_py, record_fill_py=record_fill, level_sub_py=level_sub)
@@ -682,6 +720,7 @@ _helpers = {
     "level_sub_py": level_sub,
     "ofi_py": ofi,
     "hit_own_py": hit_own,
+    "through_own_py": through_own,
     "bg_cancel_own_py": bg_cancel_own,
     "clamp_ahead_py": clamp_ahead,
 }
