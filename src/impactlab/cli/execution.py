@@ -19,6 +19,7 @@ NS = 1_000_000_000
 class VenueKind(StrEnum):
     replay = "replay"
     sim = "sim"
+    fix = "fix"
 
 
 class RouterKind(StrEnum):
@@ -49,29 +50,20 @@ def build_execute(
     seed: int = 0,
     data: Path | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Work one parent order end to end; returns (TCA result, run details)."""
-    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market
-    from impactlab.data import ParentOrder, Side, Store
-    from impactlab.execution import (
-        ContKukanovRouter,
-        ExecutionEngine,
-        MarketSnapshot,
-        NaiveRouter,
-        OrderManager,
-        RiskGate,
-        RiskLimits,
-        SimClock,
-        SimulatedVenue,
-        Slicer,
-        queue_outflow_samples,
-    )
+    """Work one parent order end to end; returns (TCA result, run details).
+
+    ``venue``: ``replay`` (the LOBSTER day, simulated time), ``sim`` (queue-reactive flow fitted to it,
+    simulated time) or ``fix`` (that simulator behind a FIX 4.4 acceptor on loopback, traded through a
+    QuickFIX initiator in real time: keep the horizon short).
+    """
+    from impactlab.execution import MarketSnapshot, RiskGate, RiskLimits, SimClock, SimulatedVenue, WallClock
     from impactlab.rl.tasks import _fitted_flow, _replay, load_day
-    from impactlab.schedules import VolumeCurve, twap, vwap
     from impactlab.simulation import ConstantLatency, FeeModel, QueueReactiveMarket, ReplayMarket
-    from impactlab.tca import LobsterPath, RecordedPath, analyse, record_tca
 
     if side not in (1, -1):
         raise ExecutionError(f"'side' must be +1 or -1, got {side!r}")
+    if venue not in ("replay", "sim", "fix"):
+        raise ExecutionError(f"'venue' must be replay, sim or fix, got {venue!r}")
     day = load_day(symbol, data)
     fees = FeeModel(maker_bps=-0.2, taker_bps=0.3)
     lat: dict[str, Any] = {
@@ -88,26 +80,96 @@ def build_execute(
         params = _fitted_flow(day)
         raw = QueueReactiveMarket(
             params, price=float(params.extra["price"]), tick_size=day.tick_size, seed=seed, fees=fees,
-            initial_spread_ticks=max(1, round(params.extra["mean_spread_ticks"])), **lat,
+            initial_spread_ticks=max(1, round(params.extra["mean_spread_ticks"])),
+            **(lat if venue == "sim" else {}),
         )  # fmt: skip
         start = raw.now_ns + 60 * NS  # a minute of warm-up
-    clock = SimClock(start)
-    holder: list[Any] = []
+        raw.run_to(start)
+    clock: Any = WallClock() if venue == "fix" else SimClock(start)
+    oms_ref: list[Any] = []  # the gate reads the order manager, which is built with the gate
+    venue_ref: list[Any] = []
+    five_min_volume = float(day.size[day.event_type == 4].sum()) / 78  # participation against the day's mean
     gate = RiskGate(
         RiskLimits.from_dict(limits or {}),
-        lambda s: MarketSnapshot(holder[0].mid(), float(day.size[day.event_type == 4].sum()) / 78),
+        lambda s: MarketSnapshot(venue_ref[0].mid(), five_min_volume),
         clock=clock,
-        open_orders=lambda: len(holder[1].open_orders()),
-        open_quantity=lambda s: holder[1].open_quantity(s),
-    )  # participation against the day's mean 5-minute volume
-    sv = SimulatedVenue("NASDAQ" if venue == "replay" else "SIM", raw, collar=gate.collar_price)
+        open_orders=lambda: len(oms_ref[0].open_orders()),
+        open_quantity=lambda s: oms_ref[0].open_quantity(s),
+    )
+    exchange: Any = None
+    if venue == "fix":
+        import socket
+        import tempfile
+
+        from impactlab.execution.fix import FixConfig, FixExchange, FixVenue
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        cfg = FixConfig(port=port, store_dir=Path(tempfile.mkdtemp(prefix="impactlab-fix-")))
+        exchange = FixExchange(raw, cfg).start()
+        sv: Any = FixVenue("SIMX", cfg, collar=gate.collar_price, book=exchange.book, fees=fees)
+        try:
+            sv.start()
+        except Exception:
+            exchange.stop()
+            raise
+        start = clock()
+    else:
+        sv = SimulatedVenue("NASDAQ" if venue == "replay" else "SIM", raw, collar=gate.collar_price)
+    venue_ref.append(sv)
+    try:
+        return _work(day, sv, gate, clock, start, oms_ref, symbol=symbol, side=side, quantity=quantity,
+                     horizon_s=horizon_s, step_s=step_s, start_s=start_s, venue=venue, router=router,
+                     schedule=schedule, under_penalty_bps=under_penalty_bps, store_path=store_path,
+                     order_id=order_id)  # fmt: skip
+    finally:
+        if exchange is not None:
+            sv.close()
+            exchange.stop()
+
+
+def _work(
+    day: Any,
+    sv: Any,
+    gate: Any,
+    clock: Any,
+    start: int,
+    oms_ref: list[Any],
+    *,
+    symbol: str,
+    side: int,
+    quantity: float,
+    horizon_s: float,
+    step_s: float,
+    start_s: float,
+    venue: str,
+    router: str,
+    schedule: str,
+    under_penalty_bps: float,
+    store_path: Path | None,
+    order_id: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market
+    from impactlab.data import ParentOrder, Side, Store
+    from impactlab.execution import (
+        ContKukanovRouter,
+        ExecutionEngine,
+        NaiveRouter,
+        OrderManager,
+        Slicer,
+        queue_outflow_samples,
+    )
+    from impactlab.schedules import VolumeCurve, twap, vwap
+    from impactlab.tca import LobsterPath, RecordedPath, analyse, record_tca
+
     with Store(store_path) as store:
         oms = OrderManager(store, {sv.name: sv}, clock=clock, risk=gate)
-        holder += [sv, oms]
+        oms_ref.append(oms)
         gate.kill_switch.on_trip(oms.cancel_all)
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
         rt = ContKukanovRouter(under_penalty_bps=under_penalty_bps) if router == "ck" else NaiveRouter()
-        eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow)
+        eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow, post_s=min(60.0, horizon_s))
         pid = order_id or f"{symbol}-{venue}-{router}-{start}"
         parent = ParentOrder(pid, symbol, Side(side), quantity, start, start + int(horizon_s * NS))
         if schedule == "vwap":
@@ -118,9 +180,8 @@ def build_execute(
             sch = twap(quantity, horizon_s, step_s=step_s, start_s=start_s, side=side)
         res = eng.run(parent, Slicer(sch, parent))
         model = lobster_book_cost_model(day)
-        predicted = {
-            "book+sqrt": float(model.model.schedule_cost(sch, lobster_market(day, start_s=start_s, side=side)).total)
-        }
+        market = lobster_market(day, start_s=start_s, side=side)
+        predicted = {"book+sqrt": float(model.model.schedule_cost(sch, market).total)}
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == pid]
         if venue == "replay":
             path: Any = LobsterPath(day)
@@ -134,9 +195,10 @@ def build_execute(
         record_tca(store, [tca], now_ns=clock())
         details = {
             "order_id": pid, "venue": venue, "router": rt.name, "schedule": schedule, "children": res.children,
-            "refused_orders": res.refused, "rejected_reports": res.rejected_reports,
-            "store": str(store.path),
+            "refused_orders": res.refused, "rejected_reports": res.rejected_reports, "store": str(store.path),
         }  # fmt: skip
+        if venue == "fix":
+            details["fix_refused"] = dict(sv.refused)
     return tca, details
 
 

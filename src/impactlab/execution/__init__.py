@@ -6,7 +6,7 @@ The path of a child order: :class:`Slicer` (how much, how urgent) → router (wh
 the order manager (journalled, de-duplicated, bad ones refused and counted).
 """
 
-from impactlab.execution.engine import ExecutionEngine, ExecutionResult, SimClock, SlicePlan, Slicer
+from impactlab.execution.engine import ExecutionEngine, ExecutionResult, SimClock, SlicePlan, Slicer, WallClock
 from impactlab.execution.orders import ExecutionReport, ManagedOrder, OrderManager, OrderState, VenueAdapter, child_id
 from impactlab.execution.risk import KillSwitch, MarketSnapshot, RiskGate, RiskLimits
 from impactlab.execution.router import (
@@ -39,6 +39,7 @@ __all__ = [
     "Slicer",
     "VenueAdapter",
     "VenueQuote",
+    "WallClock",
     "child_id",
     "ck_expected_cost",
     "ck_single_venue",

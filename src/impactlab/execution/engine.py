@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,10 +15,9 @@ from impactlab.data import ChildOrder, Fill, OrderType, ParentOrder
 from impactlab.errors import ExecutionError, RiskLimitError
 from impactlab.execution.orders import OrderManager, child_id
 from impactlab.execution.router import ContKukanovRouter, NaiveRouter
-from impactlab.execution.venues import SimulatedVenue
 from impactlab.schedules import Schedule
 
-__all__ = ["ExecutionEngine", "ExecutionResult", "SimClock", "SlicePlan", "Slicer"]
+__all__ = ["ExecutionEngine", "ExecutionResult", "SimClock", "SlicePlan", "Slicer", "WallClock"]
 
 NS = 1_000_000_000
 _UNIT_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "day": 23_400.0}
@@ -35,6 +35,28 @@ class SimClock:
 
     def advance_to(self, t_ns: int) -> None:
         self.now_ns = max(self.now_ns, int(t_ns))
+
+
+class WallClock:
+    """The real clock, for live venues (FIX): ``advance_to`` sleeps until the time comes."""
+
+    def __init__(self, sleep: Any = None) -> None:
+        import time
+
+        self._time = time.time_ns
+        self._sleep = sleep or time.sleep
+
+    def __call__(self) -> int:
+        return self._time()
+
+    @property
+    def now_ns(self) -> int:
+        return self._time()
+
+    def advance_to(self, t_ns: int) -> None:
+        wait = (int(t_ns) - self._time()) / 1e9
+        if wait > 0:
+            self._sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -149,11 +171,13 @@ class ExecutionEngine:
     oms
         The order manager (with its risk gate) every child goes through.
     venues
-        The adapters by name (the same ones the order manager holds).
+        The adapters by name (the same ones the order manager holds), with market data: ``mid()``,
+        ``own_best(side)`` and ``quote(side, outflow)`` (:class:`SimulatedVenue`, or a
+        :class:`~impactlab.execution.fix.FixVenue` with a book source).
     router
         :class:`ContKukanovRouter` (limit/market split across venues) or :class:`NaiveRouter`.
     clock
-        The :class:`SimClock` the order manager and risk gate read.
+        The :class:`SimClock` the order manager and risk gate read (a :class:`WallClock` for FIX).
     outflow
         Queue-outflow samples by venue (the router's ξ over one slice).
     collar
@@ -165,10 +189,10 @@ class ExecutionEngine:
     def __init__(
         self,
         oms: OrderManager,
-        venues: Mapping[str, SimulatedVenue],
+        venues: Mapping[str, Any],
         router: ContKukanovRouter | NaiveRouter,
         *,
-        clock: SimClock,
+        clock: SimClock | WallClock,
         outflow: Mapping[str, F64] | None = None,
         post_s: float = 60.0,
     ) -> None:
