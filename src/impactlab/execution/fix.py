@@ -448,7 +448,7 @@ class FixExchange(_Counting):
         settings = self.config.settings("acceptor")
         # QuickFIX keeps raw pointers to these: they must live as long as the acceptor
         self._keep = (settings, fix.FileStoreFactory(settings))
-        self._acceptor = fix.SocketAcceptor(self._app, self._keep[1], settings)
+        self._acceptor = fix.ThreadedSocketAcceptor(self._app, self._keep[1], settings)
         self._acceptor.start()
         self._t0_wall = time.perf_counter_ns()
         self._t0_venue = int(self.venue.now_ns)
