@@ -1,5 +1,6 @@
-"""Compiled kernel of the Cont–Kukanov router (per-venue quantile conditions with the multiplier of the
-no-over-fill constraint found by bisection), with its plain-Python twin; the tests check they agree."""
+"""Kernel of the Cont–Kukanov router (per-venue quantile conditions with the multiplier of the no-over-fill
+constraint found by bisection): ``ck_limits_py`` is the plain-Python source, ``ck_limits`` the same function
+compiled by numba; the tests check they agree."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from numpy.typing import NDArray
 F64 = NDArray[np.float64]
 
 
-@njit(cache=True)
-def ck_limits(
-    target: float, market_cost: float, gain: F64, free_outflow: F64, under_penalty: float
-) -> F64:  # pragma: no cover - compiled
+def ck_limits_py(target: float, market_cost: float, gain: F64, free_outflow: F64, under_penalty: float) -> F64:
     """Limit quantities per venue: ``F̃_k(L_k) = (g_k + c − μ)/(g_k + u)``, μ >= 0 the smallest value with
-    ``Σ L_k <= target`` (bisection, 50 steps).  ``free_outflow`` is (samples, venues)."""
+    ``Σ L_k <= target`` (bisection, 50 steps).  ``free_outflow`` is (samples, venues).  This is the
+    Python source of the compiled :data:`ck_limits`."""
     n, k = free_outflow.shape
     xs = np.empty((n, k))
     for v in range(k):
@@ -56,33 +55,5 @@ def ck_limits(
     return out.copy()
 
 
-def ck_limits_py(target: float, market_cost: float, gain: F64, free_outflow: F64, under_penalty: float) -> F64:
-    """Plain-Python twin of :func:`ck_limits`."""
-    xs = np.sort(np.asarray(free_outflow, float), axis=0)
-    n, k = xs.shape
-
-    def limits(mu: float) -> list[float]:
-        out = []
-        for v in range(k):
-            den = gain[v] + under_penalty
-            p = (gain[v] + market_cost - mu) / den if den > 0 else 0.0
-            if p >= 1.0:
-                x = target
-            elif p <= 0.0:
-                x = 0.0
-            else:
-                x = float(xs[min(max(math.ceil(p * n) - 1, 0), n - 1), v])
-            out.append(min(x, target))
-        return out
-
-    got = limits(0.0)
-    if sum(got) <= target:
-        return np.asarray(got)
-    lo, hi = 0.0, max([1.0] + [float(g) + market_cost + 1.0 for g in gain])
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if sum(limits(mid)) > target:
-            lo = mid
-        else:
-            hi = mid
-    return np.asarray(limits(hi))
+# the same function compiled: the tests check the two agree
+ck_limits = njit(cache=True)(ck_limits_py)

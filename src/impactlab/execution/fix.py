@@ -154,6 +154,40 @@ def _wait(pred: Callable[[], bool], timeout_s: float) -> bool:
     return pred()
 
 
+def _application(owner: Any, logged_on: threading.Event, label: str) -> Any:
+    """A QuickFIX ``Application`` that sets ``logged_on`` while the session is up and hands every
+    application message to ``owner._on_message``; nothing raised there reaches QuickFIX's thread."""
+    fix = _fix()
+
+    class App(fix.Application):  # type: ignore[misc, name-defined]
+        def onCreate(self, sid: Any) -> None:
+            pass
+
+        def onLogon(self, sid: Any) -> None:
+            logged_on.set()
+
+        def onLogout(self, sid: Any) -> None:
+            logged_on.clear()
+
+        def toAdmin(self, msg: Any, sid: Any) -> None:
+            pass
+
+        def fromAdmin(self, msg: Any, sid: Any) -> None:
+            pass
+
+        def toApp(self, msg: Any, sid: Any) -> None:
+            pass
+
+        def fromApp(self, msg: Any, sid: Any) -> None:
+            try:
+                owner._on_message(msg)
+            except Exception:
+                owner.refuse("internal error", msg)
+                log.exception("FIX %s: handling a message", label)
+
+    return App()
+
+
 class _Counting:
     """Counts of refused input, by reason, shared by both ends."""
 
@@ -192,39 +226,7 @@ class FixVenue(_Counting):
         self._logged_on = threading.Event()
         self.sent_ns: dict[str, int] = {}
         self._initiator: Any = None
-        self._app = self._make_app()
-
-    def _make_app(self) -> Any:
-        fix = _fix()
-        venue = self
-
-        class App(fix.Application):  # type: ignore[misc, name-defined]
-            def onCreate(self, sid: Any) -> None:
-                pass
-
-            def onLogon(self, sid: Any) -> None:
-                venue._logged_on.set()
-
-            def onLogout(self, sid: Any) -> None:
-                venue._logged_on.clear()
-
-            def toAdmin(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def fromAdmin(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def toApp(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def fromApp(self, msg: Any, sid: Any) -> None:
-                try:
-                    venue._on_message(msg)
-                except Exception:
-                    venue.refuse("internal error", msg)
-                    log.exception("FIX client: handling a message")
-
-        return App()
+        self._app = _application(self, self._logged_on, "client")
 
     def start(self, *, timeout_s: float = 10.0) -> FixVenue:
         """Connect and log on (raises :class:`~impactlab.errors.ExecutionError` if no logon in time)."""
@@ -409,39 +411,7 @@ class FixExchange(_Counting):
         self._t0_venue = int(venue.now_ns)
         self.logged_on = threading.Event()
         self.orders_received = 0
-        self._app = self._make_app()
-
-    def _make_app(self) -> Any:
-        fix = _fix()
-        ex = self
-
-        class App(fix.Application):  # type: ignore[misc, name-defined]
-            def onCreate(self, sid: Any) -> None:
-                pass
-
-            def onLogon(self, sid: Any) -> None:
-                ex.logged_on.set()
-
-            def onLogout(self, sid: Any) -> None:
-                ex.logged_on.clear()
-
-            def toAdmin(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def fromAdmin(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def toApp(self, msg: Any, sid: Any) -> None:
-                pass
-
-            def fromApp(self, msg: Any, sid: Any) -> None:
-                try:
-                    ex._on_message(msg)
-                except Exception:
-                    ex.refuse("internal error", msg)
-                    log.exception("FIX exchange: handling a message")
-
-        return App()
+        self._app = _application(self, self.logged_on, "exchange")
 
     def start(self) -> FixExchange:
         fix = _fix()
