@@ -143,4 +143,4 @@ def test_execute_cli_over_fix_works_an_order_through_the_loopback_exchange(tmp_p
     assert res["fix_refused"] == {} and res["rejected_reports"] == {}
     with Store(store, read_only=True) as st:
         assert st.read("fills").to_pandas()["quantity"].sum() == pytest.approx(200)
-        assert st.count("cost_predictions") == 1
+        assert st.count("cost_predictions") == 2  # one row per model

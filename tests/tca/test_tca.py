@@ -141,7 +141,7 @@ def test_execute_then_tca_from_the_store(tmp_path: Path, data: Path) -> None:
     assert [o["order_id"] for o in res["orders"]] == ["CK1", "NV1"]
     # the store-based TCA reproduces the one printed at execution
     assert res["orders"][0]["shortfall_bps"] == pytest.approx(ck["orders"][0]["shortfall_bps"])
-    assert res["aggregate"]["models"]["book+sqrt"]["orders"] == 2
+    assert res["aggregate"]["models"]["book+sqrt"]["orders"] == 2 and res["aggregate"]["models"]["sqrt"]["orders"] == 2
     assert html.stat().st_size > 10_000
     r = CliRunner().invoke(app, ["execute", "--store", str(store), "--start", "23000", "--horizon", "10m"])
     assert r.exit_code == 2 and "leaves no" in r.output

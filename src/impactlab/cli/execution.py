@@ -181,7 +181,12 @@ def _work(
         res = eng.run(parent, Slicer(sch, parent))
         model = lobster_book_cost_model(day)
         market = lobster_market(day, start_s=start_s, side=side)
-        predicted = {"book+sqrt": float(model.model.schedule_cost(sch, market).total)}
+        from impactlab.schedules.costs import ModelCost
+
+        predicted = {  # every calibrated model's pre-trade cost, kept against the realised one
+            "book+sqrt": float(model.model.schedule_cost(sch, market).total),
+            "sqrt": float(ModelCost(model.sqrt).schedule_cost(sch, market).total),
+        }
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == pid]
         if venue == "replay":
             path: Any = LobsterPath(day)
