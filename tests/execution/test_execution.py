@@ -231,8 +231,13 @@ def test_limits_are_frozen_validated_and_the_gate_is_not_optional() -> None:
     oms, v, store = _oms(risk=gate)
     with pytest.raises(RiskLimitError):
         oms.submit(_child(1, qty=5_000))
-    assert v.sent == [] and store.count("child_orders") == 0
-    assert oms.refused_orders["max_order_qty"] == 1
+    assert v.sent == [] and oms.refused_orders["max_order_qty"] == 1
+    # the refusal is in the audit trail, and a retry of the same id does not slip through
+    ev = store.read("order_events").to_pylist()
+    assert [(e["client_order_id"], e["state"]) for e in ev] == [("c1", "rejected")] and "max_order_qty" in ev[0][
+        "reason"
+    ]
+    assert oms.submit(_child(1, qty=5_000)).state is OrderState.REJECTED and v.sent == []
 
 
 def test_kill_switch_refuses_new_orders_cancels_open_ones_and_needs_a_confirmed_reset() -> None:
@@ -249,7 +254,8 @@ def test_kill_switch_refuses_new_orders_cancels_open_ones_and_needs_a_confirmed_
     with pytest.raises(RiskLimitError):
         gate.kill_switch.reset(confirm="yes")
     gate.kill_switch.reset(confirm="RESET")
-    oms.submit(_child(3, qty=1))
+    assert oms.submit(_child(3, qty=1)).state is OrderState.REJECTED  # the refused id stays refused
+    oms.submit(_child(4, qty=1))  # a new order goes through
     assert len(v.sent) == 3
 
 

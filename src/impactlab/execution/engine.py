@@ -3,6 +3,7 @@ gate and the order manager on one or more venues, driven by an injected clock.""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -223,10 +224,8 @@ class ExecutionEngine:
             child_id(parent.order_id, n), parent.order_id, parent.symbol, parent.side, qty,
             OrderType.MARKET if limit is None else OrderType.LIMIT, venue, self.clock(), limit,
         )  # fmt: skip
-        try:
+        with contextlib.suppress(RiskLimitError):  # refused, journalled and counted; the slice stays behind
             self.oms.submit(order)
-        except RiskLimitError:
-            return n  # refused and counted by the order manager; the slice stays behind
         return n + 1
 
     def _settle(self, parent: ParentOrder, until_ns: int) -> None:

@@ -174,8 +174,9 @@ class OrderManager:
         """Check, journal and send ``order``.  A client order id seen before returns the order already
         known and sends nothing (a retry after a crash never doubles an order).
 
-        Raises :class:`~impactlab.errors.RiskLimitError` (from the risk check; nothing is sent) or
-        :class:`~impactlab.errors.ExecutionError` for an unknown venue.
+        Raises :class:`~impactlab.errors.RiskLimitError` (from the risk check) or
+        :class:`~impactlab.errors.ExecutionError` for an unknown venue.  A refused order is journalled as
+        rejected, with the check that refused it, and never sent; its id stays taken.
         """
         known = self.orders.get(order.client_order_id)
         if known is not None:
@@ -186,7 +187,12 @@ class OrderManager:
             try:
                 self._risk(order)
             except Exception as exc:
-                self.refused_orders[getattr(exc, "check", type(exc).__name__)] += 1
+                check = getattr(exc, "check", type(exc).__name__)
+                self.refused_orders[check] += 1
+                refused = ManagedOrder(order, OrderState.REJECTED, reason=f"risk: {exc}")
+                self.store.add_records([order])  # the audit trail keeps what was refused and why
+                self._journal(refused)
+                self.orders[order.client_order_id] = refused
                 raise
         mo = ManagedOrder(order)
         self.store.add_records([order])  # the order exists on disk before it exists at the venue
