@@ -14,16 +14,14 @@ from impactlab.data import ParentOrder, Side, Store
 from impactlab.execution import (
     ContKukanovRouter,
     ExecutionEngine,
-    MarketSnapshot,
     NaiveRouter,
-    OrderManager,
-    RiskGate,
     RiskLimits,
     SimClock,
     SimulatedVenue,
     Slicer,
     VenueQuote,
     ck_expected_cost,
+    guarded_order_manager,
     queue_outflow_samples,
 )
 from impactlab.rl.tasks import _replay, load_day
@@ -86,18 +84,10 @@ def _one(day: Any, data: Any, router: Any, start: int, pid: str, outflow: Any) -
     clock = SimClock(start)
     venue = ReplayMarket(data, start_ns=start, fees=FeeModel(-0.2, 0.3), entry_latency=ConstantLatency(NS // 1000),
                          response_latency=ConstantLatency(NS // 1000))  # fmt: skip
-    holder: list[Any] = []
-    gate = RiskGate(
-        RiskLimits(max_participation=0.5),
-        lambda s: MarketSnapshot(holder[0].mid(), 1e6),
-        clock=clock,
-        open_orders=lambda: len(holder[1].open_orders()),
-        open_quantity=lambda s: holder[1].open_quantity(s),
-    )
-    sv = SimulatedVenue("NASDAQ", venue, collar=gate.collar_price)
+    lim = RiskLimits(max_participation=0.5)
+    sv = SimulatedVenue("NASDAQ", venue, collar=lim.collar_price)
     store = Store(":memory:")
-    oms = OrderManager(store, {"NASDAQ": sv}, clock=clock, risk=gate)
-    holder += [sv, oms]
+    oms = guarded_order_manager(store, {"NASDAQ": sv}, limits=lim, clock=clock, market_volume=1e6)
     eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow={"NASDAQ": outflow})
     parent = ParentOrder(pid, "GOOG", Side.BUY, 2_000.0, start, start + 300 * NS)
     res = eng.run(parent, Slicer(twap(2_000.0, 300.0, step_s=60.0), parent))

@@ -28,6 +28,7 @@ from impactlab.execution import (
     VenueQuote,
     ck_expected_cost,
     ck_single_venue,
+    guarded_order_manager,
     queue_outflow_samples,
 )
 from impactlab.execution import _kernels as k
@@ -259,6 +260,27 @@ def test_kill_switch_refuses_new_orders_cancels_open_ones_and_needs_a_confirmed_
     assert len(v.sent) == 3
 
 
+def test_guarded_order_manager_checks_every_order_and_its_kill_switch_cancels() -> None:
+    class PricedVenue(FakeVenue):
+        def mid(self) -> float:
+            return 100.0
+
+    v = PricedVenue()
+    oms = guarded_order_manager(Store(":memory:"), {"X": v}, limits=RiskLimits(price_collar_bps=10.0),
+                                clock=lambda: T0, market_volume=1e6)  # fmt: skip
+    oms.submit(_child(1, qty=10, px=100.05))
+    with pytest.raises(RiskLimitError) as e:
+        oms.submit(_child(2, qty=10, px=100.2))  # 20 bps through the mid read from the venue
+    assert e.value.check == "price_collar" and len(v.sent) == 1
+    with pytest.raises(AttributeError):
+        oms.risk = None  # type: ignore[misc]
+    assert isinstance(oms.risk, RiskGate)
+    oms.risk.kill_switch.trip("drill")
+    assert v.cancels == ["c1"]
+    assert RiskLimits(price_collar_bps=10.0).collar_price(1, 100.0, 0.01) == pytest.approx(100.10)
+    assert RiskLimits(price_collar_bps=10.0).collar_price(-1, 100.0, 0.03) == pytest.approx(99.90)
+
+
 # -- router --------------------------------------------------------------------------------------------
 
 
@@ -347,12 +369,9 @@ def _run(goog, router, start_s: float, store: Store, pid: str = "P1"):  # type: 
     clock = SimClock(start)
     venue = ReplayMarket(data, start_ns=start, fees=FeeModel(-0.2, 0.3), entry_latency=ConstantLatency(10**6),
                          response_latency=ConstantLatency(10**6))  # fmt: skip
-    mids: list[SimulatedVenue] = []
-    gate = RiskGate(RiskLimits(max_participation=0.5), lambda s: MarketSnapshot(mids[0].mid(), 1e6), clock=clock,
-                    open_orders=lambda: len(oms.open_orders()))  # fmt: skip
-    sv = SimulatedVenue("NASDAQ", venue, collar=gate.collar_price)
-    mids.append(sv)
-    oms = OrderManager(store, {"NASDAQ": sv}, clock=clock, risk=gate)
+    lim = RiskLimits(max_participation=0.5)
+    sv = SimulatedVenue("NASDAQ", venue, collar=lim.collar_price)
+    oms = guarded_order_manager(store, {"NASDAQ": sv}, limits=lim, clock=clock, market_volume=1e6)
     outflow = {"NASDAQ": queue_outflow_samples(day, 1, 60.0)}
     eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow)
     parent = ParentOrder(pid, "GOOG", Side.BUY, 1_500.0, start, start + 300 * 10**9)

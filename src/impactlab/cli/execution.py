@@ -56,7 +56,7 @@ def build_execute(
     simulated time) or ``fix`` (that simulator behind a FIX 4.4 acceptor on loopback, traded through a
     QuickFIX initiator in real time: keep the horizon short).
     """
-    from impactlab.execution import MarketSnapshot, RiskGate, RiskLimits, SimClock, SimulatedVenue, WallClock
+    from impactlab.execution import RiskLimits, SimClock, SimulatedVenue, WallClock
     from impactlab.rl.tasks import _fitted_flow, _replay, load_day
     from impactlab.simulation import ConstantLatency, FeeModel, QueueReactiveMarket, ReplayMarket
 
@@ -86,16 +86,7 @@ def build_execute(
         start = raw.now_ns + 60 * NS  # a minute of warm-up
         raw.run_to(start)
     clock: Any = WallClock() if venue == "fix" else SimClock(start)
-    oms_ref: list[Any] = []  # the gate reads the order manager, which is built with the gate
-    venue_ref: list[Any] = []
-    five_min_volume = float(day.size[day.event_type == 4].sum()) / 78  # participation against the day's mean
-    gate = RiskGate(
-        RiskLimits.from_dict(limits or {}),
-        lambda s: MarketSnapshot(venue_ref[0].mid(), five_min_volume),
-        clock=clock,
-        open_orders=lambda: len(oms_ref[0].open_orders()),
-        open_quantity=lambda s: oms_ref[0].open_quantity(s),
-    )
+    lim = RiskLimits.from_dict(limits or {})
     exchange: Any = None
     if venue == "fix":
         import socket
@@ -108,7 +99,7 @@ def build_execute(
             port = int(sock.getsockname()[1])
         cfg = FixConfig(port=port, store_dir=Path(tempfile.mkdtemp(prefix="impactlab-fix-")))
         exchange = FixExchange(raw, cfg).start()
-        sv: Any = FixVenue("SIMX", cfg, collar=gate.collar_price, book=exchange.book, fees=fees)
+        sv: Any = FixVenue("SIMX", cfg, collar=lim.collar_price, book=exchange.book, fees=fees)
         try:
             sv.start()
         except Exception:
@@ -116,10 +107,9 @@ def build_execute(
             raise
         start = clock()
     else:
-        sv = SimulatedVenue("NASDAQ" if venue == "replay" else "SIM", raw, collar=gate.collar_price)
-    venue_ref.append(sv)
+        sv = SimulatedVenue("NASDAQ" if venue == "replay" else "SIM", raw, collar=lim.collar_price)
     try:
-        return _work(day, sv, gate, clock, start, oms_ref, symbol=symbol, side=side, quantity=quantity,
+        return _work(day, sv, lim, clock, start, symbol=symbol, side=side, quantity=quantity,
                      horizon_s=horizon_s, step_s=step_s, start_s=start_s, venue=venue, router=router,
                      schedule=schedule, under_penalty_bps=under_penalty_bps, store_path=store_path,
                      order_id=order_id)  # fmt: skip
@@ -132,10 +122,9 @@ def build_execute(
 def _work(
     day: Any,
     sv: Any,
-    gate: Any,
+    limits: Any,
     clock: Any,
     start: int,
-    oms_ref: list[Any],
     *,
     symbol: str,
     side: int,
@@ -156,17 +145,17 @@ def _work(
         ContKukanovRouter,
         ExecutionEngine,
         NaiveRouter,
-        OrderManager,
         Slicer,
+        guarded_order_manager,
         queue_outflow_samples,
     )
     from impactlab.schedules import VolumeCurve, twap, vwap
     from impactlab.tca import LobsterPath, RecordedPath, analyse, record_tca
 
     with Store(store_path) as store:
-        oms = OrderManager(store, {sv.name: sv}, clock=clock, risk=gate)
-        oms_ref.append(oms)
-        gate.kill_switch.on_trip(oms.cancel_all)
+        # participation is checked against the day's mean 5-minute volume
+        five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
+        oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume)
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
         rt = ContKukanovRouter(under_penalty_bps=under_penalty_bps) if router == "ck" else NaiveRouter()
         eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow, post_s=min(60.0, horizon_s))

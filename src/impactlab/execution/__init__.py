@@ -8,7 +8,7 @@ the order manager (journalled, de-duplicated, bad ones refused and counted).
 
 from impactlab.execution.engine import ExecutionEngine, ExecutionResult, SimClock, SlicePlan, Slicer, WallClock
 from impactlab.execution.orders import ExecutionReport, ManagedOrder, OrderManager, OrderState, VenueAdapter, child_id
-from impactlab.execution.risk import KillSwitch, MarketSnapshot, RiskGate, RiskLimits
+from impactlab.execution.risk import KillSwitch, MarketSnapshot, RiskGate, RiskLimits, guarded_order_manager
 from impactlab.execution.router import (
     ContKukanovRouter,
     NaiveRouter,
@@ -43,5 +43,6 @@ __all__ = [
     "child_id",
     "ck_expected_cost",
     "ck_single_venue",
+    "guarded_order_manager",
     "queue_outflow_samples",
 ]

@@ -181,8 +181,6 @@ class ExecutionEngine:
         The :class:`SimClock` the order manager and risk gate read (a :class:`WallClock` for FIX).
     outflow
         Queue-outflow samples by venue (the router's ξ over one slice).
-    collar
-        ``collar(side, mid, tick)``: the price a market child is sent at (the risk gate's ``collar_price``).
     post_s
         Seconds after the end at which the post-trade mid is read (for TCA's reversion).
     """

@@ -29,6 +29,7 @@ from typing import Any
 from impactlab.data import ChildOrder, OrderType
 from impactlab.errors import ExecutionError
 from impactlab.execution.orders import ExecutionReport
+from impactlab.execution.venues import own_best, quote_from_book
 
 __all__ = ["FixConfig", "FixExchange", "FixVenue"]
 
@@ -307,27 +308,21 @@ class FixVenue(_Counting):
 
     # -- market data (what the router and the risk gate read) ---------------------------------------------
 
-    def mid(self) -> float:
+    def _market_book(self) -> Any:
         if self._book is None:
             raise ExecutionError(f"FIX venue {self.name!r} has no market data source")
-        return float(self._book().mid)
+        return self._book()
+
+    def mid(self) -> float:
+        return float(self._market_book().mid)
 
     def own_best(self, side: int) -> float:
-        b = self._book() if self._book is not None else None
-        if b is None:
-            raise ExecutionError(f"FIX venue {self.name!r} has no market data source")
-        return float(b.bid_price[0] if side > 0 else b.ask_price[0])
+        return own_best(self._market_book(), side)
 
     def quote(self, side: int, outflow: Any) -> Any:
-        from impactlab.execution.venues import VenueQuote
-
-        if self._book is None or self.fees is None:
-            raise ExecutionError(f"FIX venue {self.name!r} needs market data and fees to be routed to")
-        b = self._book()
-        far_px, far_sz = (b.ask_price[0], b.ask_size[0]) if side > 0 else (b.bid_price[0], b.bid_size[0])
-        near_sz = b.bid_size[0] if side > 0 else b.ask_size[0]
-        return VenueQuote(self.name, float(far_px), float(far_sz), float(near_sz), self.fees.taker_bps,
-                          -self.fees.maker_bps, outflow)  # fmt: skip
+        if self.fees is None:
+            raise ExecutionError(f"FIX venue {self.name!r} needs its fees to be routed to")
+        return quote_from_book(self.name, self._market_book(), side, self.fees, outflow)
 
     def poll(self, now_ns: int) -> list[ExecutionReport]:
         out = []

@@ -148,6 +148,11 @@ class OrderManager:
         self.duplicate_reports = 0
         self.refused_orders: Counter[str] = Counter()
 
+    @property
+    def risk(self) -> Callable[[ChildOrder], None] | None:
+        """The check every order passes (read-only: it cannot be swapped out once the manager exists)."""
+        return self._risk
+
     # -- journal --------------------------------------------------------------------------------------
 
     def _journal(self, mo: ManagedOrder) -> None:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from impactlab.data import ChildOrder, OrderType
+from impactlab.data import ChildOrder, OrderType, Store
 from impactlab.errors import RiskLimitError
+from impactlab.execution.orders import OrderManager
 
-__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits"]
+__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits", "guarded_order_manager"]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -73,6 +74,13 @@ class RiskLimits:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def collar_price(self, side: int, mid: float, tick_size: float) -> float:
+        """The marketable limit a market order is sent as (venue adapters take this): the collar around
+        ``mid``, rounded inwards to the tick grid."""
+        raw = mid * (1 + side * self.price_collar_bps / 1e4)
+        ticks = math.floor(raw / tick_size + 1e-9) if side > 0 else math.ceil(raw / tick_size - 1e-9)
+        return ticks * tick_size
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RiskLimits:
@@ -242,7 +250,39 @@ class RiskGate:
         return float(sum(q for _, q in window))
 
     def collar_price(self, side: int, mid: float, tick_size: float) -> float:
-        """The marketable limit a market order is sent as: the collar, rounded inwards to the tick grid."""
-        raw = mid * (1 + side * self._limits.price_collar_bps / 1e4)
-        ticks = math.floor(raw / tick_size + 1e-9) if side > 0 else math.ceil(raw / tick_size - 1e-9)
-        return ticks * tick_size
+        """:meth:`RiskLimits.collar_price` of this gate's limits."""
+        return self._limits.collar_price(side, mid, tick_size)
+
+
+def guarded_order_manager(
+    store: Store,
+    venues: Mapping[str, Any],
+    *,
+    limits: RiskLimits,
+    clock: Callable[[], int],
+    market_volume: float,
+) -> OrderManager:
+    """An :class:`~impactlab.execution.OrderManager` whose every order passes a :class:`RiskGate` on
+    ``limits``: the gate reads the mid from the venues (their mean, NaN when none has one), counts the
+    manager's open orders and shares, and its kill switch cancels everything the manager has open.
+
+    ``market_volume`` is the market's volume over the participation window (shares).  ``venues`` need a
+    ``mid()``.  The manager has no way to the venues around the gate.
+    """
+
+    def market(symbol: str) -> MarketSnapshot:
+        mids = [float(v.mid()) for v in venues.values()]
+        ok = [m for m in mids if math.isfinite(m)]
+        return MarketSnapshot(sum(ok) / len(ok) if ok else float("nan"), market_volume)
+
+    oms: OrderManager
+    gate = RiskGate(
+        limits,
+        market,
+        clock=clock,
+        open_orders=lambda: len(oms.open_orders()),
+        open_quantity=lambda symbol: oms.open_quantity(symbol),
+    )
+    oms = OrderManager(store, dict(venues), clock=clock, risk=gate)
+    gate.kill_switch.on_trip(oms.cancel_all)
+    return oms

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +44,18 @@ class VenueQuote:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.price) and self.price > 0 and self.size >= 0 and self.queue >= 0):
             raise ExecutionError(f"venue {self.venue!r}: quote needs a price > 0 and sizes >= 0, got {self}")
+
+
+def quote_from_book(name: str, book: Any, side: int, fees: Any, outflow: F64) -> VenueQuote:
+    """A :class:`VenueQuote` for an order on ``side`` from a venue's ``BookView`` and ``FeeModel``."""
+    far_px, far_sz = (book.ask_price[0], book.ask_size[0]) if side > 0 else (book.bid_price[0], book.bid_size[0])
+    near_sz = book.bid_size[0] if side > 0 else book.ask_size[0]
+    return VenueQuote(name, float(far_px), float(far_sz), float(near_sz), fees.taker_bps, -fees.maker_bps, outflow)
+
+
+def own_best(book: Any, side: int) -> float:
+    """The best price on ``side`` of a ``BookView`` (where a passive order joins); NaN on an empty side."""
+    return float(book.bid_price[0] if side > 0 else book.ask_price[0])
 
 
 class SimulatedVenue:
@@ -118,15 +130,8 @@ class SimulatedVenue:
 
     def quote(self, side: int, outflow: F64) -> VenueQuote:
         """This venue's :class:`VenueQuote` for an order on ``side``, with its own fees."""
-        b = self.venue.book(1)
-        far_px, far_sz = (b.ask_price[0], b.ask_size[0]) if side > 0 else (b.bid_price[0], b.bid_size[0])
-        near_sz = b.bid_size[0] if side > 0 else b.ask_size[0]
-        fees = self.venue.fees
-        return VenueQuote(
-            self.name, float(far_px), float(far_sz), float(near_sz), fees.taker_bps, -fees.maker_bps, outflow
-        )
+        return quote_from_book(self.name, self.venue.book(1), side, self.venue.fees, outflow)
 
     def own_best(self, side: int) -> float:
         """The best price on our side (where a passive order joins the queue); NaN on an empty side."""
-        b = self.venue.book(1)
-        return float(b.bid_price[0] if side > 0 else b.ask_price[0])
+        return own_best(self.venue.book(1), side)
