@@ -338,6 +338,51 @@ def test_multi_venue_split_matches_a_grid_search_and_never_over_fills() -> None:
     assert d5.limit_total + d5.market_total == 500 and d5.limit_total <= 500
 
 
+def test_router_improves_the_bid_by_a_tick_only_when_that_level_is_worth_more() -> None:
+    rng = np.random.default_rng(2)
+    join = rng.gamma(1.0, 150.0, 256)  # little reaches the back of a 400-share queue at the bid
+    inside = rng.gamma(2.0, 400.0, 256)  # the flow that reaches a lone bid one tick better
+    wide = VenueQuote("A", 100.10, 1e6, 400.0, 3.0, 2.0, join, near_price=99.90, tick=0.01, improve_outflow=inside)
+    router = ContKukanovRouter(under_penalty_bps=10.0)
+    d = router.route(1_000, 1, [wide], mid=100.0)
+    assert d.limit_price["A"] == pytest.approx(99.91) and d.limit["A"] > 0
+    # the same split as the paper's router on a venue whose own best is the improved level with no queue
+    as_joined = dataclasses.replace(wide, near_price=99.91, queue=0.0, outflow=inside, improve_outflow=None)
+    assert router.route(1_000, 1, [as_joined], mid=100.0).limit == d.limit
+    # the choice is the level with the lower objective: evaluate both at their own optimum
+    values = []
+    for q in (dataclasses.replace(wide, improve_outflow=None), as_joined):
+        unit, depth, gain, xi = router.arrays(1, [q], 100.0)
+        lim = router.route(1_000, 1, [q], mid=100.0).limit["A"]
+        values.append(ck_expected_cost(1_000, 1_000 - lim, np.array([lim]), unit, depth, gain, xi, 10.0))
+    assert values[1] < values[0]
+    # no improvement when it is switched off, the spread is one tick, or nothing reaches the inside
+    assert ContKukanovRouter(under_penalty_bps=10.0, improve=False).route(1_000, 1, [wide], mid=100.0).limit_price[
+        "A"
+    ] == pytest.approx(99.90)
+    tight = dataclasses.replace(wide, price=99.91, near_price=99.90)
+    assert router.route(1_000, 1, [tight], mid=99.905).limit_price["A"] == pytest.approx(99.90)
+    empty = dataclasses.replace(wide, queue=0.0, outflow=inside, improve_outflow=np.zeros(256))
+    assert router.route(1_000, 1, [empty], mid=100.0).limit_price["A"] == pytest.approx(99.90)
+    # a seller improves the ask downwards
+    sell = VenueQuote("A", 99.90, 1e6, 400.0, 3.0, 2.0, join, near_price=100.10, tick=0.01, improve_outflow=inside)
+    assert router.route(1_000, -1, [sell], mid=100.0).limit_price["A"] == pytest.approx(100.09)
+    # the compiled kernels and their Python twins agree, and ordering the samples does not change the answer
+    unit, depth, gain, xi = router.arrays(1, [wide, sell], 100.0)
+    x_in = np.column_stack([inside, inside])
+    args = (1_000.0, float(unit.min()), gain, xi, gain - 1.0, x_in, np.array([True, False]), 10.0)
+    np.testing.assert_array_equal(k.ck_levels(*args), k.ck_levels_py(*args))
+
+    def fresh() -> tuple:  # type: ignore[type-arg]
+        return 1_000.0, float(unit.min()), gain.copy(), xi.copy(), gain - 1.0, x_in, np.array([True, False]), 10.0
+
+    got, want = k.ck_route(*fresh()), k.ck_route_py(*fresh())
+    np.testing.assert_allclose(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(k.ck_limits(1_000.0, 3.0, gain, np.sort(xi, axis=0), 10.0),
+                               k.ck_limits_py(1_000.0, 3.0, gain, xi, 10.0))  # fmt: skip
+
+
 def test_naive_router_sends_everything_at_market_to_the_best_price() -> None:
     quotes = [
         _quote("A", 100.06, 0, 0.0, 0.0, np.ones(3), size=300),
@@ -360,7 +405,7 @@ def goog(data: Path):  # type: ignore[no-untyped-def]
     return day, ReplayData.from_lobster(day)
 
 
-def _run(goog, router, start_s: float, store: Store, pid: str = "P1"):  # type: ignore[no-untyped-def]
+def _run(goog, router, start_s: float, store: Store, pid: str = "P1", improve=None):  # type: ignore[no-untyped-def]
     from impactlab.schedules import twap
     from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
 
@@ -373,7 +418,7 @@ def _run(goog, router, start_s: float, store: Store, pid: str = "P1"):  # type: 
     sv = SimulatedVenue("NASDAQ", venue, collar=lim.collar_price)
     oms = guarded_order_manager(store, {"NASDAQ": sv}, limits=lim, clock=clock, market_volume=1e6)
     outflow = {"NASDAQ": queue_outflow_samples(day, 1, 60.0)}
-    eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow)
+    eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow, improve_outflow=improve)
     parent = ParentOrder(pid, "GOOG", Side.BUY, 1_500.0, start, start + 300 * 10**9)
     return eng.run(parent, Slicer(twap(1_500.0, 300.0, step_s=60.0), parent))
 
@@ -401,6 +446,27 @@ def test_a_parent_order_is_worked_to_completion_and_recorded(goog) -> None:  # t
     kids = store.read("child_orders").to_pandas()
     limits = kids[kids["order_type"] == "limit"]
     assert len(limits) > 0 and (limits["limit_price"] < res.arrival_mid + 0.5).all()
+
+
+def test_engine_posts_one_tick_inside_a_wide_spread_when_the_router_says_so(goog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    day, _ = goog
+    seen: list[tuple[float, float]] = []  # (limit price sent, best bid the venue showed at that moment)
+    send = SimulatedVenue.send
+
+    def spy(self: SimulatedVenue, order: ChildOrder) -> None:
+        if order.limit_price is not None and order.order_type.value == "limit":
+            seen.append((order.limit_price, self.own_best(int(order.side))))
+        send(self, order)
+
+    monkeypatch.setattr(SimulatedVenue, "send", spy)
+    store = Store(":memory:")
+    inside = {"NASDAQ": queue_outflow_samples(day, 1, 60.0, improve_ticks=1)}
+    res = _run(goog, ContKukanovRouter(under_penalty_bps=5.0), 3_600, store, improve=inside)
+    assert res.filled == pytest.approx(1_500.0)
+    # every limit child joins the best bid or improves it by one tick, and the router did improve
+    steps = [round((px - bid) / 0.01) for px, bid in seen]
+    assert set(steps) <= {0, 1} and 1 in steps
+    assert any(f.liquidity == "maker" for f in res.fills)
 
 
 def test_slicer_targets_and_urgency(goog) -> None:  # type: ignore[no-untyped-def]

@@ -113,6 +113,30 @@ def test_an_execution_at_a_worse_price_fills_a_resting_order_it_went_through(goo
     assert all(f.exchange_ns <= t_hit for f in fills)
 
 
+def test_a_new_order_priced_through_a_resting_one_fills_it(goog, goog_replay) -> None:  # type: ignore[no-untyped-def]
+    t0 = goog_replay.start_ns + 1800 * NS
+    # the first historical sell limit order that lands inside the spread after t0: post our bid at its price
+    # just before it arrives, alone and better than the historical best bid
+    later = (goog.ts_ns > t0 + NS) & (goog.event_type == 1) & (goog.side == -1)
+    idx = np.flatnonzero(later)
+    j = next(int(i) for i in idx if goog.book[i - 1, 2] < goog.price_e4[i] < goog.book[i - 1, 0])
+    t_add = int(goog.ts_ns[j])
+    px = goog.price_e4[j] / 1e4
+    m = sim.ReplayMarket(goog_replay, start_ns=t_add - 1_000)
+    oid = m.submit(1, 10, price=px, local_ns=t_add - 1_000)
+    m.step(t_add - 1)
+    assert m.order(oid)["status"] == "live" and m.order(oid)["filled"] == 0
+    events = m.step(t_add)
+    fills = [e for e in events if e.kind == "fill" and e.order_id == oid]
+    assert m.order(oid)["filled"] == pytest.approx(min(10.0, float(goog.size[j])))
+    assert fills and all(f.price == pytest.approx(px) and f.liquidity == "maker" for f in fills)
+    # an order one tick above ours does not cross it
+    m2 = sim.ReplayMarket(goog_replay, start_ns=t_add - 1_000)
+    oid2 = m2.submit(1, 10, price=px - 0.01, local_ns=t_add - 1_000)
+    m2.step(t_add)
+    assert m2.order(oid2)["filled"] == 0
+
+
 def test_simulated_order_joins_the_queue_behind_resting_volume_and_self_trades_are_refused() -> None:
     m = sim.QueueReactiveMarket(sim.QueueReactiveParams.published(), seed=3)
     m.run_to(60 * NS)

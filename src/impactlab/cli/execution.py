@@ -157,8 +157,10 @@ def _work(
         five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
         oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume)
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
+        inside = {sv.name: queue_outflow_samples(day, side, step_s, improve_ticks=1)}
         rt = ContKukanovRouter(under_penalty_bps=under_penalty_bps) if router == "ck" else NaiveRouter()
-        eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow, post_s=min(60.0, horizon_s))
+        eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow, improve_outflow=inside,
+                              post_s=min(60.0, horizon_s))  # fmt: skip
         pid = order_id or f"{symbol}-{venue}-{router}-{start}"
         parent = ParentOrder(pid, symbol, Side(side), quantity, start, start + int(horizon_s * NS))
         if schedule == "vwap":

@@ -181,6 +181,9 @@ class ExecutionEngine:
         The :class:`SimClock` the order manager and risk gate read (a :class:`WallClock` for FIX).
     outflow
         Queue-outflow samples by venue (the router's ξ over one slice).
+    improve_outflow
+        Samples, by venue, of the flow reaching an order one tick inside the spread over one slice (lets the
+        Cont–Kukanov router improve the own best; see :class:`ContKukanovRouter`).
     post_s
         Seconds after the end at which the post-trade mid is read (for TCA's reversion).
     """
@@ -193,13 +196,20 @@ class ExecutionEngine:
         *,
         clock: SimClock | WallClock,
         outflow: Mapping[str, F64] | None = None,
+        improve_outflow: Mapping[str, F64] | None = None,
         post_s: float = 60.0,
     ) -> None:
         self.oms = oms
         self.venues = dict(venues)
         self.router = router
         self.clock = clock
-        self.outflow = {v: np.asarray(outflow[v], float) for v in venues} if outflow else {}
+        # the router reads the most recent samples as a set: keep the ones it would use (the same number on
+        # every venue) and sort them once, so its kernels skip the sort
+        raw = {v: np.asarray(x, float) for v, x in (outflow or {}).items()}
+        raw_in = {v: np.asarray(x, float) for v, x in (improve_outflow or {}).items()}
+        n = min([x.size for x in (*raw.values(), *raw_in.values())] + [getattr(router, "max_samples", 1 << 62)])
+        self.outflow = {v: np.sort(raw[v][raw[v].size - n :]) for v in venues if v in raw}
+        self.improve_outflow = {v: np.sort(x[x.size - n :]) for v, x in raw_in.items()}
         if isinstance(router, ContKukanovRouter) and set(self.outflow) != set(self.venues):
             raise ExecutionError("the Cont–Kukanov router needs queue-outflow samples for every venue")
         self.post_s = float(post_s)
@@ -238,15 +248,24 @@ class ExecutionEngine:
     def run(self, parent: ParentOrder, slicer: Slicer) -> ExecutionResult:
         """Work ``parent`` along ``slicer`` to its end; returns the fills and mids for TCA."""
         side = int(parent.side)
+        # a parent this order manager already knows children of is resumed (after a restart): its arrival mid
+        # is the one recorded when it began, child numbers carry on, and slices already over are skipped
+        n = sum(mo.order.parent_order_id == parent.order_id for mo in self.oms.orders.values())
+        resumed = n > 0
         self.oms.store.add_records([parent])
-        self._advance(parent.start_ns)
-        arrival = self._mid()
-        if not np.isfinite(arrival):
-            raise ExecutionError(f"parent {parent.order_id!r}: no two-sided quote at the start")
-        n = 0
+        self._advance(max(parent.start_ns, int(self.clock())) if resumed else parent.start_ns)
+        known = self.oms.store.read("parent_orders", where="order_id = ?", params=[parent.order_id])
+        arrival = known.column("arrival_mid")[0].as_py() if resumed and known.num_rows else None
+        if arrival is None:
+            arrival = self._mid()
+            if not np.isfinite(arrival):
+                raise ExecutionError(f"parent {parent.order_id!r}: no two-sided quote at the start")
+            self.oms.store.record_outcome(parent.order_id, arrival_mid=arrival)
         for k in range(slicer.n_slices):
             t = int(slicer.boundaries_ns[k])
-            self._advance(t)
+            if resumed and k + 1 < slicer.n_slices and slicer.boundaries_ns[k + 1] <= self.clock():
+                continue  # over before a restart: the next slice's plan catches up what it left
+            self._advance(max(t, int(self.clock())) if resumed else t)
             self._settle(parent, t + NS)
             filled = self.oms.filled(parent.order_id)
             plan = slicer.plan(k, filled)
@@ -256,13 +275,17 @@ class ExecutionEngine:
                 quotes = [v.quote(side, np.zeros(1)) for v in self.venues.values() if np.isfinite(v.mid())]
                 decision = NaiveRouter().route(plan.quantity, side, quotes)
             else:
-                quotes = [v.quote(side, self.outflow[name]) for name, v in self.venues.items() if np.isfinite(v.mid())]
+                quotes = [
+                    v.quote(side, self.outflow[name], self.improve_outflow.get(name))
+                    for name, v in self.venues.items()
+                    if np.isfinite(v.mid())
+                ]
                 decision = self.router.route(plan.quantity, side, quotes, mid=self._mid())
             for venue, q in decision.market.items():
                 if q > 0:
                     n = self._send(parent, n, venue, q, None)
             for venue, q in decision.limit.items():
-                px = self.venues[venue].own_best(side)
+                px = decision.limit_price.get(venue, self.venues[venue].own_best(side))
                 if q > 0 and np.isfinite(px):
                     n = self._send(parent, n, venue, q, px)
         end = slicer.end_ns

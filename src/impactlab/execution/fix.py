@@ -319,10 +319,13 @@ class FixVenue(_Counting):
     def own_best(self, side: int) -> float:
         return own_best(self._market_book(), side)
 
-    def quote(self, side: int, outflow: Any) -> Any:
+    def quote(self, side: int, outflow: Any, improve_outflow: Any = None) -> Any:
         if self.fees is None:
             raise ExecutionError(f"FIX venue {self.name!r} needs its fees to be routed to")
-        return quote_from_book(self.name, self._market_book(), side, self.fees, outflow)
+        return quote_from_book(
+            self.name, self._market_book(), side, self.fees, outflow, tick=self.tick_size,
+            improve_outflow=improve_outflow,
+        )  # fmt: skip
 
     def poll(self, now_ns: int) -> list[ExecutionReport]:
         out = []

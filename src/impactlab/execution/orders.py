@@ -223,6 +223,18 @@ class OrderManager:
                 n += 1
         return n
 
+    def abandon_open(self, reason: str) -> int:
+        """Journal every open order as cancelled without asking a venue: the session that held them is gone
+        (a restart against a venue that cancels on disconnect).  Fills already recorded stay.  Returns how
+        many were closed."""
+        n = 0
+        for mo in self.orders.values():
+            if not mo.state.final:
+                mo.state, mo.reason = OrderState.CANCELLED, reason
+                self._journal(mo)
+                n += 1
+        return n
+
     def open_orders(self, parent_order_id: str | None = None) -> list[ManagedOrder]:
         return [
             mo

@@ -261,13 +261,15 @@ def guarded_order_manager(
     limits: RiskLimits,
     clock: Callable[[], int],
     market_volume: float,
+    restore: bool = False,
 ) -> OrderManager:
     """An :class:`~impactlab.execution.OrderManager` whose every order passes a :class:`RiskGate` on
     ``limits``: the gate reads the mid from the venues (their mean, NaN when none has one), counts the
     manager's open orders and shares, and its kill switch cancels everything the manager has open.
 
     ``market_volume`` is the market's volume over the participation window (shares).  ``venues`` need a
-    ``mid()``.  The manager has no way to the venues around the gate.
+    ``mid()``.  The manager has no way to the venues around the gate.  ``restore`` rebuilds the manager's
+    orders and fills from the store (:meth:`OrderManager.restore`), behind the same gate.
     """
 
     def market(symbol: str) -> MarketSnapshot:
@@ -283,6 +285,9 @@ def guarded_order_manager(
         open_orders=lambda: len(oms.open_orders()),
         open_quantity=lambda symbol: oms.open_quantity(symbol),
     )
-    oms = OrderManager(store, dict(venues), clock=clock, risk=gate)
+    if restore:
+        oms = OrderManager.restore(store, dict(venues), clock=clock, risk=gate)
+    else:
+        oms = OrderManager(store, dict(venues), clock=clock, risk=gate)
     gate.kill_switch.on_trip(oms.cancel_all)
     return oms

@@ -42,12 +42,14 @@ F64 = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class RouteDecision:
-    """Shares to send as market orders and as limit orders at the own best, by venue."""
+    """Shares to send as market orders and as limit orders, by venue; ``limit_price`` holds the price of
+    each venue's limit order (the own best, or one tick better); where it is missing, the own best."""
 
     market: dict[str, float]
     limit: dict[str, float]
     expected_cost_bps: float = float("nan")
     details: dict[str, float] = field(default_factory=dict)
+    limit_price: dict[str, float] = field(default_factory=dict)
 
     @property
     def market_total(self) -> float:
@@ -115,20 +117,30 @@ class ContKukanovRouter:
     paper solves its general problem (over-filling allowed) by stochastic approximation; without
     over-filling the separable form is exact, and the tests check it against a brute-force search.
 
+    Where the spread is two ticks or more, each venue's limit order may rest at the own best (behind the
+    queue ``Q_k``, earning ``h_k + r_k``) or one tick better (nothing ahead, earning a tick less, filled by
+    the flow in the quote's ``improve_outflow``).  The router takes, venue by venue, the level whose own
+    optimum ``min_L (u − c)L − (g + u) E min(L, ξ̃)`` is lower, then splits across venues as above: exact
+    among orders with one price per venue.
+
     Parameters
     ----------
     under_penalty_bps
         λ_u + θ: cost of each share left unfilled at the horizon (the penalty plus the impact of the
         catch-up market order), bps of the mid.
     max_samples
-        Outflow samples used per venue (the most recent): bounds the decision time.
+        Outflow samples used per venue (the most recent): bounds the decision time.  Only the set of
+        samples matters; samples passed in ascending order skip the kernels' sort (the engine sorts once).
     lot
         Limit orders are rounded down to this lot; what rounding takes off goes to market.
+    improve
+        Whether to consider resting one tick inside the spread (needs quotes with ``improve_outflow``).
     """
 
     under_penalty_bps: float = 5.0
     max_samples: int = 256
     lot: float = 1.0
+    improve: bool = True
     name: str = "Cont–Kukanov"
 
     def __post_init__(self) -> None:
@@ -138,17 +150,37 @@ class ContKukanovRouter:
             raise ExecutionError("Cont–Kukanov needs max_samples >= 1 and lot > 0")
 
     def arrays(self, side: int, quotes: Sequence[VenueQuote], mid: float | None = None) -> tuple[F64, F64, F64, F64]:
-        """(market unit cost, displayed depth, limit gain, free outflow samples) in bps / shares."""
+        """(market unit cost, displayed depth, limit gain, free outflow samples) in bps / shares, for limit
+        orders at the own best."""
+        unit, depth, gain, xi, *_ = self._arrays(side, quotes, mid, improve=False)
+        return unit, depth, gain, xi
+
+    def _arrays(
+        self, side: int, quotes: Sequence[VenueQuote], mid: float | None, *, improve: bool
+    ) -> tuple[F64, F64, F64, F64, F64, list[float], F64 | None, F64 | None, NDArray[np.bool_] | None]:
+        """The router's arrays at the own best; with ``improve``, also those one tick inside the spread
+        (gain, outflow, which venues may) for the venues whose quotes allow it (else ``None``)."""
         m = _mid(quotes, side, mid)
         unit = np.array([side * (q.price - m) / m * 1e4 + q.taker_fee_bps for q in quotes])
         depth = np.array([q.size for q in quotes])
-        # h_k: the venue's half-spread, the far price's distance from the mid (a limit rests at the own best)
-        gain = np.array([(side * (q.price - m) / m * 1e4) + q.maker_rebate_bps for q in quotes])
-        n = min(min(q.outflow.size for q in quotes), self.max_samples)
+        # h_k: the own best's distance from the mid (the far price's when the quote has no own best)
+        near = [q.near_price if math.isfinite(q.near_price) else m - (q.price - m) for q in quotes]
+        gain = np.array([side * (m - p) / m * 1e4 + q.maker_rebate_bps for q, p in zip(quotes, near, strict=True)])
+        better = [q.can_improve(side) for q in quotes] if improve and self.improve else []
+        n = min(q.outflow.size for q in quotes)
+        if any(better):
+            n = min(n, *(q.improve_outflow.size for q, b in zip(quotes, better, strict=True) if b))  # type: ignore[union-attr]
+        n = min(n, self.max_samples)
         if n < 1:
             raise ExecutionError("every venue needs at least one queue-outflow sample")
-        xi = np.column_stack([np.maximum(q.outflow[-n:] - q.queue, 0.0) for q in quotes]).astype(np.float64)
-        return unit, depth, gain, np.ascontiguousarray(xi)
+        queue = np.array([q.queue for q in quotes])
+        xi = np.maximum(np.column_stack([q.outflow[-n:] for q in quotes]) - queue, 0.0)
+        if not any(better):
+            return unit, depth, gain, xi, np.array(near), near, None, None, None
+        zero = np.zeros(n)
+        x_in = np.column_stack([q.improve_outflow[-n:] if b else zero for q, b in zip(quotes, better, strict=True)])  # type: ignore[index]
+        tick = np.array([q.tick for q in quotes])
+        return unit, depth, gain, xi, tick, near, gain - tick / m * 1e4, x_in, np.array(better)
 
     def route(
         self,
@@ -165,18 +197,25 @@ class ContKukanovRouter:
             raise ExecutionError("no venues to route to")
         if not (math.isfinite(quantity) and quantity > 0):
             raise ExecutionError(f"'quantity' must be finite and > 0, got {quantity!r}")
-        unit, depth, gain, xi = self.arrays(side, quotes, mid)
-        lim = k.ck_limits(float(quantity), float(unit.min()), gain, xi, float(self.under_penalty_bps))
+        unit, depth, gain, xi, tick, near, g_in, x_in, better = self._arrays(side, quotes, mid, improve=True)
+        c, u = float(unit.min()), float(self.under_penalty_bps)
+        if better is None:
+            lim = k.ck_limits(float(quantity), c, gain, xi, u)
+            prices = near
+        else:  # gain and xi become the chosen levels' in place
+            lim, level = k.ck_route(float(quantity), c, gain, xi, g_in, x_in, better, u)
+            prices = [p + side * t * lv for p, t, lv in zip(near, tick, level, strict=True)]
         limit = {q.venue: _lots(float(x), self.lot) for q, x in zip(quotes, lim, strict=True)}
+        limit_price = {q.venue: float(p) for q, p in zip(quotes, prices, strict=True)}
         m_qty = quantity - sum(limit.values())
         market = _market_split(quotes, unit, m_qty, self.lot)
         market[quotes[int(np.argmin(unit))].venue] += m_qty - sum(market.values())
         if not with_cost:
-            return RouteDecision(market, limit)
+            return RouteDecision(market, limit, limit_price=limit_price)
         cost = ck_expected_cost(
             quantity, m_qty, np.array([limit[q.venue] for q in quotes]), unit, depth, gain, xi, self.under_penalty_bps
         )
-        return RouteDecision(market, limit, cost)
+        return RouteDecision(market, limit, cost, limit_price=limit_price)
 
 
 def ck_expected_cost(
@@ -227,7 +266,13 @@ def ck_single_venue(
 
 
 def queue_outflow_samples(
-    day: object, side: int, horizon_s: float, *, executions_only: bool = False, max_samples: int | None = None
+    day: object,
+    side: int,
+    horizon_s: float,
+    *,
+    executions_only: bool = False,
+    improve_ticks: int = 0,
+    max_samples: int | None = None,
 ) -> F64:
     """Cont–Kukanov's ξ samples from a LOBSTER day: in each window of ``horizon_s`` seconds, how much of the
     queue at the price that was best on ``side`` (+1: the bid, where a buyer's limit order rests) when the
@@ -237,6 +282,10 @@ def queue_outflow_samples(
     arrives, or the level is cancelled and trading moves elsewhere), the queue at our price stops flowing out.
     By default ξ is the paper's outflow, trades and cancellations at the price; ``executions_only`` counts
     trades alone (cancellations may come from behind an order and never fill it).
+
+    With ``improve_ticks = j > 0`` the samples are for an order ``j`` ticks better than that best, alone at
+    its price: what reaches it is every execution on ``side`` at its price or worse (the seller went through
+    it) and every new order on the other side priced through it (as the replay fills it).
     """
     d = day
     book = d.book  # type: ignore[attr-defined]
@@ -247,6 +296,14 @@ def queue_outflow_samples(
     # the best price just before each window's first message (the book row before it)
     p_start = book[np.maximum(first - 1, 0), col]
     et = d.event_type  # type: ignore[attr-defined]
+    if improve_ticks > 0:
+        ours = p_start[win] + side * improve_ticks * round(d.tick_size * 1e4)  # type: ignore[attr-defined]
+        px = d.price_e4  # type: ignore[attr-defined]
+        hit = (d.side == side) & (et == 4) & (side * (ours - px) >= 0)  # type: ignore[attr-defined]
+        cross = (d.side == -side) & (et == 1) & (side * (ours - px) >= 0)  # type: ignore[attr-defined]
+        mask = hit | cross
+        sums = np.bincount(win[mask], weights=d.size[mask].astype(float), minlength=int(win[-1]) + 1)  # type: ignore[attr-defined]
+        return (sums[-max_samples:] if max_samples is not None else sums).astype(np.float64)
     flow = (d.side == side) & (et == 4) if executions_only else (d.side == side) & ((et == 2) | (et == 3) | (et == 4))  # type: ignore[attr-defined]
     at_price = d.price_e4 == p_start[win]  # type: ignore[attr-defined]
     mask = flow & at_price

@@ -31,6 +31,12 @@ class VenueQuote:
     ``outflow`` holds samples of how much of that queue trades or cancels over the router's horizon
     (Cont–Kukanov's ξ).  Fees are in bps of notional: ``taker_fee_bps`` paid by market orders,
     ``maker_rebate_bps`` earned by filled limit orders.
+
+    When the spread is wider than one tick, a limit order may instead improve the own best by one tick:
+    nothing is ahead of it there and it earns a tick less.  The router weighs that option when the quote
+    carries ``near_price`` (the own best), ``tick`` and ``improve_outflow`` (samples of the flow that would
+    reach such an order over the horizon: :func:`~impactlab.execution.queue_outflow_samples` with
+    ``improve_ticks=1``).
     """
 
     venue: str
@@ -40,17 +46,34 @@ class VenueQuote:
     taker_fee_bps: float
     maker_rebate_bps: float
     outflow: F64
+    near_price: float = float("nan")
+    tick: float = 0.0
+    improve_outflow: F64 | None = None
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.price) and self.price > 0 and self.size >= 0 and self.queue >= 0):
             raise ExecutionError(f"venue {self.venue!r}: quote needs a price > 0 and sizes >= 0, got {self}")
+        if not (np.isfinite(self.tick) and self.tick >= 0):
+            raise ExecutionError(f"venue {self.venue!r}: 'tick' must be finite and >= 0, got {self.tick!r}")
+
+    def can_improve(self, side: int) -> bool:
+        """Whether a limit order one tick better than the own best would still be passive (spread >= 2 ticks)
+        and the quote says how often it would fill."""
+        if self.improve_outflow is None or self.tick <= 0 or not np.isfinite(self.near_price):
+            return False
+        return bool(side * (self.price - self.near_price) >= 2 * self.tick - 1e-9 * self.price)
 
 
-def quote_from_book(name: str, book: Any, side: int, fees: Any, outflow: F64) -> VenueQuote:
+def quote_from_book(
+    name: str, book: Any, side: int, fees: Any, outflow: F64, *, tick: float = 0.0, improve_outflow: F64 | None = None
+) -> VenueQuote:
     """A :class:`VenueQuote` for an order on ``side`` from a venue's ``BookView`` and ``FeeModel``."""
     far_px, far_sz = (book.ask_price[0], book.ask_size[0]) if side > 0 else (book.bid_price[0], book.bid_size[0])
     near_sz = book.bid_size[0] if side > 0 else book.ask_size[0]
-    return VenueQuote(name, float(far_px), float(far_sz), float(near_sz), fees.taker_bps, -fees.maker_bps, outflow)
+    return VenueQuote(
+        name, float(far_px), float(far_sz), float(near_sz), fees.taker_bps, -fees.maker_bps, outflow,
+        own_best(book, side), float(tick), improve_outflow,
+    )  # fmt: skip
 
 
 def own_best(book: Any, side: int) -> float:
@@ -128,9 +151,12 @@ class SimulatedVenue:
     def mid(self) -> float:
         return float(self.venue.book(1).mid)
 
-    def quote(self, side: int, outflow: F64) -> VenueQuote:
-        """This venue's :class:`VenueQuote` for an order on ``side``, with its own fees."""
-        return quote_from_book(self.name, self.venue.book(1), side, self.venue.fees, outflow)
+    def quote(self, side: int, outflow: F64, improve_outflow: F64 | None = None) -> VenueQuote:
+        """This venue's :class:`VenueQuote` for an order on ``side``, with its own fees and tick."""
+        return quote_from_book(
+            self.name, self.venue.book(1), side, self.venue.fees, outflow, tick=self.tick_size,
+            improve_outflow=improve_outflow,
+        )  # fmt: skip
 
     def own_best(self, side: int) -> float:
         """The best price on our side (where a passive order joins the queue); NaN on an empty side."""

@@ -591,7 +591,8 @@ def replay_run_py(
 
     ``prm = [permanent ticks per share, transient ticks per share, ρ (1/s), passive impact fraction]``
     (the overlay reacts to the trader's fills; the wrapper adds aggressive fills' impact itself).
-    Event kinds: ``K_ADD``, ``K_CANCEL``, ``K_EXEC`` (an execution against the visible level: fills ours
+    Event kinds: ``K_ADD`` (a new order; one priced through the trader's opposite orders fills them first),
+    ``K_CANCEL``, ``K_EXEC`` (an execution against the visible level: fills ours
     by queue priority), ``K_PRINT`` (a trade reported without a depth change: fills ours by the queue
     segment), ``K_SET`` (absolute level quantity).  ``ev_arr`` is the arrival time of the order the event
     touched (−1: before the file began; ``ARR_UNKNOWN``: not known).
@@ -612,6 +613,9 @@ def replay_run_py(
         nf0 = st[ST_NFILL]
         if kind == K_ADD:
             sf[SF_OFI] += ofi_py(top, s, p, x, True)
+            # a new order priced through one of ours on the other side would have traded with it: ours fills
+            # at its own price (an ask at p crosses bids at p and above; a bid at p asks at p and below)
+            through_own_py(own, oi, of, fi, ff, st, 1 - s, p - 1 if s == 1 else p + 1, x, t)
             level_add_py(q, top, s, p, x)
         elif kind == K_CANCEL:
             sf[SF_OFI] += ofi_py(top, s, p, x, False)

@@ -16,10 +16,11 @@ Assumptions (also in ``docs/simulation.md``)
   exceeds what the level still holds (hftbacktest's risk-averse queue model).
 * **Trade-through.**  An execution at a worse price than one of the trader's resting orders (a sale
   below our bid, a purchase above our ask) means the aggressor went through ours: ours fills first, best
-  price first, at its own price.
-* The trader's resting orders do not change the historical flow (nobody reacts to them), and hidden
-  executions (LOBSTER type 5) do not fill them.  A historical limit order that would cross one of ours
-  rests in the replayed book as it did; ours fills only when an execution reaches it.
+  price first, at its own price.  Likewise a new historical limit order priced through one of ours (a
+  sell at or below our bid) would have traded with it: ours fills first, at its own price, as maker.
+* The trader's resting orders do not change the historical flow (nobody reacts to them): a historical
+  order that filled ours still rests, or trades, as it did.  Hidden executions (LOBSTER type 5) do not
+  fill them.
 * **The impact overlay**: each of the trader's fills adds ``λ q`` (permanent) and ``κ q`` (transient,
   decaying at rate ρ) to a price shift; the whole book the trader sees is moved by the shift rounded to
   ticks, so later prices carry the trader's own impact (Obizhaeva–Wang with the parameters calibrated on
