@@ -21,6 +21,7 @@ from benchmarks import (
     bench_book,
     bench_calibration,
     bench_execution,
+    bench_hedging,
     bench_load,
     bench_ml,
     bench_rl,
@@ -39,6 +40,7 @@ BENCHES = [
     bench_simulation,
     bench_rl,
     bench_execution,
+    bench_hedging,
 ]
 
 

@@ -18,6 +18,7 @@ PACKAGES = [
     "impactlab.rl",
     "impactlab.execution",
     "impactlab.tca",
+    "impactlab.hedging",
 ]
 
 
@@ -43,6 +44,7 @@ def test_exception_tree() -> None:
         errors.PolicyError,
         errors.ExecutionError,
         errors.RiskLimitError,
+        errors.HedgingError,
     ):
         assert issubclass(cls, errors.ImpactLabError)
     assert issubclass(errors.DataValidationError, ValueError)
@@ -61,6 +63,7 @@ LAYERS = [
     "rl",
     "execution",
     "tca",
+    "hedging",
     "cli",
 ]
 

@@ -14,6 +14,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataValidationError",
     "ExecutionError",
+    "HedgingError",
     "ImpactLabError",
     "InfeasibleScheduleError",
     "InsufficientDepthError",
@@ -104,6 +105,11 @@ class RiskLimitError(ExecutionError):
         self.check = check
         self.value = value
         self.limit = limit
+
+
+class HedgingError(ImpactLabError, ValueError):
+    """A position, market-data message or hedge the hedging engine cannot act on (the loop counts it and
+    carries on)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -23,9 +23,13 @@ __all__ = [
     "BOOK_LEVEL_FIELDS",
     "CHILD_ORDERS",
     "COST_PREDICTIONS",
+    "ENGINE_STATE",
     "FILLS",
+    "HEDGES",
+    "HEDGE_EVENTS",
     "LOAD_REPORTS",
     "MESSAGES",
+    "MODEL_VERSIONS",
     "ORDER_EVENTS",
     "PARENT_ORDERS",
     "QUARANTINE",
@@ -211,6 +215,63 @@ COST_PREDICTIONS = pa.schema(
     ]
 )
 """Predicted against realised cost of each parent order, per model (what recalibration and drift read)."""
+
+MODEL_VERSIONS = pa.schema(
+    [
+        _f("version", pa.string(), "id", "model version, unique"),
+        _f("created_ns", pa.int64(), "ns since epoch, UTC", "time the version was made"),
+        _f("params_json", pa.string(), "JSON", "the model's parameters (a safe format: never a pickle)"),
+        _f("reason", pa.string(), "text", "why it was made: initial, schedule, drift"),
+        _f("n_obs", pa.int64(), "count", "hedges it was fitted on (0 for the initial calibration)"),
+    ]
+)
+"""Versions of the hedging engine's impact model, written before they price a hedge."""
+
+HEDGES = pa.schema(
+    [
+        _f("hedge_id", pa.string(), "id", "hedge decision, unique"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time of the decision"),
+        _f("underlying", pa.string(), "symbol", "what is bought or sold"),
+        _f("delta_shares", pa.float64(), "shares", "the book's net delta that triggered the hedge"),
+        _f("side", pa.int8(), "Side", "+1 buy, -1 sell"),
+        _f("quantity", pa.float64(), "shares", "hedge quantity, > 0"),
+        _f("policy", pa.string(), "name", "immediate, twap, almgren-chriss"),
+        _f("horizon_s", pa.float64(), "s", "chosen horizon"),
+        _f("step_s", pa.float64(), "s", "schedule interval"),
+        _f("model_version", pa.string(), "id", "impact model version that priced it"),
+        _f("expected_cost_usd", pa.float64(), "currency", "predicted execution cost"),
+        _f("risk_usd2", pa.float64(), "currency²", "variance of the unhedged exposure while it works"),
+        _f("arrival_mid", pa.float64(), "currency", "mid at the decision"),
+        _f("regime", pa.string(), "name", "market regime at the decision"),
+        _f("parent_order_id", pa.string(), "id", "the parent order that executes it"),
+    ]
+)
+"""Hedge decisions, written before the hedge is sent to execution."""
+
+HEDGE_EVENTS = pa.schema(
+    [
+        _f("event_id", pa.string(), "id", "hedge id and event kind, unique"),
+        _f("hedge_id", pa.string(), "id", "hedge"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time of the event"),
+        _f("kind", pa.string(), "name", "decided, executing, done, held, approved"),
+        _f("filled", pa.float64(), "shares", "shares filled so far"),
+        _f("realised_cost_usd", pa.float64(), "currency", "filled shares' cost against the arrival mid, fees in",
+           nullable=True),
+        _f("temporary_cost_usd", pa.float64(), "currency", "TCA's temporary impact: fills against the mid when "
+           "each child was sent", nullable=True),
+        _f("detail", pa.string(), "text", "reason or note"),
+    ]
+)  # fmt: skip
+"""The hedging journal: one row per change of a hedge's state."""
+
+ENGINE_STATE = pa.schema(
+    [
+        _f("key", pa.string(), "name", "state entry, unique"),
+        _f("value_json", pa.string(), "JSON", "its value"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time it was written"),
+    ]
+)
+"""Small named state a restarted engine resumes from (the last market-data offset it processed)."""
 
 QUARANTINE = pa.schema(
     [

@@ -22,8 +22,12 @@ from impactlab.config import default_store_path
 from impactlab.data.schemas import (
     CHILD_ORDERS,
     COST_PREDICTIONS,
+    ENGINE_STATE,
     FILLS,
+    HEDGE_EVENTS,
+    HEDGES,
     LOAD_REPORTS,
+    MODEL_VERSIONS,
     ORDER_EVENTS,
     PARENT_ORDERS,
     QUARANTINE,
@@ -42,6 +46,10 @@ _TABLES: dict[str, tuple[pa.Schema, str | None]] = {
     "fills": (FILLS, "fill_id"),
     "order_events": (ORDER_EVENTS, "event_id"),
     "cost_predictions": (COST_PREDICTIONS, "prediction_id"),
+    "model_versions": (MODEL_VERSIONS, "version"),
+    "hedges": (HEDGES, "hedge_id"),
+    "hedge_events": (HEDGE_EVENTS, "event_id"),
+    "engine_state": (ENGINE_STATE, "key"),
     "quarantine": (QUARANTINE, None),
     "load_reports": (LOAD_REPORTS, "load_id"),
 }
@@ -148,6 +156,19 @@ class Store:
         except Exception:
             self._run("ROLLBACK")
             raise
+
+    def put_state(self, key: str, value: Any, *, ts_ns: int) -> None:
+        """Set the named state entry ``key`` to ``value`` (JSON), replacing what was there."""
+        import json
+
+        self._run("INSERT OR REPLACE INTO engine_state VALUES (?, ?, ?)", [key, json.dumps(value), int(ts_ns)])
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        """The named state entry ``key`` (``default`` if never set)."""
+        import json
+
+        rows = self._run("SELECT value_json FROM engine_state WHERE key = ?", [key])
+        return json.loads(rows[0][0]) if rows else default
 
     def record_outcome(self, order_id: str, **values: float | None) -> bool:
         """Fill in a parent order's outcome columns (``arrival_mid``, ``avg_price``, ``end_mid``, ``post_mid``,

@@ -4,6 +4,7 @@ gate and the order manager on one or more venues, driven by an injected clock.""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from impactlab.schedules import Schedule
 
 __all__ = ["ExecutionEngine", "ExecutionResult", "SimClock", "SlicePlan", "Slicer", "WallClock"]
 
+log = logging.getLogger(__name__)
 NS = 1_000_000_000
 _UNIT_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "day": 23_400.0}
 F64 = NDArray[np.float64]
@@ -294,7 +296,10 @@ class ExecutionEngine:
         left = parent.quantity - self.oms.filled(parent.order_id)
         if left > 1e-9:  # the sweep: what is still owed goes to market at the horizon
             quotes = [v.quote(side, np.zeros(1)) for v in self.venues.values() if np.isfinite(v.mid())]
-            for venue, q in NaiveRouter().route(left, side, quotes).market.items():
+            if not quotes:
+                log.warning("parent %s: no venue has a two-sided quote at the end; %.0f shares left", parent.order_id,
+                            left)  # fmt: skip
+            for venue, q in NaiveRouter().route(left, side, quotes).market.items() if quotes else ():
                 if q > 0:
                     n = self._send(parent, n, venue, q, None)
         t = end
