@@ -10,7 +10,7 @@ import sys
 
 from impactlab.data import Store
 from impactlab.hedging import HedgeCostModel, HedgingConfig
-from impactlab.hedging.scenario import BookSpec, run_scenario
+from impactlab.hedging.scenario import BookSpec, ReplaySource, run_scenario
 from impactlab.rl.tasks import load_day
 
 CONFIG = HedgingConfig("GOOG", threshold_shares=400.0, risk_aversion=1e-3, horizons_s=(30.0, 60.0, 120.0))
@@ -39,7 +39,7 @@ def main() -> None:
         Store.write = counted(write)  # type: ignore[method-assign]
         Store.put_state = counted(Store.put_state)  # type: ignore[method-assign]
         del run
-    res = run_scenario(day, CONFIG, store_path, model=model, book=BOOK, **WINDOW)
+    res = run_scenario(ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK)
     print("DONE", len(res.hedges))
 
 

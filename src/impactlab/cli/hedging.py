@@ -9,16 +9,20 @@ from typing import Annotated, Any
 import typer
 
 from impactlab.cli.schedules import _cli
+from impactlab.errors import HedgingError
 
 hedge_app = typer.Typer(help="The automated hedging engine: scenarios and policy comparison.", no_args_is_help=True)
 
 
 class ScenarioKind(StrEnum):
     replay = "replay"
+    sim = "sim"
 
 
 def build_hedge_scenario(
     *,
+    scenario: str = "replay",
+    seed: int = 0,
     symbol: str = "GOOG",
     contracts: float = -400.0,
     threshold_shares: float = 1_000.0,
@@ -31,11 +35,12 @@ def build_hedge_scenario(
     data: Path | None = None,
     progress: Any = None,
 ) -> tuple[list[Any], dict[str, Any]]:
-    """Hedge a short-call book over the replayed day under immediate, TWAP and impact-aware policies, each
-    on its own store under ``out_dir``; returns the results and the scenario's description."""
+    """Hedge a short-call book over the replayed day (``scenario="replay"``) or the simulator fitted to it
+    (``"sim"``, seeded; ``end_s − start_s`` seconds of it) under immediate, TWAP and impact-aware policies,
+    each on its own store under ``out_dir``; returns the results and the scenario's description."""
     from impactlab.config import data_dir
     from impactlab.hedging import HedgeCostModel, HedgingConfig
-    from impactlab.hedging.scenario import BookSpec, run_scenario
+    from impactlab.hedging.scenario import BookSpec, ReplaySource, SimulatorSource, run_scenario
     from impactlab.rl.tasks import load_day
     from impactlab.simulation import ReplayData
 
@@ -49,20 +54,30 @@ def build_hedge_scenario(
     policies += [(f"impact-λ{lam:g}", HedgingConfig.from_dict({**base, "policy": "impact", "risk_aversion": lam}))
                  for lam in risk_aversions]  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
-    replay = ReplayData.from_lobster(day)
+    if scenario not in ("replay", "sim"):
+        raise HedgingError(f"'scenario' must be replay or sim, got {scenario!r}")
+    replay = ReplayData.from_lobster(day) if scenario == "replay" else None
+
+    def source() -> Any:
+        if scenario == "replay":
+            return ReplaySource(day, start_s=start_s, end_s=end_s, md_step_s=md_step_s, data=replay)
+        return SimulatorSource(day, duration_s=end_s - start_s, md_step_s=md_step_s, seed=seed)
+
     results = []
+    described = ""
     task = progress.add_task("hedging scenarios", total=len(policies)) if progress is not None else None
     for name, cfg in policies:
         path = out_dir / f"hedge-{name}.duckdb"
         path.unlink(missing_ok=True)
-        res = run_scenario(day, cfg, path, model=model, book=book, start_s=start_s, end_s=end_s, md_step_s=md_step_s,
-                           data=replay)  # fmt: skip
+        src = source()
+        described = src.describe
+        res = run_scenario(src, cfg, path, model=model, book=book)
         res.policy = name
         results.append(res)
         if task is not None:
             progress.advance(task)
     meta = {
-        "scenario": f"{symbol} {day.date} replay, {start_s:g}–{end_s:g} s after the open, quotes every {md_step_s:g} s",
+        "scenario": described,
         "book": f"{contracts:g} calls ×100 at the money, {book.expiry_days:g} days, implied vol = the day's σ",
         "threshold_shares": threshold_shares,
         "model": {
@@ -73,7 +88,7 @@ def build_hedge_scenario(
             "epsilon_usd": model.epsilon,
             "source": model.source,
         },
-        "execution": "slicer + Cont–Kukanov router + risk gate on the replay (the hedges move the book)",
+        "execution": f"slicer + Cont–Kukanov router + risk gate on the {scenario} (the hedges move the book)",
         "stores": str(out_dir),
     }
     return results, meta
@@ -81,9 +96,11 @@ def build_hedge_scenario(
 
 @hedge_app.command("run")
 def run_cmd(
-    scenario: Annotated[ScenarioKind, typer.Option(help="replay: the real day, the hedges' own orders move it.")] = (
-        ScenarioKind.replay
-    ),
+    scenario: Annotated[
+        ScenarioKind,
+        typer.Option(help="replay: the real day (the hedges' own orders move it); sim: the simulator fitted to it."),
+    ] = ScenarioKind.replay,
+    seed: Annotated[int, typer.Option(help="Simulator seed (sim).")] = 0,
     symbol: Annotated[str, typer.Option(help="LOBSTER symbol.")] = "GOOG",
     contracts: Annotated[float, typer.Option(help="Calls held (negative: short), ×100 shares each.")] = -400.0,
     threshold: Annotated[float, typer.Option(help="Hedge when |delta| passes this many shares.")] = 1_000.0,
@@ -113,7 +130,8 @@ def run_cmd(
         target = out_dir or Path(default_store_path()).parent / "hedging"
         with main._progress() as prog:
             results, meta = build_hedge_scenario(
-                symbol=symbol, contracts=contracts, threshold_shares=threshold, risk_aversions=lams,
+                scenario=scenario.value, seed=seed, symbol=symbol, contracts=contracts, threshold_shares=threshold,
+                risk_aversions=lams,
                 twap_horizons_s=hz, start_s=main.parse_duration_s(start), end_s=main.parse_duration_s(end),
                 md_step_s=main.parse_duration_s(step), out_dir=target, data=data, progress=prog,
             )  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +188,9 @@ class ExecutionEngine:
         Cont–Kukanov router improve the own best; see :class:`ContKukanovRouter`).
     post_s
         Seconds after the end at which the post-trade mid is read (for TCA's reversion).
+    on_step
+        Called with the time after every step the engine takes (a market-data tap: the hedging scenario
+        samples the simulator's quotes while a hedge works).
     """
 
     def __init__(
@@ -200,6 +203,7 @@ class ExecutionEngine:
         outflow: Mapping[str, F64] | None = None,
         improve_outflow: Mapping[str, F64] | None = None,
         post_s: float = 60.0,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         self.oms = oms
         self.venues = dict(venues)
@@ -215,6 +219,7 @@ class ExecutionEngine:
         if isinstance(router, ContKukanovRouter) and set(self.outflow) != set(self.venues):
             raise ExecutionError("the Cont–Kukanov router needs queue-outflow samples for every venue")
         self.post_s = float(post_s)
+        self.on_step = on_step
         self.path: list[tuple[int, float]] = []  # (ns, consolidated mid) at every step the engine took
 
     def _mid(self) -> float:
@@ -228,6 +233,8 @@ class ExecutionEngine:
         m = self._mid()
         if np.isfinite(m) and (not self.path or self.path[-1][1] != m):
             self.path.append((int(t_ns), m))
+        if self.on_step is not None:
+            self.on_step(int(t_ns))
 
     def _send(self, parent: ParentOrder, n: int, venue: str, qty: float, limit: float | None) -> int:
         order = ChildOrder(

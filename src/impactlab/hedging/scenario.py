@@ -13,9 +13,10 @@ cancelled, as under cancel-on-disconnect, and their fills stay), and goes on fro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,15 @@ from impactlab.hedging.engine import HedgeDecision, HedgeOutcome, HedgingConfig,
 from impactlab.hedging.greeks import OptionPosition, Portfolio, book_greeks
 from impactlab.hedging.model import HedgeCostModel
 
-__all__ = ["BookSpec", "ScenarioResult", "compare_policies", "market_stream", "replay_executor", "run_scenario"]
+__all__ = [
+    "BookSpec",
+    "ReplaySource",
+    "ScenarioResult",
+    "SimulatorSource",
+    "compare_policies",
+    "market_stream",
+    "run_scenario",
+]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -96,112 +105,247 @@ def _portfolio(day: Any, spec: BookSpec, start_ns: int, mid: float, sigma_annual
     return p
 
 
-def replay_executor(
-    day: Any, data: Any, store: Store, *, router: str = "ck"
-) -> Callable[[HedgeDecision, bool], HedgeOutcome]:
-    """Works each hedge on a fresh replay of ``day`` from the decision (or the restart) on: guarded order
-    manager, slicer, Cont–Kukanov router (or naive), TCA recorded in the store."""
-    from impactlab.execution import (
-        ContKukanovRouter,
-        ExecutionEngine,
-        NaiveRouter,
-        RiskLimits,
-        SimClock,
-        SimulatedVenue,
-        Slicer,
-        guarded_order_manager,
-        queue_outflow_samples,
-    )
-    from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
-    from impactlab.tca import LobsterPath, analyse, record_tca
+class _Work:
+    """What working a hedge needs on any venue: the order manager with its gate, the router and its ξ."""
 
-    outflow = {s: queue_outflow_samples(day, s, 30.0) for s in (1, -1)}
-    inside = {s: queue_outflow_samples(day, s, 30.0, improve_ticks=1) for s in (1, -1)}
-    path = LobsterPath(day)
-    five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
-    limits = RiskLimits(max_participation=0.5)
+    def __init__(self, day: Any, store: Store) -> None:
+        from impactlab.execution import RiskLimits, queue_outflow_samples
 
-    def run(d: HedgeDecision, resume: bool) -> HedgeOutcome:
-        start = d.ts_ns
-        if resume:  # carry on after the last thing the crashed run journalled for this hedge
-            ev = store.read("order_events", where="client_order_id LIKE ?", params=[d.parent_order_id + "-%"])
-            if ev.num_rows:
-                start = max(start, int(max(ev.column("ts_ns").to_pylist())) + 1_000_000)
-        clock = SimClock(start)
-        venue = ReplayMarket(data, start_ns=start, fees=FeeModel(-0.2, 0.3), entry_latency=ConstantLatency(NS // 1000),
-                             response_latency=ConstantLatency(NS // 1000))  # fmt: skip
-        sv = SimulatedVenue("NASDAQ", venue, collar=limits.collar_price)
-        oms = guarded_order_manager(store, {"NASDAQ": sv}, limits=limits, clock=clock,
-                                    market_volume=five_min_volume, restore=resume)  # fmt: skip
+        self.day, self.store = day, store
+        self.outflow = {s: queue_outflow_samples(day, s, 30.0) for s in (1, -1)}
+        self.inside = {s: queue_outflow_samples(day, s, 30.0, improve_ticks=1) for s in (1, -1)}
+        self.five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
+        self.limits = RiskLimits(max_participation=0.5)
+
+    def run(
+        self,
+        d: HedgeDecision,
+        raw_venue: Any,
+        clock: Any,
+        *,
+        resume: bool,
+        router: str,
+        mid_at: Callable[[int], float],
+        on_step: Callable[[int], None] | None = None,
+    ) -> HedgeOutcome:
+        from impactlab.execution import (
+            ContKukanovRouter,
+            ExecutionEngine,
+            NaiveRouter,
+            SimulatedVenue,
+            Slicer,
+            guarded_order_manager,
+        )
+        from impactlab.tca import analyse, record_tca
+
+        sv = SimulatedVenue("NASDAQ", raw_venue, collar=self.limits.collar_price)
+        oms = guarded_order_manager(self.store, {"NASDAQ": sv}, limits=self.limits, clock=clock,
+                                    market_volume=self.five_min_volume, restore=resume)  # fmt: skip
         if resume:
             oms.abandon_open("venue session lost in a restart (cancel on disconnect)")
         rt: Any = ContKukanovRouter() if router == "ck" else NaiveRouter()
-        eng = ExecutionEngine(oms, {"NASDAQ": sv}, rt, clock=clock, outflow={"NASDAQ": outflow[d.side]},
-                              improve_outflow={"NASDAQ": inside[d.side]}, post_s=30.0)  # fmt: skip
-        parent = ParentOrder(d.parent_order_id, day.symbol, Side(d.side), d.quantity, d.ts_ns,
+        eng = ExecutionEngine(oms, {"NASDAQ": sv}, rt, clock=clock, outflow={"NASDAQ": self.outflow[d.side]},
+                              improve_outflow={"NASDAQ": self.inside[d.side]}, post_s=30.0,
+                              on_step=on_step)  # fmt: skip
+        parent = ParentOrder(d.parent_order_id, self.day.symbol, Side(d.side), d.quantity, d.ts_ns,
                              d.ts_ns + int(d.horizon_s * NS))  # fmt: skip
         res = eng.run(parent, Slicer(d.schedule, parent))
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == parent.order_id]
         predicted = {"hedge-model": d.expected_cost_usd / (d.quantity * d.arrival_mid) * 1e4}
-        tca = analyse(parent, list(res.fills), mid_at=path.mid_at, children=kids, end_ns=res.end_ns, post_s=30.0,
+        tca = analyse(parent, list(res.fills), mid_at=mid_at, children=kids, end_ns=res.end_ns, post_s=30.0,
                       predicted_bps=predicted)  # fmt: skip
-        record_tca(store, [tca], now_ns=clock())
+        record_tca(self.store, [tca], now_ns=clock())
         a = res.arrival_mid
         cost = sum(d.side * f.quantity * (f.price - a) + f.fee for f in res.fills)
         temporary = tca.temporary_bps * d.quantity * a / 1e4 if np.isfinite(tca.temporary_bps) else float("nan")
         return HedgeOutcome(d.hedge_id, res.filled, float(cost), float(temporary), int(res.end_ns))
 
-    return run
+
+class ReplaySource:
+    """The replayed LOBSTER day: quotes every ``md_step_s`` seconds; each hedge works on a fresh replay from
+    its decision (or the restart) on, where its own orders move the book.  Restartable."""
+
+    kind = "replay"
+    restartable = True
+
+    def __init__(self, day: Any, *, start_s: float, end_s: float, md_step_s: float, data: Any = None) -> None:
+        from impactlab.simulation import ReplayData
+        from impactlab.tca import LobsterPath
+
+        self.day = day
+        self.data = data if data is not None else ReplayData.from_lobster(day)
+        self.stream = market_stream(day, start_s=start_s, end_s=end_s, step_s=md_step_s)
+        if not self.stream:
+            raise HedgingError(f"no market data between {start_s} s and {end_s} s")
+        self.mid_at = LobsterPath(day).mid_at
+        self.describe = (f"{day.symbol} {day.date} replay, {start_s:g}–{end_s:g} s after the open, quotes every "
+                         f"{md_step_s:g} s")  # fmt: skip
+
+    def first(self) -> dict[str, Any]:
+        return self.stream[0]
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        return iter(self.stream)
+
+    def executor(self, store: Store, *, router: str = "ck") -> Callable[[HedgeDecision, bool], HedgeOutcome]:
+        from impactlab.execution import SimClock
+        from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
+
+        work = _Work(self.day, store)
+
+        def run(d: HedgeDecision, resume: bool) -> HedgeOutcome:
+            start = d.ts_ns
+            if resume:  # carry on after the last thing the crashed run journalled for this hedge
+                ev = store.read("order_events", where="client_order_id LIKE ?", params=[d.parent_order_id + "-%"])
+                if ev.num_rows:
+                    start = max(start, int(max(ev.column("ts_ns").to_pylist())) + 1_000_000)
+            venue = ReplayMarket(self.data, start_ns=start, fees=FeeModel(-0.2, 0.3),
+                                 entry_latency=ConstantLatency(NS // 1000),
+                                 response_latency=ConstantLatency(NS // 1000))  # fmt: skip
+            return work.run(d, venue, SimClock(start), resume=resume, router=router, mid_at=self.mid_at)
+
+        return run
+
+
+class SimulatorSource:
+    """The queue-reactive simulator fitted to the day (:func:`~impactlab.simulation.fit_queue_reactive`): one
+    seeded market that both sends the quotes and fills the hedges, so the hedges' own orders stay in it.
+    While a hedge works, the quotes it passes through are sampled (on the stream's grid) and handed to the
+    monitor afterwards.  Not restartable: the simulated market lives in the process."""
+
+    kind = "sim"
+    restartable = False
+
+    def __init__(self, day: Any, *, duration_s: float, md_step_s: float, seed: int = 0) -> None:
+        from impactlab.rl.tasks import _fitted_flow
+        from impactlab.simulation import ConstantLatency, FeeModel, QueueReactiveMarket
+
+        self.day = day
+        params = _fitted_flow(day)
+        self.venue = QueueReactiveMarket(
+            params, price=float(params.extra["price"]), tick_size=day.tick_size, seed=seed,
+            fees=FeeModel(-0.2, 0.3), initial_spread_ticks=max(1, round(params.extra["mean_spread_ticks"])),
+            entry_latency=ConstantLatency(NS // 1000), response_latency=ConstantLatency(NS // 1000),
+        )  # fmt: skip
+        self.venue.run_to(self.venue.now_ns + 60 * NS)  # a minute of warm-up
+        self.t0 = int(self.venue.now_ns)
+        self.step_ns = int(md_step_s * NS)
+        self.n = int(duration_s / md_step_s)
+        self.recorded: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []
+        self._last_i = -1
+        self.describe = (f"queue-reactive simulator fitted to {day.symbol} {day.date} (seed {seed}), "
+                         f"{duration_s:g} s, quotes every {md_step_s:g} s")  # fmt: skip
+
+    def _quote(self, i: int) -> dict[str, Any] | None:
+        if i <= self._last_i:
+            return None  # each grid time is quoted once
+        self._last_i = i
+        b = self.venue.book(1)
+        bid, ask = float(b.bid_price[0]), float(b.ask_price[0])
+        if not (np.isfinite(bid) and np.isfinite(ask) and bid < ask):
+            return None
+        m = {"ts_ns": self.t0 + i * self.step_ns, "bid": bid, "ask": ask, "offset": i}
+        self.recorded.append(m)
+        return m
+
+    def first(self) -> dict[str, Any]:
+        m = self._quote(0)
+        if m is None:
+            raise HedgingError("the simulator has no two-sided quote after its warm-up")
+        self.recorded.clear()
+        self._last_i = -1
+        return m
+
+    def messages(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.n):
+            while self._pending:  # quotes sampled while a hedge worked, in order
+                yield self._pending.pop(0)
+            t = self.t0 + i * self.step_ns
+            if t < self.venue.now_ns:
+                continue  # a hedge took the market past this time: its quotes came from the tap
+            self.venue.run_to(t)
+            m = self._quote(i)
+            if m is not None:
+                yield m
+        yield from self._pending
+
+    def mid_at(self, ts_ns: int) -> float:
+        ts = [m["ts_ns"] for m in self.recorded]
+        k = int(np.searchsorted(ts, ts_ns, side="right")) - 1
+        m = self.recorded[max(k, 0)]
+        return 0.5 * (float(m["bid"]) + float(m["ask"]))
+
+    def executor(self, store: Store, *, router: str = "ck") -> Callable[[HedgeDecision, bool], HedgeOutcome]:
+        from impactlab.execution import SimClock
+
+        work = _Work(self.day, store)
+
+        def run(d: HedgeDecision, resume: bool) -> HedgeOutcome:
+            if resume:
+                raise HedgingError("the simulator scenario cannot resume a hedge: its market died with the process")
+            nxt = {"i": (d.ts_ns - self.t0) // self.step_ns + 1}
+
+            def tap(t_ns: int) -> None:
+                while nxt["i"] < self.n and self.t0 + nxt["i"] * self.step_ns <= t_ns:
+                    m = self._quote(nxt["i"])
+                    if m is not None:
+                        self._pending.append(m)
+                    nxt["i"] += 1
+
+            out = work.run(d, self.venue, SimClock(int(self.venue.now_ns)), resume=False, router=router,
+                           mid_at=self.mid_at, on_step=tap)  # fmt: skip
+            # the one market went on past the order's end (the post-trade mid): the next decision comes after it
+            return dataclasses.replace(out, end_ns=max(out.end_ns, int(self.venue.now_ns)))
+
+        return run
 
 
 def run_scenario(
-    day: Any,
+    source: ReplaySource | SimulatorSource,
     config: HedgingConfig,
     store_path: str | Path,
     *,
     model: HedgeCostModel,
     book: BookSpec = BookSpec(),
-    start_s: float = 600.0,
-    end_s: float = 22_500.0,
-    md_step_s: float = 5.0,
     pnl_interval_s: float = 300.0,
-    data: Any = None,
     checkpoint_every: int = 100,
-    stop_after: int | None = None,
+    router: str = "ck",
     on_message: Callable[[int], None] | None = None,
 ) -> ScenarioResult:
-    """Hedge ``book`` over ``day`` from ``start_s`` to ``end_s`` seconds after the open; resumable.
+    """Hedge ``book`` over ``source`` (:class:`ReplaySource` or :class:`SimulatorSource`).
 
-    ``store_path`` holds the journal: running again on the same store resumes where it stopped.
-    ``stop_after`` stops (cleanly) after that many messages (tests); ``on_message(offset)`` is called after
-    each message (the kill test's hook).
+    ``store_path`` holds the journal: on a replay, running again on the same store resumes where it
+    stopped.  ``on_message(offset)`` is called after each message.
     """
-    from impactlab.simulation import ReplayData
-
-    data = data if data is not None else ReplayData.from_lobster(day)
-    stream = market_stream(day, start_s=start_s, end_s=end_s, step_s=md_step_s)
-    if not stream:
-        raise HedgingError(f"no market data between {start_s} s and {end_s} s")
-    first = stream[0]
+    day = source.day
+    first = source.first()
+    mid0 = 0.5 * (first["bid"] + first["ask"])
     # the model's σ ($/√s of trading time) as an annual relative volatility: 252 sessions of 6.5 hours
-    sigma_annual = model.sigma / (0.5 * (first["bid"] + first["ask"])) * math.sqrt(252 * 6.5 * 3600)
+    sigma_annual = model.sigma / mid0 * math.sqrt(252 * 6.5 * 3600)
     with Store(store_path) as store:
-        portfolio = _portfolio(day, book, first["ts_ns"], 0.5 * (first["bid"] + first["ask"]), sigma_annual)
+        if not source.restartable and store.count("hedges"):
+            raise HedgingError(f"{store_path} already holds hedges and a {source.kind} scenario cannot resume")
+        portfolio = _portfolio(day, book, first["ts_ns"], mid0, sigma_annual)
         initial_shares = float(portfolio.shares)
-        engine = HedgingEngine(config, portfolio, store, model=model, executor=replay_executor(day, data, store))
+        engine = HedgingEngine(config, portfolio, store, model=model, executor=source.executor(store, router=router))
         offset = int(store.get_state("md_offset", 0))
         free_ns = 0
         for d in engine.open_hedges():  # a restart: finish what the crashed run had started
-            engine.last = None
             out = engine.handle(d)
             if out is not None:
                 free_ns = max(free_ns, out.end_ns)
         done = store.read("hedge_events", where="kind = 'done'")
         if done.num_rows:
             free_ns = max(free_ns, int(max(done.column("ts_ns").to_pylist())))
-        n = 0
-        for msg in stream[offset:]:
+        seen: list[dict[str, Any]] = []
+        last_ts = first["ts_ns"]
+        for msg in source.messages():
             i = msg["offset"]
+            seen.append(msg)
+            last_ts = msg["ts_ns"]
+            if i < offset:
+                continue
             if msg["ts_ns"] < free_ns:  # a hedge is working: the monitor watches, the engine decides nothing
                 engine.on_market(msg, decide=False)
                 continue
@@ -215,26 +359,19 @@ def run_scenario(
                 store.put_state("md_offset", i, ts_ns=msg["ts_ns"])
             if on_message is not None:
                 on_message(i)
-            n += 1
-            if stop_after is not None and n >= stop_after:
-                break
-        else:
-            store.put_state("md_offset", len(stream), ts_ns=stream[-1]["ts_ns"])
-        result = _result(config.policy, store, engine, day, portfolio, initial_shares, stream, pnl_interval_s)
+        store.put_state("md_offset", 1 << 62, ts_ns=last_ts)  # finished
+        result = _result(config.policy, store, engine, source.mid_at, portfolio, initial_shares, seen, pnl_interval_s)
     return result
 
 
 def _result(
-    policy: str, store: Store, engine: HedgingEngine, day: Any, portfolio: Portfolio, initial_shares: float,
-    stream: Sequence[dict[str, Any]], pnl_interval_s: float,
+    policy: str, store: Store, engine: HedgingEngine, mid_at: Callable[[int], float], portfolio: Portfolio,
+    initial_shares: float, stream: Sequence[dict[str, Any]], pnl_interval_s: float,
 ) -> ScenarioResult:  # fmt: skip
     """Hedging P&L marked to the mid every ``pnl_interval_s``: options (Black–Scholes at the book's implied
     vol) + shares held + the cash the hedges moved, each fill counted at the mid when it traded, so that
     execution costs stay out of it; its increments' variance is the hedging error.  Costs are the hedges'
     shortfalls against their arrival mids, fees in."""
-    from impactlab.tca import LobsterPath
-
-    path = LobsterPath(day)
     hedges = store.read("hedges").to_pylist()
     done = {e["hedge_id"]: e for e in store.read("hedge_events", where="kind = 'done'").to_pylist()}
     parents = {h["parent_order_id"] for h in hedges}
@@ -242,9 +379,10 @@ def _result(
                    key=lambda f: f["ts_ns"])  # fmt: skip
     f_t = np.array([f["ts_ns"] for f in fills], np.int64)
     f_q = np.cumsum([f["side"] * f["quantity"] for f in fills]) if fills else np.zeros(0)
-    f_cash = np.cumsum([-f["side"] * f["quantity"] * path.mid_at(f["ts_ns"]) for f in fills]) if fills else np.zeros(0)
-    step = max(1, round(pnl_interval_s / ((stream[1]["ts_ns"] - stream[0]["ts_ns"]) / NS))) if len(stream) > 1 else 1
-    marks = stream[::step]
+    f_cash = np.cumsum([-f["side"] * f["quantity"] * mid_at(f["ts_ns"]) for f in fills]) if fills else np.zeros(0)
+    grid = np.array([m["ts_ns"] for m in stream], np.int64)
+    want = np.arange(grid[0], grid[-1] + 1, int(pnl_interval_s * NS)) if grid.size else grid
+    marks = [stream[max(int(np.searchsorted(grid, t, side="right")) - 1, 0)] for t in want]
     values = []
     book = Portfolio(portfolio.underlying, dict(portfolio.options))
     for m in marks:
@@ -266,7 +404,7 @@ def _result(
 
 
 def compare_policies(
-    day: Any,
+    make_source: Callable[[], ReplaySource | SimulatorSource],
     model: HedgeCostModel,
     workdir: str | Path,
     *,
@@ -274,15 +412,12 @@ def compare_policies(
     book: BookSpec = BookSpec(),
     **kwargs: Any,
 ) -> list[ScenarioResult]:
-    """Run each named policy on its own fresh store under ``workdir`` over the same day and book."""
-    from impactlab.simulation import ReplayData
-
-    data = ReplayData.from_lobster(day)
+    """Run each named policy on a fresh source (the same day, the same seed) and its own fresh store."""
     out = []
     for name, cfg in policies:
         path = Path(workdir) / f"hedge-{name}.duckdb"
         path.unlink(missing_ok=True)
-        res = run_scenario(day, cfg, path, model=model, book=book, data=data, **kwargs)
+        res = run_scenario(make_source(), cfg, path, model=model, book=book, **kwargs)
         res.policy = name
         out.append(res)
     return out
