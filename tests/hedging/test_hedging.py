@@ -164,6 +164,13 @@ def test_bad_positions_nan_greeks_expired_options_and_absurd_sizes_are_refused_a
     object.__setattr__(eng.portfolio.options["C1"], "implied_vol", float("nan"))
     assert eng.on_market(_msg(62, 585.0)) is None
     assert eng.status()["refused_hedges"]["greeks not finite"] == 1
+    # anything else that goes wrong in a decision is counted and the loop goes on
+    eng.portfolio.options["C1"] = _call(-400.0)
+    broken = dataclasses.replace(eng.model)
+    object.__setattr__(broken, "sigma", float("inf"))  # a corrupted model no schedule can be priced with
+    eng.model = broken
+    assert eng.on_market(_msg(63, 586.0)) is None
+    assert eng.status()["refused_hedges"].get("decision failed: InfeasibleScheduleError") == 1
     assert store.count("hedges") == 0
 
 

@@ -399,7 +399,12 @@ class HedgingEngine:
         self.last = u
         if not decide:
             return None
-        decision = self._decide(u)
+        try:
+            decision = self._decide(u)
+        except Exception as exc:  # one bad update never stops the loop: counted, logged, nothing sent
+            self.counts.refused_hedges[f"decision failed: {type(exc).__name__}"] += 1
+            log.exception("no hedge decision at %d", u.ts_ns)
+            return None
         self.latency_ns.append(time.perf_counter_ns() - t0)
         return decision
 
