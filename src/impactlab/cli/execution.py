@@ -148,13 +148,14 @@ def _work(
         Slicer,
         guarded_order_manager,
         queue_outflow_samples,
+        session_window_volume,
     )
     from impactlab.schedules import VolumeCurve, twap, vwap
     from impactlab.tca import LobsterPath, RecordedPath, analyse, record_tca
 
     with Store(store_path) as store:
         # participation is checked against the day's mean 5-minute volume
-        five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
+        five_min_volume = session_window_volume(day, 300.0)
         oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume)
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
         inside = {sv.name: queue_outflow_samples(day, side, step_s, improve_ticks=1)}

@@ -8,7 +8,14 @@ the order manager (journalled, de-duplicated, bad ones refused and counted).
 
 from impactlab.execution.engine import ExecutionEngine, ExecutionResult, SimClock, SlicePlan, Slicer, WallClock
 from impactlab.execution.orders import ExecutionReport, ManagedOrder, OrderManager, OrderState, VenueAdapter, child_id
-from impactlab.execution.risk import KillSwitch, MarketSnapshot, RiskGate, RiskLimits, guarded_order_manager
+from impactlab.execution.risk import (
+    KillSwitch,
+    MarketSnapshot,
+    RiskGate,
+    RiskLimits,
+    guarded_order_manager,
+    session_window_volume,
+)
 from impactlab.execution.router import (
     ContKukanovRouter,
     NaiveRouter,
@@ -45,4 +52,5 @@ __all__ = [
     "ck_single_venue",
     "guarded_order_manager",
     "queue_outflow_samples",
+    "session_window_volume",
 ]

@@ -20,7 +20,7 @@ from impactlab.data import ChildOrder, OrderType, Store
 from impactlab.errors import RiskLimitError
 from impactlab.execution.orders import OrderManager
 
-__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits", "guarded_order_manager"]
+__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits", "guarded_order_manager", "session_window_volume"]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -252,6 +252,12 @@ class RiskGate:
     def collar_price(self, side: int, mid: float, tick_size: float) -> float:
         """:meth:`RiskLimits.collar_price` of this gate's limits."""
         return self._limits.collar_price(side, mid, tick_size)
+
+
+def session_window_volume(day: Any, window_s: float) -> float:
+    """A LOBSTER day's mean executed volume per ``window_s`` of its 6.5-hour session (shares): the market
+    volume the participation limit is checked against."""
+    return float(day.size[day.event_type == 4].sum()) * window_s / (6.5 * 3600)
 
 
 def guarded_order_manager(

@@ -13,7 +13,15 @@ from impactlab.hedging.engine import (
     parse_position,
 )
 from impactlab.hedging.greeks import BookGreeks, OptionPosition, Portfolio, black_scholes, book_greeks
-from impactlab.hedging.model import CostProfile, HedgeCostModel, ModelRegistry, Recalibration, cost_profile, recalibrate
+from impactlab.hedging.model import (
+    CostProfile,
+    HedgeCostModel,
+    ModelRegistry,
+    Recalibration,
+    cost_profile,
+    gamma_risk_usd2,
+    recalibrate,
+)
 
 __all__ = [
     "BookGreeks",
@@ -32,6 +40,7 @@ __all__ = [
     "black_scholes",
     "book_greeks",
     "cost_profile",
+    "gamma_risk_usd2",
     "parse_market",
     "parse_position",
     "recalibrate",

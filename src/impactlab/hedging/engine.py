@@ -32,7 +32,14 @@ from impactlab.data import Store
 from impactlab.data.schemas import HEDGE_EVENTS, HEDGES
 from impactlab.errors import HedgingError
 from impactlab.hedging.greeks import BookGreeks, OptionPosition, Portfolio, book_greeks
-from impactlab.hedging.model import CostProfile, HedgeCostModel, ModelRegistry, cost_profile, recalibrate
+from impactlab.hedging.model import (
+    CostProfile,
+    HedgeCostModel,
+    ModelRegistry,
+    cost_profile,
+    gamma_risk_usd2,
+    recalibrate,
+)
 from impactlab.schedules import Schedule
 
 __all__ = [
@@ -444,7 +451,7 @@ class HedgingEngine:
         slow = regime != "normal" and c.on_extreme == "slow"
         policy, horizon, step, profile = self._choose(qty, side, g.gamma_shares_per_unit, slow=slow)
         sch, (e, v) = _schedule(self.model, policy, qty, horizon, step, side, c.risk_aversion)
-        v += 0.5 * g.gamma_shares_per_unit**2 * self.model.sigma**4 * horizon**2
+        v += gamma_risk_usd2(self.model.sigma, g.gamma_shares_per_unit, horizon)
         return HedgeDecision(
             f"H-{c.underlying}-{u.ts_ns}", u.ts_ns, d, side, qty, policy, horizon, step, sch, self.model.version,
             float(e), float(v), u.mid, regime, profile,

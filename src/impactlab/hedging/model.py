@@ -25,7 +25,15 @@ from impactlab.data.schemas import MODEL_VERSIONS
 from impactlab.errors import HedgingError
 from impactlab.schedules import AlmgrenChriss
 
-__all__ = ["CostProfile", "HedgeCostModel", "ModelRegistry", "Recalibration", "cost_profile", "recalibrate"]
+__all__ = [
+    "CostProfile",
+    "HedgeCostModel",
+    "ModelRegistry",
+    "Recalibration",
+    "cost_profile",
+    "gamma_risk_usd2",
+    "recalibrate",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,12 @@ class CostProfile:
         return int(min(range(len(obj)), key=obj.__getitem__))
 
 
+def gamma_risk_usd2(sigma: float, gamma_shares_per_unit: float, horizon_s: float) -> float:
+    """Variance of the P&L of the delta a book with gamma Γ builds over ``horizon_s`` while nobody hedges it:
+    ``E[(∫ΓΔS dS)²] = Γ²σ⁴T²/2`` (σ per √s in currency)."""
+    return 0.5 * gamma_shares_per_unit**2 * sigma**4 * horizon_s**2
+
+
 def cost_profile(
     model: HedgeCostModel,
     quantity: float,
@@ -125,11 +139,10 @@ def cost_profile(
     ``E[(∫(x + ΓΔS) dS)²] = σ²∫x² dt + Γ²σ⁴T²/2``: the cross term has zero mean (an odd moment of the
     price move), so the gamma term adds to the schedule's own variance."""
     cost, risk = [], []
-    g2s4 = 0.5 * gamma_shares_per_unit**2 * model.sigma**4
     for h in horizons_s:
         e, v = model.problem(quantity, h, min(step_s, h), side).closed_form(risk_aversion)
         cost.append(float(e))
-        risk.append(float(v) + g2s4 * h**2)
+        risk.append(float(v) + gamma_risk_usd2(model.sigma, gamma_shares_per_unit, h))
     return CostProfile(quantity, tuple(horizons_s), tuple(cost), tuple(risk), risk_aversion, model.version)
 
 

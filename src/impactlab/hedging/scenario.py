@@ -109,12 +109,12 @@ class _Work:
     """What working a hedge needs on any venue: the order manager with its gate, the router and its ξ."""
 
     def __init__(self, day: Any, store: Store) -> None:
-        from impactlab.execution import RiskLimits, queue_outflow_samples
+        from impactlab.execution import RiskLimits, queue_outflow_samples, session_window_volume
 
         self.day, self.store = day, store
         self.outflow = {s: queue_outflow_samples(day, s, 30.0) for s in (1, -1)}
         self.inside = {s: queue_outflow_samples(day, s, 30.0, improve_ticks=1) for s in (1, -1)}
-        self.five_min_volume = float(day.size[day.event_type == 4].sum()) / 78
+        self.five_min_volume = session_window_volume(day, 300.0)
         self.limits = RiskLimits(max_participation=0.5)
 
     def run(
@@ -311,12 +311,11 @@ def run_scenario(
     pnl_interval_s: float = 300.0,
     checkpoint_every: int = 100,
     router: str = "ck",
-    on_message: Callable[[int], None] | None = None,
 ) -> ScenarioResult:
     """Hedge ``book`` over ``source`` (:class:`ReplaySource` or :class:`SimulatorSource`).
 
     ``store_path`` holds the journal: on a replay, running again on the same store resumes where it
-    stopped.  ``on_message(offset)`` is called after each message.
+    stopped.
     """
     day = source.day
     first = source.first()
@@ -357,8 +356,6 @@ def run_scenario(
                     free_ns = out.end_ns
             elif i % checkpoint_every == 0:
                 store.put_state("md_offset", i, ts_ns=msg["ts_ns"])
-            if on_message is not None:
-                on_message(i)
         store.put_state("md_offset", 1 << 62, ts_ns=last_ts)  # finished
         result = _result(config.policy, store, engine, source.mid_at, portfolio, initial_shares, seen, pnl_interval_s)
     return result
