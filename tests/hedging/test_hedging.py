@@ -111,7 +111,7 @@ def test_config_is_frozen_validated_and_refuses_unknown_keys() -> None:
     with pytest.raises(HedgingError, match="unknown hedging config keys"):
         HedgingConfig.from_dict({"underlying": "GOOG", "treshold_shares": 5})
     for bad in ({"policy": "yolo"}, {"risk_aversion": -1.0}, {"threshold_shares": None}, {"horizons_s": ()},
-                {"on_extreme": "panic"}):  # fmt: skip
+                {"on_extreme": "panic"}, {"recalibrate_every": -1}, {"drift_window": 1}):  # fmt: skip
         with pytest.raises(HedgingError):
             HedgingConfig.from_dict({"underlying": "GOOG", **bad})
 

@@ -135,6 +135,10 @@ class HedgingConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise HedgingError(f"{name!r} must be finite and >= 0, got {v!r}")
+        if not (isinstance(self.recalibrate_every, int) and self.recalibrate_every >= 0):
+            raise HedgingError(f"'recalibrate_every' must be an integer >= 0, got {self.recalibrate_every!r}")
+        if not (isinstance(self.drift_window, int) and self.drift_window >= 2):
+            raise HedgingError(f"'drift_window' must be an integer >= 2, got {self.drift_window!r}")
         if not self.horizons_s or any(not (math.isfinite(h) and h > 0) for h in self.horizons_s):
             raise HedgingError(f"'horizons_s' must be positive, got {self.horizons_s!r}")
         for name in ("threshold_shares", "threshold_notional"):
