@@ -28,7 +28,7 @@ test-slow: venv
 bench: venv
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) -m pip install --quiet --no-deps almgren-chriss==1.1.0  # its metadata pins numpy<2; it runs on 2.x
-	$(PY) benchmarks/run.py --out BENCHMARKS.md
+	$(PY) benchmarks/run.py --out BENCHMARKS.md $(if $(ONLY),--only $(ONLY))
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -65,7 +65,7 @@ def _train_all(
     cum = (1 - hold / hold[0]).tolist()
     ov = ScheduleOverlayEnv(ms.make_env(), cum, size_multipliers=(0.0, 0.5, 1.0, 1.5))
     pol = train_agent(ov, TrainConfig(algo="ppo", timesteps=steps, seed=0), kind="overlay", extra={
-        "overlay": {"cumulative": cum, "size_multipliers": [0.0, 0.5, 1.0, 1.5]}, "name": "AC overlay (PPO)"
+        "overlay": ov.describe(), "name": "AC overlay (PPO)"
     })  # fmt: skip
     agents["overlay"], cpu["overlay"] = pol, float(pol.meta["cpu_s"])
 

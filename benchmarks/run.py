@@ -1,6 +1,7 @@
 """Run every benchmark and write BENCHMARKS.md.
 
-Usage: ``python benchmarks/run.py [--out BENCHMARKS.md] [--quick]`` (``make bench``).
+Usage: ``python benchmarks/run.py [--out BENCHMARKS.md] [--quick] [--only bench_hedging ...]`` (``make bench``).
+``--only`` runs the named modules and replaces their sections (by title) in the existing file, keeping the rest.
 """
 
 from __future__ import annotations
@@ -48,10 +49,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="BENCHMARKS.md")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and files")
+    ap.add_argument("--only", nargs="+", metavar="MODULE", help="run these modules; keep the file's other sections")
     args = ap.parse_args()
+    names = {b.__name__.split(".")[-1]: b for b in BENCHES}
+    unknown = set(args.only or ()) - set(names)
+    if unknown:
+        ap.error(f"unknown benchmark module(s) {sorted(unknown)}; known: {sorted(names)}")
     pinned = pin_one_core()
     sections = []
-    for bench in BENCHES:
+    for bench in [names[n] for n in args.only] if args.only else BENCHES:
         print(f"running {bench.__name__} …", file=sys.stderr, flush=True)
         got = bench.run(quick=args.quick)
         for sec in got if isinstance(got, list) else [got]:
@@ -68,8 +74,27 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} logical CPUs, process {pinned}.",
         "",
     ]
-    Path(args.out).write_text("\n".join(head) + "\n" + "\n".join(s.markdown() for s in sections))
+    body = [s.markdown() for s in sections]
+    if args.only:
+        body = _merge(Path(args.out), body)
+        head[-2] += f" Partial run of {', '.join(args.only)}; the other sections are from earlier runs."
+    Path(args.out).write_text("\n".join(head) + "\n" + "\n".join(body))
     print(f"wrote {args.out}", file=sys.stderr)
+
+
+def _merge(path: Path, fresh: list[str]) -> list[str]:
+    """The sections of ``path`` (each from its ``## `` title on) with those titled as in ``fresh`` replaced, in
+    place; fresh sections with new titles go at the end."""
+    old = path.read_text().split("\n## ") if path.exists() else [""]
+    kept = ["## " + s.rstrip("\n") + "\n" for s in old[1:]]
+    title = {s.splitlines()[0]: i for i, s in enumerate(kept)}
+    for sec in fresh:
+        i = title.get(sec.splitlines()[0])
+        if i is None:
+            kept.append(sec)
+        else:
+            kept[i] = sec
+    return kept
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import pytest
 from impactlab.data import ChildOrder, OrderType, ParentOrder, Side, Store
 from impactlab.errors import DataValidationError, ExecutionError, RiskLimitError
 from impactlab.execution import (
+    ChildChoice,
+    ChildContext,
     ContKukanovRouter,
     ExecutionEngine,
     ExecutionReport,
@@ -405,7 +407,7 @@ def goog(data: Path):  # type: ignore[no-untyped-def]
     return day, ReplayData.from_lobster(day)
 
 
-def _run(goog, router, start_s: float, store: Store, pid: str = "P1", improve=None):  # type: ignore[no-untyped-def]
+def _run(goog, router, start_s: float, store: Store, pid: str = "P1", improve=None, child=None):  # type: ignore[no-untyped-def]
     from impactlab.schedules import twap
     from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
 
@@ -418,7 +420,8 @@ def _run(goog, router, start_s: float, store: Store, pid: str = "P1", improve=No
     sv = SimulatedVenue("NASDAQ", venue, collar=lim.collar_price)
     oms = guarded_order_manager(store, {"NASDAQ": sv}, limits=lim, clock=clock, market_volume=1e6)
     outflow = {"NASDAQ": queue_outflow_samples(day, 1, 60.0)}
-    eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow, improve_outflow=improve)
+    eng = ExecutionEngine(oms, {"NASDAQ": sv}, router, clock=clock, outflow=outflow, improve_outflow=improve,
+                          child_policy=child)  # fmt: skip
     parent = ParentOrder(pid, "GOOG", Side.BUY, 1_500.0, start, start + 300 * 10**9)
     return eng.run(parent, Slicer(twap(1_500.0, 300.0, step_s=60.0), parent))
 
@@ -467,6 +470,45 @@ def test_engine_posts_one_tick_inside_a_wide_spread_when_the_router_says_so(goog
     steps = [round((px - bid) / 0.01) for px, bid in seen]
     assert set(steps) <= {0, 1} and 1 in steps
     assert any(f.liquidity == "maker" for f in res.fills)
+
+
+class _HalfAtTheBid:
+    """A child policy: half the planned child, as a limit order at the own best (every other slice at market)."""
+
+    def __init__(self) -> None:
+        self.seen: list[ChildContext] = []
+
+    def choose(self, ctx: ChildContext) -> ChildChoice:
+        self.seen.append(ctx)
+        return ChildChoice(0.5 * ctx.planned, 0 if ctx.slice_index % 2 == 0 else None)
+
+
+def test_a_child_policy_sizes_and_prices_each_non_urgent_child(goog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    sent: list[tuple[ChildOrder, float]] = []
+    send = SimulatedVenue.send
+
+    def spy(self: SimulatedVenue, order: ChildOrder) -> None:
+        sent.append((order, self.own_best(int(order.side))))
+        send(self, order)
+
+    monkeypatch.setattr(SimulatedVenue, "send", spy)
+    pol = _HalfAtTheBid()
+    res = _run(goog, ContKukanovRouter(under_penalty_bps=5.0), 3_600, Store(":memory:"), child=pol)
+    assert res.filled == pytest.approx(1_500.0)  # urgent slices and the sweep still finish it
+    assert [c.slice_index for c in pol.seen] == list(range(len(pol.seen))) and 2 <= len(pol.seen) <= 4
+    for c in pol.seen:  # what the policy saw is the slicer's plan
+        assert c.target_end - c.target_start == pytest.approx(300.0) and c.quantity == 1_500.0 and c.side == 1
+        assert c.planned == pytest.approx(max(c.target_end - c.filled, 0.0))
+    # the children it chose were sent as chosen: half the plan, at the bid on even slices, at market on odd
+    ours = sent[: len(pol.seen)]
+    for (order, bid), c in zip(ours, pol.seen, strict=True):
+        assert order.quantity == np.floor(0.5 * c.planned)
+        if c.slice_index % 2 == 0:
+            assert order.order_type is OrderType.LIMIT and order.limit_price == pytest.approx(bid)
+        else:
+            assert order.order_type is OrderType.MARKET
+    with pytest.raises(ExecutionError, match="one venue"):
+        ExecutionEngine(None, {"A": None, "B": None}, NaiveRouter(), clock=SimClock(0), child_policy=pol)  # type: ignore[arg-type]
 
 
 def test_slicer_targets_and_urgency(goog) -> None:  # type: ignore[no-untyped-def]

@@ -16,17 +16,29 @@ from impactlab.hedging.scenario import BookSpec, SimulatorSource, run_scenario
 
 
 def test_hedge_run_cli_on_the_replay_writes_json_and_an_html_frontier(tmp_path: Path, data: Path) -> None:
+    from impactlab.cli.rl import build_train
+
+    agent = tmp_path / "overlay"  # a (barely) trained RL overlay, compared as a fourth policy
+    build_train("overlay", "replay", agent, timesteps=256, quantity=500, horizon_s=180, step_s=60, data=data)
     html_path = tmp_path / "report.html"
     r = CliRunner().invoke(app, ["hedge", "run", "--start", "10m", "--end", "50m", "--risk-aversion", "1e-3",
                                  "--twap", "1m", "--threshold", "500", "--out", str(tmp_path / "stores"), "--json",
-                                 "--html", str(html_path), "--data", str(data)])  # fmt: skip
+                                 "--html", str(html_path), "--data", str(data),
+                                 "--overlay-agent", str(agent)])  # fmt: skip
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
     names = [p["policy"] for p in doc["policies"]]
-    assert names == ["immediate", "twap-60s", "impact-λ0.001"]
+    assert names == ["immediate", "twap-60s", "impact-λ0.001", "impact-λ0.001+overlay"]
     for p in doc["policies"]:
         assert p["hedges"] > 0 and p["total_cost_usd"] > 0 and p["hedge_error_sd_usd"] > 0
-    assert set(doc["vs_immediate"]) == {"twap-60s", "impact-λ0.001"}
+    assert set(doc["vs_immediate"]) == {"twap-60s", "impact-λ0.001", "impact-λ0.001+overlay"}
+    # the overlay works the impact-aware policy's schedules: its first hedge is the same decision
+    first = [doc["hedges"][n][0] for n in ("impact-λ0.001", "impact-λ0.001+overlay")]
+    assert first[0]["hedge_id"] == first[1]["hedge_id"] and first[0]["horizon_s"] == first[1]["horizon_s"]
+    assert "RL overlay" in doc["meta"]["execution"]
+    bad = CliRunner().invoke(app, ["hedge", "run", "--end", "11m", "--out", str(tmp_path / "x"), "--data", str(data),
+                                   "--overlay-agent", str(tmp_path / "missing")])  # fmt: skip
+    assert bad.exit_code == 2 and "missing" in bad.output
     # every hedge was priced by a stored version and executed in full through the store
     for name in names:
         with Store(tmp_path / "stores" / f"hedge-{name}.duckdb", read_only=True) as s:

@@ -3,6 +3,7 @@ evaluation and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,62 @@ def test_overlay_follows_its_baseline_and_delays_carry_over(goog_setup: rl.Marke
         ov.step(99)
     with pytest.raises(PolicyError, match="cumulative"):
         rl.ScheduleOverlayEnv(env, [0, 0.5, 1])
+
+
+class _Scripted:
+    """A stand-in for a trained overlay: plays ``actions`` in turn and keeps what it was shown."""
+
+    kind = "overlay"
+
+    def __init__(self, actions: list[int], side: int = 1) -> None:
+        self.actions = list(actions)
+        self.meta = {"overlay": {"size_multipliers": [0.0, 0.5, 1.0, 1.5], "limit_offsets_ticks": [1, 0, -1]},
+                     "task": {"side": side}}  # fmt: skip
+        self.seen: list[Any] = []
+
+    def predict(self, obs: Any) -> Any:
+        self.seen.append(np.array(obs))
+        return np.int64(self.actions[len(self.seen) - 1])
+
+
+def test_overlay_child_policy_sees_what_the_training_env_showed_and_decodes_its_actions() -> None:
+    from impactlab.execution import ChildContext, OverlayChildPolicy
+
+    env = _sim_env(limit_offsets_ticks=(1, 0, -1))
+    cum = np.linspace(0, 1, env.config.n_steps + 1)
+    ov = rl.ScheduleOverlayEnv(env, cum)
+    actions = [8, 0, 5, 14, 9, 11]  # (mult index × 4 + aggression)
+    trained = _Scripted(actions)
+    obs, _ = ov.reset(seed=4)
+    assert env.venue is not None
+    child = OverlayChildPolicy(trained, env.venue)
+    q = env.config.quantity
+    for a in actions:
+        k = env.steps_taken
+        filled = q - env.inventory_left
+        ctx = ChildContext(k, env.config.n_steps, 1, q, filled, cum[k] * q, cum[k + 1] * q,
+                           max(cum[k + 1] * q - filled, 0.0), env.venue.now_ns)  # fmt: skip
+        choice = child.choose(ctx)
+        np.testing.assert_allclose(trained.seen[-1], obs, rtol=1e-6, atol=1e-6)  # the twin of the env's view
+        mult, aggr = ov.decode(a)
+        assert choice.shares == pytest.approx(mult * max(cum[k + 1] * q - filled, 0.0))
+        assert choice.limit_offset_ticks == (None if aggr == 0 else (1, 0, -1)[aggr - 1])
+        obs, *_ = ov.step(a)
+    # a sell sees the mirrored book: imbalance and order-flow imbalance change sign, nothing else does
+    env.reset(seed=4)
+    assert env.venue is not None
+    while env.venue.book(1).imbalance == 0:
+        env.venue.run_to(env.venue.now_ns + 10**9)
+    buy, sell = _Scripted([0, 0]), _Scripted([0, 0])
+    ctx = ChildContext(0, 6, 1, q, 0.0, 0.0, q / 6, q / 6, env.venue.now_ns)
+    OverlayChildPolicy(buy, env.venue).choose(ctx)
+    OverlayChildPolicy(sell, env.venue).choose(dataclasses.replace(ctx, side=-1))
+    assert buy.seen[0][3] != 0
+    np.testing.assert_allclose(sell.seen[0] * np.array([1, 1, 1, -1, 1, -1, 1]), buy.seen[0])
+    with pytest.raises(PolicyError, match="kind 'overlay'"):
+        OverlayChildPolicy(rl.TWAPPolicy(), env.venue)
+    with pytest.raises(PolicyError, match="outside"):
+        OverlayChildPolicy(_Scripted([99]), env.venue).choose(ctx)
 
 
 def test_evaluation_pairs_episodes_and_reports_intervals(goog_setup: rl.MarketSetup) -> None:

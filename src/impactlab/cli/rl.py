@@ -104,7 +104,7 @@ def build_train(
         mults = (0.0, 0.5, 1.0, 1.5)
         wrapped = ScheduleOverlayEnv(env, cum, size_multipliers=mults)
         extra: dict[str, Any] = {
-            "overlay": {"cumulative": cum, "size_multipliers": list(mults), "baseline": "Almgren–Chriss"},
+            "overlay": wrapped.describe() | {"baseline": "Almgren–Chriss"},
             "name": f"AC overlay ({cfg.algo.upper()})",
         }
         pol = train_agent(

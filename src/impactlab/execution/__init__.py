@@ -6,8 +6,19 @@ The path of a child order: :class:`Slicer` (how much, how urgent) → router (wh
 the order manager (journalled, de-duplicated, bad ones refused and counted).
 """
 
-from impactlab.execution.engine import ExecutionEngine, ExecutionResult, SimClock, SlicePlan, Slicer, WallClock
+from impactlab.execution.engine import (
+    ChildChoice,
+    ChildContext,
+    ChildPolicy,
+    ExecutionEngine,
+    ExecutionResult,
+    SimClock,
+    SlicePlan,
+    Slicer,
+    WallClock,
+)
 from impactlab.execution.orders import ExecutionReport, ManagedOrder, OrderManager, OrderState, VenueAdapter, child_id
+from impactlab.execution.overlay import OverlayChildPolicy
 from impactlab.execution.risk import (
     KillSwitch,
     MarketSnapshot,
@@ -27,6 +38,9 @@ from impactlab.execution.router import (
 from impactlab.execution.venues import SimulatedVenue, VenueQuote
 
 __all__ = [
+    "ChildChoice",
+    "ChildContext",
+    "ChildPolicy",
     "ContKukanovRouter",
     "ExecutionEngine",
     "ExecutionReport",
@@ -37,6 +51,7 @@ __all__ = [
     "NaiveRouter",
     "OrderManager",
     "OrderState",
+    "OverlayChildPolicy",
     "RiskGate",
     "RiskLimits",
     "RouteDecision",

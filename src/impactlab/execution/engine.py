@@ -8,7 +8,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +19,17 @@ from impactlab.execution.orders import OrderManager, child_id
 from impactlab.execution.router import ContKukanovRouter, NaiveRouter
 from impactlab.schedules import Schedule
 
-__all__ = ["ExecutionEngine", "ExecutionResult", "SimClock", "SlicePlan", "Slicer", "WallClock"]
+__all__ = [
+    "ChildChoice",
+    "ChildContext",
+    "ChildPolicy",
+    "ExecutionEngine",
+    "ExecutionResult",
+    "SimClock",
+    "SlicePlan",
+    "Slicer",
+    "WallClock",
+]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -134,6 +144,39 @@ class Slicer:
 
 
 @dataclass(frozen=True)
+class ChildContext:
+    """What a child policy sees at the start of slice ``slice_index``: the parent's ``quantity`` and
+    ``side``, the shares ``filled`` so far, the schedule's target by the slice's start and end
+    (``target_start``, ``target_end``, shares) and the ``planned`` child the slicer asks for."""
+
+    slice_index: int
+    n_slices: int
+    side: int
+    quantity: float
+    filled: float
+    target_start: float
+    target_end: float
+    planned: float
+    ts_ns: int
+
+
+@dataclass(frozen=True)
+class ChildChoice:
+    """A child policy's answer: send ``shares`` (0: delay) at market (``limit_offset_ticks`` None) or as a
+    limit order that many ticks from the own best (positive: inside the spread)."""
+
+    shares: float
+    limit_offset_ticks: int | None = None
+
+
+class ChildPolicy(Protocol):
+    """Adjusts each non-urgent child of a schedule (size and aggression) in place of the router: the slot a
+    learned overlay (:class:`OverlayChildPolicy`) plays in."""
+
+    def choose(self, ctx: ChildContext) -> ChildChoice: ...
+
+
+@dataclass(frozen=True)
 class ExecutionResult:
     """One parent order worked to its end: fills, the mids TCA needs, and what was refused."""
 
@@ -191,6 +234,9 @@ class ExecutionEngine:
     on_step
         Called with the time after every step the engine takes (a market-data tap: the hedging scenario
         samples the simulator's quotes while a hedge works).
+    child_policy
+        Decides each non-urgent child's size and aggression instead of the router (one venue only); urgent
+        slices (behind the catch-up bound, the last) and the sweep still go to market.
     """
 
     def __init__(
@@ -204,7 +250,11 @@ class ExecutionEngine:
         improve_outflow: Mapping[str, F64] | None = None,
         post_s: float = 60.0,
         on_step: Callable[[int], None] | None = None,
+        child_policy: ChildPolicy | None = None,
     ) -> None:
+        if child_policy is not None and len(venues) != 1:
+            raise ExecutionError(f"a child policy works one venue, got {len(venues)}")
+        self.child_policy = child_policy
         self.oms = oms
         self.venues = dict(venues)
         self.router = router
@@ -254,6 +304,27 @@ class ExecutionEngine:
             t += 1_000_000
             self._advance(t)
 
+    def _child(self, parent: ParentOrder, n: int, slicer: Slicer, k: int, filled: float, plan: SlicePlan) -> int:
+        """Slice ``k`` as the child policy chooses (it is asked even when nothing is planned, so that what it
+        tracks between decisions stays on the grid)."""
+        assert self.child_policy is not None
+        side = int(parent.side)
+        ctx = ChildContext(k, slicer.n_slices, side, parent.quantity, filled, float(slicer.cumulative[k]),
+                           plan.target_filled, plan.quantity, int(self.clock()))  # fmt: skip
+        choice = self.child_policy.choose(ctx)
+        left = parent.quantity - filled
+        qty = math.floor(min(max(float(choice.shares), 0.0), left) / slicer.lot + 1e-9) * slicer.lot
+        if not qty > 0:
+            return n
+        name, v = next(iter(self.venues.items()))
+        if choice.limit_offset_ticks is None:
+            return self._send(parent, n, name, qty, None)
+        best = v.own_best(side)
+        if not np.isfinite(best):
+            return n  # no quote on our side to price from: the slice stays behind
+        px = round(round(best / v.tick_size + side * int(choice.limit_offset_ticks)) * v.tick_size, 10)
+        return self._send(parent, n, name, qty, px)
+
     def run(self, parent: ParentOrder, slicer: Slicer) -> ExecutionResult:
         """Work ``parent`` along ``slicer`` to its end; returns the fills and mids for TCA."""
         side = int(parent.side)
@@ -278,6 +349,9 @@ class ExecutionEngine:
             self._settle(parent, t + NS)
             filled = self.oms.filled(parent.order_id)
             plan = slicer.plan(k, filled)
+            if self.child_policy is not None and not plan.urgent:
+                n = self._child(parent, n, slicer, k, filled, plan)
+                continue
             if plan.quantity <= 0:
                 continue
             if plan.urgent or isinstance(self.router, NaiveRouter):

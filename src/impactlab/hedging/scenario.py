@@ -41,6 +41,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
+ChildPolicyFactory = Callable[[Any], Any]
+"""Makes the execution engine's child policy for one hedge from the venue's market (e.g. a trained RL overlay:
+``lambda market: OverlayChildPolicy(policy, market)``)."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class _Work:
         router: str,
         mid_at: Callable[[int], float],
         on_step: Callable[[int], None] | None = None,
+        child_policy: ChildPolicyFactory | None = None,
     ) -> HedgeOutcome:
         from impactlab.execution import (
             ContKukanovRouter,
@@ -145,8 +149,8 @@ class _Work:
             oms.abandon_open("venue session lost in a restart (cancel on disconnect)")
         rt: Any = ContKukanovRouter() if router == "ck" else NaiveRouter()
         eng = ExecutionEngine(oms, {"NASDAQ": sv}, rt, clock=clock, outflow={"NASDAQ": self.outflow[d.side]},
-                              improve_outflow={"NASDAQ": self.inside[d.side]}, post_s=30.0,
-                              on_step=on_step)  # fmt: skip
+                              improve_outflow={"NASDAQ": self.inside[d.side]}, post_s=30.0, on_step=on_step,
+                              child_policy=None if child_policy is None else child_policy(raw_venue))  # fmt: skip
         parent = ParentOrder(d.parent_order_id, self.day.symbol, Side(d.side), d.quantity, d.ts_ns,
                              d.ts_ns + int(d.horizon_s * NS))  # fmt: skip
         res = eng.run(parent, Slicer(d.schedule, parent))
@@ -187,7 +191,9 @@ class ReplaySource:
     def messages(self) -> Iterator[dict[str, Any]]:
         return iter(self.stream)
 
-    def executor(self, store: Store, *, router: str = "ck") -> Callable[[HedgeDecision, bool], HedgeOutcome]:
+    def executor(
+        self, store: Store, *, router: str = "ck", child_policy: ChildPolicyFactory | None = None
+    ) -> Callable[[HedgeDecision, bool], HedgeOutcome]:
         from impactlab.execution import SimClock
         from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
 
@@ -202,7 +208,8 @@ class ReplaySource:
             venue = ReplayMarket(self.data, start_ns=start, fees=FeeModel(-0.2, 0.3),
                                  entry_latency=ConstantLatency(NS // 1000),
                                  response_latency=ConstantLatency(NS // 1000))  # fmt: skip
-            return work.run(d, venue, SimClock(start), resume=resume, router=router, mid_at=self.mid_at)
+            return work.run(d, venue, SimClock(start), resume=resume, router=router, mid_at=self.mid_at,
+                            child_policy=child_policy)  # fmt: skip
 
         return run
 
@@ -276,7 +283,9 @@ class SimulatorSource:
         m = self.recorded[max(k, 0)]
         return 0.5 * (float(m["bid"]) + float(m["ask"]))
 
-    def executor(self, store: Store, *, router: str = "ck") -> Callable[[HedgeDecision, bool], HedgeOutcome]:
+    def executor(
+        self, store: Store, *, router: str = "ck", child_policy: ChildPolicyFactory | None = None
+    ) -> Callable[[HedgeDecision, bool], HedgeOutcome]:
         from impactlab.execution import SimClock
 
         work = _Work(self.day, store)
@@ -294,7 +303,7 @@ class SimulatorSource:
                     nxt["i"] += 1
 
             out = work.run(d, self.venue, SimClock(int(self.venue.now_ns)), resume=False, router=router,
-                           mid_at=self.mid_at, on_step=tap)  # fmt: skip
+                           mid_at=self.mid_at, on_step=tap, child_policy=child_policy)  # fmt: skip
             # the one market went on past the order's end (the post-trade mid): the next decision comes after it
             return dataclasses.replace(out, end_ns=max(out.end_ns, int(self.venue.now_ns)))
 
@@ -311,11 +320,13 @@ def run_scenario(
     pnl_interval_s: float = 300.0,
     checkpoint_every: int = 100,
     router: str = "ck",
+    child_policy: ChildPolicyFactory | None = None,
 ) -> ScenarioResult:
     """Hedge ``book`` over ``source`` (:class:`ReplaySource` or :class:`SimulatorSource`).
 
     ``store_path`` holds the journal: on a replay, running again on the same store resumes where it
-    stopped.
+    stopped.  ``router`` (``"ck"`` or ``"naive"``) places each child; ``child_policy`` replaces it with a
+    policy that sizes and prices each non-urgent child (the RL overlay).
     """
     day = source.day
     first = source.first()
@@ -327,7 +338,8 @@ def run_scenario(
             raise HedgingError(f"{store_path} already holds hedges and a {source.kind} scenario cannot resume")
         portfolio = _portfolio(day, book, first["ts_ns"], mid0, sigma_annual)
         initial_shares = float(portfolio.shares)
-        engine = HedgingEngine(config, portfolio, store, model=model, executor=source.executor(store, router=router))
+        executor = source.executor(store, router=router, child_policy=child_policy)
+        engine = HedgingEngine(config, portfolio, store, model=model, executor=executor)
         offset = int(store.get_state("md_offset", 0))
         free_ns = 0
         for d in engine.open_hedges():  # a restart: finish what the crashed run had started
@@ -405,16 +417,21 @@ def compare_policies(
     model: HedgeCostModel,
     workdir: str | Path,
     *,
-    policies: Sequence[tuple[str, HedgingConfig]],
+    policies: Sequence[tuple[str, HedgingConfig] | tuple[str, HedgingConfig, ChildPolicyFactory | None]],
     book: BookSpec = BookSpec(),
+    on_done: Callable[[ScenarioResult], None] | None = None,
     **kwargs: Any,
 ) -> list[ScenarioResult]:
-    """Run each named policy on a fresh source (the same day, the same seed) and its own fresh store."""
+    """Run each named policy (with its child-policy factory, if it has one) on a fresh source (the same day,
+    the same seed) and its own fresh store, ``workdir/hedge-<name>.duckdb``; ``on_done`` is called after each."""
     out = []
-    for name, cfg in policies:
+    for name, cfg, *rest in policies:
         path = Path(workdir) / f"hedge-{name}.duckdb"
         path.unlink(missing_ok=True)
-        res = run_scenario(make_source(), cfg, path, model=model, book=book, **kwargs)
+        child = rest[0] if rest else None
+        res = run_scenario(make_source(), cfg, path, model=model, book=book, child_policy=child, **kwargs)
         res.policy = name
         out.append(res)
+        if on_done is not None:
+            on_done(res)
     return out

@@ -1,6 +1,7 @@
 """The ML overlay on a schedule: a policy keeps a baseline schedule (Almgren–Chriss by default) and
 adjusts each child order (delay it, scale it, send it as a market or a limit order) from real-time
-features."""
+features.  :class:`ScheduleOverlayEnv` trains it; :class:`impactlab.execution.OverlayChildPolicy` plays a
+trained one inside the execution engine (slicer, order manager, risk gate, venue) on any schedule."""
 
 from __future__ import annotations
 
@@ -65,6 +66,15 @@ class ScheduleOverlayEnv(gym.Env[NDArray[np.float32], np.int64]):
         lo = np.append(box.low, -1.0).astype(np.float32)
         hi = np.append(box.high, 1.0).astype(np.float32)
         self.observation_space = spaces.Box(lo, hi, dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """What a saved policy needs to act again (the ``overlay`` entry of its metadata): the baseline, the
+        size multipliers and the limit offsets behind the aggression choices."""
+        return {
+            "cumulative": self.cumulative.tolist(),
+            "size_multipliers": list(self.size_multipliers),
+            "limit_offsets_ticks": list(self.env.config.limit_offsets_ticks),
+        }
 
     def _obs(self, base: NDArray[np.float32]) -> NDArray[np.float32]:
         q = self.env.config.quantity

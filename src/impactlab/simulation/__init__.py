@@ -11,7 +11,7 @@ import gymnasium as _gym
 
 from impactlab.simulation.ac_world import AlmgrenChrissWorld
 from impactlab.simulation.backtest import BacktestResult, run_schedule
-from impactlab.simulation.envs import LiquidationEnv, LOBExecutionConfig, LOBExecutionEnv
+from impactlab.simulation.envs import LiquidationEnv, LOBExecutionConfig, LOBExecutionEnv, lob_observation
 from impactlab.simulation.facts import StylisedFacts, stylised_facts
 from impactlab.simulation.flow import (
     HawkesParams,
@@ -47,6 +47,7 @@ __all__ = [
     "Venue",
     "fit_hawkes",
     "fit_queue_reactive",
+    "lob_observation",
     "market_order_times",
     "run_schedule",
     "stylised_facts",

@@ -24,7 +24,7 @@ from impactlab.simulation.flow import HawkesParams, QueueReactiveMarket, QueueRe
 from impactlab.simulation.replay import ImpactOverlay, ReplayData, ReplayMarket
 from impactlab.simulation.venue import Venue
 
-__all__ = ["OBSERVATION_NAMES", "LOBExecutionConfig", "LOBExecutionEnv", "LiquidationEnv"]
+__all__ = ["OBSERVATION_NAMES", "LOBExecutionConfig", "LOBExecutionEnv", "LiquidationEnv", "lob_observation"]
 
 OBSERVATION_NAMES = ("time_left", "inventory_left", "spread_bps", "imbalance", "volatility_bps", "recent_ofi")
 _LOW = np.array([0, 0, 0, -1, 0, -100], dtype=np.float32)
@@ -34,6 +34,20 @@ NS = 1_000_000_000
 
 def _obs(values: list[float]) -> NDArray[np.float32]:
     return np.clip(np.nan_to_num(np.asarray(values, np.float32)), _LOW, _HIGH)
+
+
+def lob_observation(
+    time_left: float, inventory_left: float, book: Any, mids: Any, recent_ofi: float
+) -> NDArray[np.float32]:
+    """The observation of :class:`LOBExecutionEnv` (names in ``OBSERVATION_NAMES``), for anyone who plays
+    its policies outside it: fractions of time and inventory left, the level-1 ``book``'s spread (bps) and
+    imbalance, the volatility (bps) of the log returns of the last 21 decision ``mids``, and the order-flow
+    imbalance since the last decision over the order's quantity."""
+    m = np.asarray(mids, float)[-21:]
+    rets = np.diff(np.log(m)) if m.size > 2 else np.zeros(1)
+    vol = float(np.std(rets) * 1e4) if rets.size > 1 else 0.0
+    spread = book.spread_bps if np.isfinite(book.spread_bps) else 0.0
+    return _obs([time_left, inventory_left, spread, book.imbalance, vol, recent_ofi])
 
 
 class LiquidationEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -290,22 +304,11 @@ class LOBExecutionEnv(gym.Env[NDArray[np.float32], Any]):
     def _observe(self) -> NDArray[np.float32]:
         assert self.venue is not None
         cfg = self.config
-        b = self.venue.book(1)
-        mids = np.asarray(self._mids[-21:])
-        rets = np.diff(np.log(mids)) if mids.size > 2 else np.zeros(1)
-        vol = float(np.std(rets) * 1e4) if rets.size > 1 else 0.0
         ofi = self.venue.order_flow_imbalance
         recent = (ofi - self._ofi_prev) / cfg.quantity
         self._ofi_prev = ofi
-        return _obs(
-            [
-                1 - self._k / cfg.n_steps,
-                1 - self._filled / cfg.quantity,
-                b.spread_bps if np.isfinite(b.spread_bps) else 0.0,
-                b.imbalance,
-                vol,
-                recent,
-            ]
+        return lob_observation(
+            1 - self._k / cfg.n_steps, 1 - self._filled / cfg.quantity, self.venue.book(1), self._mids, recent
         )
 
     # -- gymnasium API ------------------------------------------------------------------------------
