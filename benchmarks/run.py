@@ -27,6 +27,7 @@ from benchmarks import (
     bench_ml,
     bench_rl,
     bench_schedules,
+    bench_service,
     bench_simulation,
 )
 from benchmarks._common import pin_one_core
@@ -42,6 +43,7 @@ BENCHES = [
     bench_rl,
     bench_execution,
     bench_hedging,
+    bench_service,
 ]
 
 

@@ -45,6 +45,7 @@ def test_exception_tree() -> None:
         errors.ExecutionError,
         errors.RiskLimitError,
         errors.HedgingError,
+        errors.ServiceError,
     ):
         assert issubclass(cls, errors.ImpactLabError)
     assert issubclass(errors.DataValidationError, ValueError)
@@ -64,6 +65,7 @@ LAYERS = [
     "execution",
     "tca",
     "hedging",
+    "service",
     "cli",
 ]
 

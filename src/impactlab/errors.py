@@ -20,6 +20,7 @@ __all__ = [
     "InsufficientDepthError",
     "PolicyError",
     "RiskLimitError",
+    "ServiceError",
     "SimulationError",
 ]
 
@@ -110,6 +111,10 @@ class RiskLimitError(ExecutionError):
 class HedgingError(ImpactLabError, ValueError):
     """A position, market-data message or hedge the hedging engine cannot act on (the loop counts it and
     carries on)."""
+
+
+class ServiceError(ImpactLabError, ValueError):
+    """A service setting, or a request the service cannot serve (unknown symbol, missing market path)."""
 
 
 class ConvergenceWarning(UserWarning):

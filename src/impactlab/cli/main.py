@@ -887,3 +887,12 @@ def _register_hedging() -> None:
 
 
 _register_hedging()
+
+
+def _register_service() -> None:
+    from impactlab.cli.service import serve_cmd
+
+    app.command("serve")(serve_cmd)
+
+
+_register_service()

@@ -1,0 +1,539 @@
+"""The FastAPI application: pre-trade estimates and reports, schedules, the frontier, TCA of submitted fills
+(which feeds the drift monitor and the recalibration hook), model versions, hedging-engine status,
+Prometheus metrics and the dashboard.
+
+Every endpoint that changes state needs an API key in ``X-API-Key``; read endpoints need one when
+``keys_for_reads`` is set.  Bodies are bounded before they are parsed, every field is validated, and every
+error comes back as ``{"error": {"status", "type", "message", "details"}}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from impactlab.data import Fill, ParentOrder, Side, Store
+from impactlab.errors import ImpactLabError, ServiceError
+from impactlab.service.config import API_KEY_HEADER, ServiceConfig
+from impactlab.service.drift import drift_report
+from impactlab.service.metrics import ServiceMetrics
+from impactlab.service.models import ServiceModels
+from impactlab.service.schemas import (
+    EstimateRequest,
+    EstimateResponse,
+    FrontierRequest,
+    PreTradeRequest,
+    RecalibrateRequest,
+    ScheduleRequest,
+    TCARequest,
+)
+
+__all__ = ["ServiceState", "create_app"]
+
+log = logging.getLogger(__name__)
+NS = 1_000_000_000
+_SIDE = {"buy": 1, "sell": -1}
+MODEL_NAME = "half spread + OW transient + square-root permanent"
+
+
+class ApiError(Exception):
+    """An error with its HTTP status, rendered as the structured error body."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def _body(status: int, kind: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "type": kind, "message": message, "details": details or []}},
+                        status_code=status)  # fmt: skip
+
+
+class ServiceState:
+    """What the app serves from: the config, the store, the models, an optional live hedging engine."""
+
+    def __init__(self, config: ServiceConfig, store: Store, models: ServiceModels, *, engine: Any = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:  # fmt: skip
+        self.config = config
+        self.store = store
+        self.models = models
+        self.engine = engine
+        self.clock = clock
+        self.metrics = ServiceMetrics(self)
+        self.alerted: set[str] = set()  # model versions whose drift alert already fired
+        self._paths: dict[str, Any] = {}
+        self._hedging_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @classmethod
+    def start(cls, config: ServiceConfig, **kw: Any) -> ServiceState:
+        """Open the store and calibrate the models (seconds per symbol)."""
+        from impactlab.config import default_store_path
+
+        path = config.store_path or Path(default_store_path()).with_name("service.duckdb")
+        store = Store(path)
+        return cls(config, store, ServiceModels.calibrate(config.symbols, store, data_dir=config.data_dir), **kw)
+
+    # -- market paths -------------------------------------------------------------------------------------
+
+    def mid_at(self, symbol: str) -> Callable[[int], float]:
+        if symbol not in self._paths:
+            from impactlab.tca import LobsterPath
+
+            self._paths[symbol] = LobsterPath(self.models.get(symbol).day)
+        return self._paths[symbol].mid_at  # type: ignore[no-any-return]
+
+    # -- drift ----------------------------------------------------------------------------------------------
+
+    def drift(self, symbol: str) -> dict[str, Any]:
+        """Drift of the orders priced by the live version against those of the versions before it."""
+        m = self.models.get(symbol)
+        c = self.config
+        rows = self._priced(symbol)
+        ref = [r for r in rows if r["ts_ns"] < m.created_ns][-c.drift_window :]
+        cur = [r for r in rows if r["ts_ns"] >= m.created_ns][-c.drift_window :]
+
+        def feats(rs: list[dict[str, Any]]) -> dict[str, list[float]]:
+            return {k: [r[k] for r in rs] for k in ("log_q_adv", "participation", "log_horizon_s")}
+
+        rep = drift_report(
+            feats(ref), feats(cur), reference_errors=[r["realised_bps"] - r["predicted_bps"] for r in ref],
+            predicted_bps=[r["predicted_bps"] for r in cur], realised_bps=[r["realised_bps"] for r in cur],
+            min_orders=c.drift_min_orders, psi_alert=c.psi_alert, ks_alpha=c.ks_alpha,
+            error_bias_alert=c.error_bias_alert,
+        )  # fmt: skip
+        return {"symbol": symbol, "model_version": m.version, **rep.to_dict()}
+
+    def _priced(self, symbol: str) -> list[dict[str, Any]]:
+        """TCA'd orders of ``symbol`` with the service's prediction and their features, oldest first."""
+        preds = self.store.read("cost_predictions", where="model LIKE ?", params=[f"pretrade-{symbol}-v%"]).to_pylist()
+        if not preds:
+            return []
+        parents = {r["order_id"]: r for r in self.store.read("parent_orders").to_pylist()}
+        mk = self.models.get(symbol).market(1)
+        out = []
+        for p in sorted(preds, key=lambda r: r["ts_ns"]):
+            po = parents.get(p["parent_order_id"])
+            if po is None:
+                continue
+            h = max((po["end_ns"] - po["start_ns"]) / NS, 1.0)
+            vol = float(np.diff(mk.volume_curve.cumulative(np.array([mk.start_s, mk.start_s + h])))[0]) * mk.adv
+            out.append({**p, "log_q_adv": math.log10(po["quantity"] / mk.adv), "log_horizon_s": math.log10(h),
+                        "participation": po["quantity"] / vol if vol > 0 else float("nan")})  # fmt: skip
+        return out
+
+
+def create_app(config: ServiceConfig | None = None, *, state: ServiceState | None = None) -> FastAPI:
+    """The service.  ``state`` (tests, embedding) is used as given; otherwise one is started from ``config``
+    when the app starts."""
+    from impactlab.service.dashboard import DASHBOARD_JS, PLOTLY_JS, dashboard_router
+
+    cfg = state.config if state is not None else (config or ServiceConfig.from_env())
+    holder: dict[str, ServiceState] = {}
+    if state is not None:
+        holder["s"] = state
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if "s" not in holder:
+            holder["s"] = ServiceState.start(cfg)
+        yield
+        if state is None:
+            holder["s"].store.close()
+
+    app = FastAPI(
+        title="impactlab pre-trade service",
+        version="1",
+        description="Pre-trade impact estimates, reports and schedules, TCA, model versions, drift, hedging status.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(_BodyLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(_Timing, holder=holder)
+
+    def st() -> ServiceState:
+        return holder["s"]
+
+    def _check_key(request: Request) -> None:
+        given = request.headers.get(API_KEY_HEADER)
+        if not cfg.api_keys:
+            raise ApiError(403, "forbidden", "no API keys are configured: this endpoint is disabled")
+        if not given:
+            raise ApiError(401, "unauthorized", f"missing {API_KEY_HEADER} header")
+        if not any(hmac.compare_digest(given.encode(), k.encode()) for k in cfg.api_keys):
+            raise ApiError(403, "forbidden", "invalid API key")
+
+    def write_key(request: Request) -> None:
+        _check_key(request)
+
+    def read_key(request: Request) -> None:
+        if cfg.keys_for_reads:
+            _check_key(request)
+
+    # -- errors -----------------------------------------------------------------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _body(exc.status, exc.kind, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(x) for x in e.get("loc", ())), "message": e.get("msg", ""),
+                    "value": repr(e.get("input"))[:200]} for e in exc.errors()]  # fmt: skip
+        first = details[0] if details else {"field": "", "message": "invalid request"}
+        return _body(422, "validation_error", f"{first['field']}: {first['message']}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(ImpactLabError)
+    async def _domain(request: Request, exc: ImpactLabError) -> JSONResponse:
+        unknown = isinstance(exc, ServiceError) and "unknown symbol" in str(exc)
+        return _body(404 if unknown else 422, type(exc).__name__, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _body(500, "internal_error", "internal error (logged)")
+
+    # -- read endpoints ---------------------------------------------------------------------------------------
+    @app.get("/health", tags=["service"])
+    async def health() -> dict[str, Any]:
+        s = st()
+        return {"status": "ok", "symbols": sorted(s.models.models), "auth": {"write_keys": bool(cfg.api_keys),
+                "keys_for_reads": cfg.keys_for_reads}}  # fmt: skip
+
+    @app.post("/impact/estimate", response_model=EstimateResponse, tags=["pre-trade"], dependencies=[Depends(read_key)])
+    async def estimate(req: EstimateRequest) -> dict[str, Any]:
+        s = st()
+        return s.models.estimate(req.symbol, _SIDE[req.side], req.quantity, req.horizon_s, req.threshold_bps)
+
+    @app.post("/pretrade/report", tags=["pre-trade"], dependencies=[Depends(read_key)])
+    async def pretrade_report(req: PreTradeRequest) -> dict[str, Any]:
+        from impactlab.schedules import pretrade
+
+        s = st()
+        m = s.models.get(req.symbol)
+        rep = pretrade(req.quantity, side=_SIDE[req.side], model=_Scaled(m.cost, m.cost_scale),
+                       market=m.market(_SIDE[req.side]), horizon_s=req.horizon_s, urgency=req.urgency,
+                       threshold_bps=req.threshold_bps, max_participation=req.max_participation,
+                       model_name=f"{m.source}: {MODEL_NAME} ({m.version})")  # fmt: skip
+        out = rep.to_dict()
+        for row in out["strategies"]:
+            row.pop("schedule", None)
+        out["model_version"] = m.version
+        return _json(out)
+
+    @app.post("/schedule", tags=["pre-trade"], dependencies=[Depends(read_key)])
+    async def schedule(req: ScheduleRequest) -> dict[str, Any]:
+        from impactlab.calibration.pretrade import lobster_almgren_chriss
+        from impactlab.schedules.volume import pov, twap, vwap
+
+        s = st()
+        m = s.models.get(req.symbol)
+        side = _SIDE[req.side]
+        mk = m.market(side)
+        n = max(round(req.horizon_s / req.step_s), 1)
+        if n > 2_000:
+            raise ApiError(422, "validation_error", f"horizon_s / step_s gives {n} steps (at most 2,000)")
+        if req.kind == "almgren-chriss":
+            ac = lobster_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=n, side=side,
+                                        book=m.book)  # fmt: skip
+            sch = ac.solve(req.risk_aversion) if n > 1 else ac.twap()
+        elif req.kind == "twap":
+            sch = twap(req.quantity, req.horizon_s, step_s=req.horizon_s / n, start_s=mk.start_s, side=side)
+        elif req.kind == "vwap":
+            sch = vwap(req.quantity, req.horizon_s, curve=mk.volume_curve, daily_volume=mk.adv,
+                       step_s=req.horizon_s / n, start_s=mk.start_s, side=side)  # fmt: skip
+        else:
+            sch = pov(req.quantity, req.participation, curve=mk.volume_curve, daily_volume=mk.adv,
+                      step_s=req.step_s, start_s=mk.start_s, max_horizon_s=5 * 23_400.0, side=side)  # fmt: skip
+        if sch.n_steps > 10_000:
+            raise ApiError(422, "validation_error", f"the schedule would have {sch.n_steps} steps (at most 10,000)")
+        c = m.cost.schedule_cost(sch, mk)
+        return _json({"schedule": sch.summary(), "cost": {"temporary_bps": c.temporary * m.cost_scale,
+                        "permanent_bps": c.permanent, "total_bps": c.temporary * m.cost_scale + c.permanent,
+                        "std_bps": c.std}, "model_version": m.version})  # fmt: skip
+
+    @app.post("/frontier", tags=["pre-trade"], dependencies=[Depends(read_key)])
+    async def frontier(req: FrontierRequest) -> dict[str, Any]:
+        from impactlab.calibration.pretrade import lobster_almgren_chriss
+
+        m = st().models.get(req.symbol)
+        ac = lobster_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=req.n_steps,
+                                    side=_SIDE[req.side], book=m.book)  # fmt: skip
+        f = ac.frontier(n_points=req.n_points)
+        notional = req.quantity * float(m.market(1).price)
+        return _json({
+            "symbol": req.symbol, "quantity": req.quantity, "horizon_s": req.horizon_s,
+            "risk_aversion": f.risk_aversion.tolist(), "kappa": f.kappa.tolist(),
+            "expected_cost_bps": (f.expected_cost / notional * 1e4).tolist(),
+            "std_bps": (np.sqrt(np.maximum(f.variance, 0)) / notional * 1e4).tolist(),
+            "twap": dict(zip(("expected_cost_bps", "std_bps"),
+                             _ev_bps(ac.moments(ac.twap().holdings), notional), strict=True)),
+            "model_version": m.version,
+        })  # fmt: skip
+
+    @app.get("/tca/recent", tags=["tca"], dependencies=[Depends(read_key)])
+    async def tca_recent(limit: int = 50) -> dict[str, Any]:
+        if not 1 <= limit <= 1_000:
+            raise ApiError(422, "validation_error", f"limit: must be in [1, 1000], got {limit}")
+        rows = st().store.read("cost_predictions").to_pylist()
+        rows = sorted(rows, key=lambda r: r["ts_ns"])[-limit:]
+        return _json({"orders": rows})
+
+    @app.get("/models", tags=["models"], dependencies=[Depends(read_key)])
+    async def models() -> dict[str, Any]:
+        s = st()
+        return _json({"live": {k: m.version for k, m in s.models.models.items()}, "versions": s.models.versions()})
+
+    @app.get("/drift", tags=["models"], dependencies=[Depends(read_key)])
+    async def drift(symbol: str = "GOOG") -> dict[str, Any]:
+        return _json(st().drift(symbol))
+
+    @app.get("/hedging/status", tags=["hedging"], dependencies=[Depends(read_key)])
+    async def hedging_status() -> dict[str, Any]:
+        return _json(hedging_summary(st()))
+
+    @app.get("/metrics", tags=["service"], dependencies=[Depends(read_key)], response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        body, ctype = st().metrics.render()
+        return Response(body, media_type=ctype)
+
+    @app.get("/static/plotly.min.js", include_in_schema=False)
+    async def plotly_js() -> Response:
+        return Response(PLOTLY_JS(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/static/dashboard.js", include_in_schema=False)
+    async def dashboard_js() -> Response:
+        return Response(DASHBOARD_JS(), media_type="application/javascript")
+
+    # -- state-changing endpoints --------------------------------------------------------------------------
+    @app.post("/tca", tags=["tca"], dependencies=[Depends(write_key)], status_code=201)
+    async def tca(req: TCARequest) -> dict[str, Any]:
+        return _json(submit_tca(st(), req))
+
+    @app.post("/models/{symbol}/recalibrate", tags=["models"], dependencies=[Depends(write_key)], status_code=201)
+    async def recalibrate(symbol: str, req: RecalibrateRequest) -> dict[str, Any]:
+        s = st()
+        s.models.get(symbol)
+        rows = [r for r in s._priced(symbol) if r["ts_ns"] >= s.models.get(symbol).created_ns]
+        m = s.models.recalibrate(symbol, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
+                                 reason=f"manual: {req.reason}")  # fmt: skip
+        return {"symbol": symbol, "version": m.version, "cost_scale": m.cost_scale, "n_obs": len(rows)}
+
+    app.include_router(dashboard_router(lambda: sorted(st().models.models)))
+    return app
+
+
+class _Scaled:
+    """A cost model with its temporary part scaled (the recalibrated version)."""
+
+    def __init__(self, cost: Any, scale: float) -> None:
+        self.cost, self.scale = cost, float(scale)
+
+    def schedule_cost(self, schedule: Any, market: Any = None) -> Any:
+        import dataclasses
+
+        c = self.cost.schedule_cost(schedule, market)
+        if self.scale == 1.0:
+            return c
+        return dataclasses.replace(c, temporary=c.temporary * self.scale)
+
+
+def _json(x: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _finite(x)
+    return out
+
+
+def _ev_bps(ev: tuple[float, float], notional: float) -> tuple[float, float]:
+    return ev[0] / notional * 1e4, math.sqrt(max(ev[1], 0.0)) / notional * 1e4
+
+
+def _finite(x: Any) -> Any:
+    """JSON-safe: NaN and infinities become null (a dict stays a dict)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.floating | np.integer):
+        return _finite(x.item())
+    return x
+
+
+def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
+    """Analyse a parent's fills against the service's estimate, record everything, update drift, and call the
+    recalibration hook when drift alerts."""
+    from impactlab.tca import analyse, record_tca
+
+    p = req.parent
+    sym = p.symbol
+    m = s.models.get(sym)
+    if p.end_ns < p.start_ns:
+        raise ApiError(422, "validation_error", "parent.end_ns: must be >= parent.start_ns")
+    if any(f.ts_ns < p.start_ns for f in req.fills):
+        raise ApiError(422, "validation_error", "fills: a fill is before the parent's start_ns")
+    if sum(f.quantity for f in req.fills) > p.quantity * (1 + 1e-9):
+        raise ApiError(422, "validation_error", "fills: more shares filled than the parent's quantity")
+    if len({f.fill_id for f in req.fills}) != len(req.fills):
+        raise ApiError(422, "validation_error", "fills: fill_id values must be unique")
+    side = _SIDE[p.side]
+    parent = ParentOrder(p.order_id, sym, Side(side), p.quantity, p.start_ns, p.end_ns)
+    fills = [Fill(f"{p.order_id}:{f.fill_id}", f"{p.order_id}-ext", p.order_id, sym, Side(side), f.quantity, f.price,
+                  f.ts_ns, f.venue, f.liquidity, f.fee) for f in req.fills]  # fmt: skip
+    if req.mid_path is not None:
+        ts = np.array([t for t, _ in req.mid_path], np.int64)
+        mids = np.array([v for _, v in req.mid_path], float)
+        if np.any(np.diff(ts) < 0):
+            raise ApiError(422, "validation_error", "mid_path: times must not decrease")
+
+        def path_mid(t: int) -> float:
+            k = int(np.searchsorted(ts, t, side="right")) - 1
+            return float(mids[k]) if k >= 0 else float("nan")
+
+        mid_at: Callable[[int], float] = path_mid
+    else:
+        day = m.day
+        if not day.ts_ns[0] <= p.start_ns <= day.ts_ns[-1]:
+            raise ApiError(422, "validation_error", f"mid_path: needed — the order is outside the recorded {m.source}")
+        mid_at = s.mid_at(sym)
+    horizon = min(max((p.end_ns - p.start_ns) / NS, 60.0), 5 * 23_400.0)
+    est = s.models.estimate(sym, side, p.quantity, horizon, 10.0)
+    if s.store.read("parent_orders", where="order_id = ?", params=[p.order_id]).num_rows:
+        raise ApiError(409, "conflict", f"parent order {p.order_id!r} was already submitted")
+    res = analyse(parent, fills, mid_at=mid_at, post_s=req.post_s, predicted_bps={m.version: est["total_bps"]})
+    now = int(s.clock())
+    s.store.add_records([parent])
+    s.store.add_records(fills)
+    record_tca(s.store, [res], now_ns=now)
+    err = res.shortfall_bps - est["total_bps"]
+    s.metrics.prediction_error(sym, err)
+    out: dict[str, Any] = {"tca": res.to_dict(), "predicted_bps": est["total_bps"], "model_version": m.version,
+                           "error_bps": err}  # fmt: skip
+    d = s.drift(sym)
+    out["drift"] = d
+    s.metrics.drift(sym, d)
+    if d["alert"] and m.version not in s.alerted:
+        s.alerted.add(m.version)
+        rows = [r for r in s._priced(sym) if r["ts_ns"] >= m.created_ns]
+        try:
+            new = s.models.recalibrate(sym, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
+                                       reason="drift: " + "; ".join(d["reasons"]))  # fmt: skip
+            out["recalibrated"] = {"from": m.version, "to": new.version, "cost_scale": new.cost_scale}
+        except ServiceError as exc:
+            log.error("drift alert on %s but recalibration failed: %s", m.version, exc)
+            out["recalibrated"] = {"error": str(exc)}
+    return out
+
+
+def hedging_summary(s: ServiceState) -> dict[str, Any]:
+    """The live engine's status (if one is attached) and a summary of each hedging store's journal."""
+    out: dict[str, Any] = {"engine": s.engine.status() if s.engine is not None else None, "stores": []}
+    from impactlab.config import default_store_path
+
+    d = s.config.hedging_dir or Path(default_store_path()).with_name("hedging")
+    for path in sorted(Path(d).glob("*.duckdb"))[:50]:
+        mtime = path.stat().st_mtime
+        hit = s._hedging_cache.get(str(path))
+        if hit is not None and hit[0] == mtime:
+            out["stores"].append(hit[1])
+            continue
+        try:
+            with Store(path, read_only=True) as h:
+                hedges = h.read("hedges").to_pylist()
+                done = h.read("hedge_events", where="kind = 'done'").to_pylist()
+                versions = h.read("model_versions").to_pylist()
+        except Exception as exc:  # locked by a running engine, or not a hedging store
+            out["stores"].append({"store": path.name, "error": f"cannot read: {type(exc).__name__}"})
+            continue
+        regimes: dict[str, int] = {}
+        for r in hedges:
+            regimes[r["regime"]] = regimes.get(r["regime"], 0) + 1
+        last = max(hedges, key=lambda r: r["ts_ns"]) if hedges else None
+        row = {
+            "store": path.name, "hedges": len(hedges), "hedges_done": len(done),
+            "shares": float(sum(r["quantity"] for r in hedges)),
+            "cost_usd": float(sum(e["realised_cost_usd"] or 0.0 for e in done)),
+            "regimes": regimes, "last_regime": last["regime"] if last else None,
+            "last_hedge_ns": last["ts_ns"] if last else None, "model_versions": len(versions),
+        }  # fmt: skip
+        s._hedging_cache[str(path)] = (mtime, row)
+        out["stores"].append(row)
+    return out
+
+
+class _BodyLimit:
+    """Refuse bodies over ``max_bytes`` with 413, by their Content-Length or as they stream in."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, int(max_bytes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                try:
+                    n = int(v)
+                except ValueError:
+                    n = -1
+                if n < 0 or n > self.max_bytes:
+                    await _body(413 if n > 0 else 400, "body_too_large" if n > 0 else "bad_request",
+                                f"request body of {v.decode(errors='replace')} bytes; the limit is {self.max_bytes}")(
+                        scope, receive, send)  # fmt: skip
+                    return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise ApiError(413, "body_too_large", f"request body over the limit of {self.max_bytes} bytes")
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+class _Timing:
+    """Request latency by route template, method and status, into the metrics' histogram."""
+
+    def __init__(self, app: Any, holder: dict[str, ServiceState]) -> None:
+        self.app, self.holder = app, holder
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = {"code": 500}
+
+        async def tap(msg: Any) -> None:
+            if msg["type"] == "http.response.start":
+                status["code"] = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tap)
+        finally:
+            s = self.holder.get("s")
+            if s is not None:
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                s.metrics.request(scope.get("method", ""), path, status["code"], time.perf_counter() - t0)

@@ -1,0 +1,99 @@
+"""The service's one frozen configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from impactlab.errors import ServiceError
+
+__all__ = ["API_KEY_HEADER", "ServiceConfig"]
+
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything ``impactlab serve`` is told; :meth:`from_dict` refuses unknown keys.
+
+    Parameters
+    ----------
+    host, port
+        Where uvicorn listens (loopback by default).
+    api_keys
+        Keys accepted in the ``X-API-Key`` header. With none, every endpoint that changes state is refused:
+        the service is read-only until keys are configured (``IMPACTLAB_API_KEYS``, comma separated).
+    keys_for_reads
+        Also require a key on read endpoints (estimates, reports, dashboards, metrics).
+    symbols
+        LOBSTER symbols whose models the service calibrates at start-up.
+    data_dir
+        Market data (default ``IMPACTLAB_DATA``).
+    store_path
+        The service's store: TCA'd orders, fills, predictions and model versions.
+    hedging_dir
+        Hedging stores whose engine status is served (read-only).
+    max_body_bytes
+        Larger request bodies are refused with 413 before they are parsed.
+    drift_window, drift_min_orders
+        Orders in the drift monitor's current window, and how many it needs before it may alert.
+    psi_alert, ks_alpha, error_bias_alert
+        Alert thresholds: PSI of a feature, KS p-value, and the relative bias |Σ(realised − predicted)| / Σ|predicted|.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    keys_for_reads: bool = False
+    symbols: tuple[str, ...] = ("GOOG",)
+    data_dir: Path | None = None
+    store_path: Path | None = None
+    hedging_dir: Path | None = None
+    max_body_bytes: int = 1_000_000
+    drift_window: int = 200
+    drift_min_orders: int = 20
+    psi_alert: float = 0.25
+    ks_alpha: float = 0.01
+    error_bias_alert: float = 0.5
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65_536:
+            raise ServiceError(f"'port' must be in 1…65535, got {self.port!r}")
+        if any(len(k) < 16 for k in self.api_keys):
+            raise ServiceError("every API key must be at least 16 characters")
+        if not self.symbols or any(not (s.isalnum() and s.isupper() and len(s) <= 12) for s in self.symbols):
+            raise ServiceError(f"'symbols' must be upper-case alphanumeric tickers, got {self.symbols!r}")
+        if not 1_000 <= self.max_body_bytes <= 100_000_000:
+            raise ServiceError(f"'max_body_bytes' must be in [1e3, 1e8], got {self.max_body_bytes!r}")
+        if not (self.drift_window >= 10 and 2 <= self.drift_min_orders <= self.drift_window):
+            raise ServiceError("need drift_window >= 10 and 2 <= drift_min_orders <= drift_window")
+        for name in ("psi_alert", "error_bias_alert"):
+            if not getattr(self, name) > 0:
+                raise ServiceError(f"{name!r} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.ks_alpha < 1:
+            raise ServiceError(f"'ks_alpha' must be in (0, 1), got {self.ks_alpha!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = set(d) - known
+        if unknown:
+            raise ServiceError(f"unknown service setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        kw = dict(d)
+        for k in ("api_keys", "symbols"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        for k in ("data_dir", "store_path", "hedging_dir"):
+            if kw.get(k) is not None:
+                kw[k] = Path(kw[k])
+        return cls(**kw)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ServiceConfig:
+        """Defaults, API keys from ``IMPACTLAB_API_KEYS`` (comma separated), then ``overrides``."""
+        keys = tuple(k.strip() for k in os.environ.get("IMPACTLAB_API_KEYS", "").split(",") if k.strip())
+        return cls.from_dict({"api_keys": keys, **{k: v for k, v in overrides.items() if v is not None}})

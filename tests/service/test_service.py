@@ -1,0 +1,222 @@
+"""The pre-trade service: endpoints, validation and structured errors, auth, TCA with drift and the
+recalibration hook, metrics, hedging status."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from impactlab.errors import ServiceError
+from impactlab.service import ServiceConfig, drift_report, psi
+from tests.service.conftest import KEY
+
+T0 = 1_340_287_200_000_000_000  # 2012-06-21 14:00 UTC
+W = {"X-API-Key": KEY}
+
+
+def _est(q: float, horizon_s: float = 600.0) -> dict[str, Any]:
+    return {"symbol": "GOOG", "side": "buy", "quantity": q, "horizon_s": horizon_s}
+
+
+def test_estimate_report_schedule_and_frontier_price_orders_consistently(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client()
+    small = c.post(
+        "/impact/estimate", json={"symbol": "GOOG", "side": "buy", "quantity": 2_000, "horizon_s": 600}
+    ).json()
+    big = c.post(
+        "/impact/estimate", json={"symbol": "GOOG", "side": "buy", "quantity": 200_000, "horizon_s": 600}
+    ).json()
+    for e in (small, big):
+        assert e["total_bps"] == pytest.approx(e["temporary_bps"] + e["permanent_bps"])
+        z = (e["threshold_bps"] - e["total_bps"]) / e["std_bps"]
+        assert e["prob_exceeds"] == pytest.approx(stats.norm.sf(z))
+        q = e["quantiles_bps"]
+        assert q["0.05"] < q["0.5"] < q["0.95"] and q["0.5"] == pytest.approx(e["total_bps"])
+        assert e["model_version"] == "pretrade-GOOG-v1"
+    assert big["total_bps"] > small["total_bps"] and big["participation"] > 50 * small["participation"]
+    rep = c.post("/pretrade/report", json={"symbol": "GOOG", "side": "sell", "quantity": 50_000}).json()
+    assert [s["name"] for s in rep["strategies"]] == ["aggressive", "balanced", "passive"]
+    hz = [s["horizon_s"] for s in rep["strategies"]]
+    assert hz == sorted(hz) and len(rep["cost_curve"]) == 20 and rep["side"] == "sell"
+    sch = c.post("/schedule", json={"symbol": "GOOG", "side": "buy", "quantity": 30_000, "kind": "almgren-chriss",
+                                    "horizon_s": 1800, "step_s": 60, "risk_aversion": 1e-5}).json()  # fmt: skip
+    h = np.array(sch["schedule"]["holdings"])
+    assert h[0] == pytest.approx(30_000) and h[-1] == pytest.approx(0) and np.all(np.diff(h) <= 1e-9)
+    assert h[15] < 15_000  # risk-averse: front-loaded against TWAP's half-way point
+    twap = c.post("/schedule", json={"symbol": "GOOG", "side": "buy", "quantity": 30_000, "kind": "twap"}).json()
+    np.testing.assert_allclose(np.diff(twap["schedule"]["holdings"]), -1_000.0)
+    fr = c.post("/frontier", json={"symbol": "GOOG", "side": "buy", "quantity": 30_000, "n_points": 20}).json()
+    e, sd = np.array(fr["expected_cost_bps"]), np.array(fr["std_bps"])
+    assert len(e) == 20 and np.all(np.diff(e) > 0) and np.all(np.diff(sd) < 0)  # more urgency: cost up, risk down
+    # TWAP (the least-cost schedule, λ = 0) is the frontier's risk-neutral end: no optimal point costs less
+    assert np.min(e) >= fr["twap"]["expected_cost_bps"] - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"symbol": "GOOG", "side": "buy", "quantity": -5}, 422, "body.quantity"),
+        ({"symbol": "GOOG", "side": "buy", "quantity": 1e12}, 422, "body.quantity"),
+        ({"symbol": "GOOG", "side": "hold", "quantity": 5}, 422, "body.side"),
+        ({"symbol": "goog;drop", "side": "buy", "quantity": 5}, 422, "body.symbol"),
+        ({"symbol": "GOOG", "side": "buy", "quantity": 5, "horizon_s": 1}, 422, "body.horizon_s"),
+        ({"symbol": "GOOG", "side": "buy", "quantity": 5, "speed": 3}, 422, "body.speed"),
+        ({"symbol": "MSFT", "side": "buy", "quantity": 5}, 404, ""),
+    ],
+)
+def test_bad_requests_get_structured_errors_naming_the_field(make_client, body: dict[str, Any], status: int,
+                                                             field: str) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    c, _ = make_client()
+    r = c.post("/impact/estimate", json=body)
+    assert r.status_code == status
+    err = r.json()["error"]
+    assert err["status"] == status and err["message"]
+    if field:
+        assert err["details"][0]["field"] == field and field.split(".")[-1] in err["message"]
+    else:
+        assert "MSFT" in err["message"]
+
+
+def test_body_size_limit_and_malformed_json(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client(max_body_bytes=2_000)
+    big = {"symbol": "GOOG", "side": "buy", "quantity": 5, "pad": "x" * 5_000}
+    r = c.post("/impact/estimate", json=big)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
+    r = c.post("/impact/estimate", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["type"] == "validation_error"
+
+
+def _order(i: int, q: float, cost_bps: float, *, side: str = "buy", mid: float = 580.0) -> dict[str, Any]:
+    """A parent worked over 10 minutes whose fills cost ``cost_bps`` against a flat mid."""
+    s = 1 if side == "buy" else -1
+    start = T0 + i * 900 * 10**9
+    px = mid * (1 + s * cost_bps / 1e4)
+    fills = [
+        {"fill_id": f"f{k}", "ts_ns": start + (k + 1) * 60 * 10**9, "quantity": q / 4, "price": px} for k in range(4)
+    ]
+    return {"parent": {"order_id": f"P{i}", "symbol": "GOOG", "side": side, "quantity": q, "start_ns": start,
+                       "end_ns": start + 600 * 10**9},
+            "fills": fills, "mid_path": [[start - 10**9, mid], [start + 3_600 * 10**9, mid]]}  # fmt: skip
+
+
+def test_state_changing_endpoints_need_a_valid_key(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client()
+    body = _order(0, 1_000, 5.0)
+    assert c.post("/tca", json=body).status_code == 401
+    r = c.post("/tca", json=body, headers={"X-API-Key": "wrong-key-0123456789"})
+    assert r.status_code == 403 and r.json()["error"]["message"] == "invalid API key"
+    assert c.post("/models/GOOG/recalibrate", json={}, headers={"X-API-Key": KEY[:-1]}).status_code == 403
+    assert c.post("/tca", json=body, headers=W).status_code == 201
+    assert c.post("/tca", json=body, headers=W).status_code == 409  # the same parent twice is refused
+    # reads are open by default, and need the key when configured to
+    est = {"symbol": "GOOG", "side": "buy", "quantity": 100}
+    assert c.post("/impact/estimate", json=est).status_code == 200
+    locked, _ = make_client(keys_for_reads=True)
+    assert locked.post("/impact/estimate", json=est).status_code == 401
+    assert locked.get("/metrics").status_code == 401 and locked.get("/models").status_code == 401
+    assert locked.post("/impact/estimate", json=est, headers=W).status_code == 200
+    assert locked.get("/health").status_code == 200
+    # no keys configured: nothing can change state, whatever is sent
+    open_, _ = make_client(api_keys=[])
+    r = open_.post("/tca", json=body, headers=W)
+    assert r.status_code == 403 and "no API keys" in r.json()["error"]["message"]
+    with pytest.raises(ServiceError, match="16 characters"):
+        ServiceConfig(api_keys=("short",))
+
+
+def test_tca_feeds_drift_and_the_recalibration_hook_makes_a_new_version(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client(drift_window=10, drift_min_orders=5)
+    pred = c.post("/impact/estimate", json=_est(1_000))
+    p = pred.json()["total_bps"]
+    outs = []
+    for i in range(5):  # realised is three times what the model predicts
+        r = c.post("/tca", json=_order(i, 1_000, 3 * p), headers=W)
+        assert r.status_code == 201, r.text
+        outs.append(r.json())
+    t = outs[0]["tca"]
+    assert t["shortfall_bps"] == pytest.approx(3 * p, rel=1e-6) and outs[0]["predicted_bps"] == pytest.approx(p)
+    assert all("recalibrated" not in o for o in outs[:4])  # below the minimum count, no alert
+    last = outs[-1]
+    assert last["drift"]["prediction_error"]["alert"] and last["drift"]["prediction_error"]["bias"] == pytest.approx(
+        2.0
+    )
+    assert last["recalibrated"]["from"] == "pretrade-GOOG-v1" and last["recalibrated"]["to"] == "pretrade-GOOG-v2"
+    models = c.get("/models").json()
+    assert models["live"] == {"GOOG": "pretrade-GOOG-v2"}
+    v2 = models["versions"][-1]
+    assert v2["reason"].startswith("drift: prediction-error drift") and v2["n_obs"] == 5 and v2["live"]
+    # the new version prices the same order higher: its temporary cost is scaled by realised / predicted
+    after = c.post(
+        "/impact/estimate", json={"symbol": "GOOG", "side": "buy", "quantity": 1_000, "horizon_s": 600}
+    ).json()
+    scale = v2["params"]["cost_scale"]
+    assert scale == pytest.approx(3.0, rel=1e-6)
+    assert (
+        after["temporary_bps"] == pytest.approx(3 * pred.json()["temporary_bps"])
+        and after["model_version"] == "pretrade-GOOG-v2"
+    )
+    # feature drift: orders a hundred times larger than the training window's alert on size
+    for i in range(5, 10):
+        r = c.post("/tca", json=_order(i, 100_000, after["total_bps"]), headers=W).json()
+    by = {f["feature"]: f for f in r["drift"]["features"]}  # as the fifth large order saw it
+    assert by["log_q_adv"]["psi"] > 0.25 and by["log_q_adv"]["n_reference"] == 5 and by["log_q_adv"]["alert"]
+    fresh = c.get("/drift", params={"symbol": "GOOG"}).json()
+    assert fresh["model_version"] == "pretrade-GOOG-v3" and fresh["n_current"] == 0 and not fresh["alert"]
+    assert (
+        r["recalibrated"]["to"] == "pretrade-GOOG-v3"
+        and "feature drift: log_q_adv" in c.get("/models").json()["versions"][-1]["reason"]
+    )
+    # the metrics saw every order's error and the alert
+    m = c.get("/metrics").text
+    assert 'impactlab_prediction_error_bps_count{symbol="GOOG"} 10.0' in m
+    assert 'impactlab_model_cost_scale{symbol="GOOG",version="pretrade-GOOG-v3"}' in m
+    assert 'route="/tca",status="201"' in m and 'route="/impact/estimate",status="200"' in m
+    # the recent-TCA read returns what was recorded, newest last
+    rec = c.get("/tca/recent", params={"limit": 3}).json()["orders"]
+    assert [o["parent_order_id"] for o in rec] == ["P7", "P8", "P9"]
+    # a manual recalibration needs orders priced by the live version, and is recorded
+    r = c.post("/models/GOOG/recalibrate", json={"reason": "desk review"}, headers=W)
+    assert r.status_code == 422 and "at least 2" in r.json()["error"]["message"]
+    for i in (10, 11):
+        c.post("/tca", json=_order(i, 1_000, 4.0), headers=W)
+    r = c.post("/models/GOOG/recalibrate", json={"reason": "desk review"}, headers=W)
+    assert (
+        r.status_code == 201
+        and r.json()["n_obs"] == 2
+        and c.get("/models").json()["versions"][-1]["reason"] == "manual: desk review"
+    )
+
+
+def test_tca_validates_the_order_against_its_fills(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client()
+    o = _order(0, 1_000, 5.0)
+    o["fills"][0]["quantity"] = 5_000  # more than the parent
+    r = c.post("/tca", json=o, headers=W)
+    assert r.status_code == 422 and "more shares filled" in r.json()["error"]["message"]
+    o = _order(1, 1_000, 5.0)
+    o["fills"][0]["ts_ns"] = o["parent"]["start_ns"] - 1
+    assert "before the parent" in c.post("/tca", json=o, headers=W).json()["error"]["message"]
+    o = _order(2, 1_000, 5.0)
+    del o["mid_path"]
+    o["parent"]["start_ns"] = 10**18  # 2001: outside the recorded day and no path given
+    r = c.post("/tca", json=o, headers=W)
+    assert r.status_code == 422 and "mid_path" in r.json()["error"]["message"]
+
+
+def test_psi_and_the_drift_report() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=2_000), rng.normal(size=2_000)
+    assert psi(a, b) < 0.02
+    assert psi(a, b + 1.0) > 0.25
+    # PSI by hand on two bins: reference split at its median, current 80/20 (none outside its range)
+    by_hand = 0.3 * math.log(0.8 / 0.5) + -0.3 * math.log(0.2 / 0.5)
+    assert psi([0, 0, 1, 1], [0, 0, 0, 0, 1], bins=2) == pytest.approx(by_hand, abs=1e-3)
+    assert psi([1.0] * 10, [5.0] * 10) > 5  # all of the current window above a constant reference
+    rep = drift_report({"x": a[:200]}, {"x": a[200:400] + 2}, predicted_bps=[1.0] * 30, realised_bps=[1.1] * 30)
+    assert rep.features[0].alert and not rep.error_alert and rep.error_bias == pytest.approx(0.1)
+    quiet = drift_report({"x": a[:10]}, {"x": a[10:15] + 5}, min_orders=20)
+    assert not quiet.alert  # too few orders to judge
