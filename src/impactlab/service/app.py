@@ -226,7 +226,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
         s = st()
         m = s.models.get(req.symbol)
-        rep = pretrade(req.quantity, side=_SIDE[req.side], model=_Scaled(m.cost, m.cost_scale),
+        rep = pretrade(req.quantity, side=_SIDE[req.side], model=m,
                        market=m.market(_SIDE[req.side]), horizon_s=req.horizon_s, urgency=req.urgency,
                        threshold_bps=req.threshold_bps, max_participation=req.max_participation,
                        model_name=f"{m.source}: {MODEL_NAME} ({m.version})")  # fmt: skip
@@ -262,10 +262,9 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
                       step_s=req.step_s, start_s=mk.start_s, max_horizon_s=5 * 23_400.0, side=side)  # fmt: skip
         if sch.n_steps > 10_000:
             raise ApiError(422, "validation_error", f"the schedule would have {sch.n_steps} steps (at most 10,000)")
-        c = m.cost.schedule_cost(sch, mk)
-        return _json({"schedule": sch.summary(), "cost": {"temporary_bps": c.temporary * m.cost_scale,
-                        "permanent_bps": c.permanent, "total_bps": c.temporary * m.cost_scale + c.permanent,
-                        "std_bps": c.std}, "model_version": m.version})  # fmt: skip
+        c = m.schedule_cost(sch, mk)
+        return _json({"schedule": sch.summary(), "cost": {"temporary_bps": c.temporary, "permanent_bps": c.permanent,
+                      "total_bps": c.total, "std_bps": c.std}, "model_version": m.version})  # fmt: skip
 
     @app.post("/frontier", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def frontier(req: FrontierRequest) -> dict[str, Any]:
@@ -336,21 +335,6 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
     app.include_router(dashboard_router(lambda: sorted(st().models.models)))
     return app
-
-
-class _Scaled:
-    """A cost model with its temporary part scaled (the recalibrated version)."""
-
-    def __init__(self, cost: Any, scale: float) -> None:
-        self.cost, self.scale = cost, float(scale)
-
-    def schedule_cost(self, schedule: Any, market: Any = None) -> Any:
-        import dataclasses
-
-        c = self.cost.schedule_cost(schedule, market)
-        if self.scale == 1.0:
-            return c
-        return dataclasses.replace(c, temporary=c.temporary * self.scale)
 
 
 def _json(x: dict[str, Any]) -> dict[str, Any]:

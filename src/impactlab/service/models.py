@@ -48,6 +48,16 @@ class SymbolModel:
     def market(self, side: int) -> Any:
         return self.markets[side]
 
+    def schedule_cost(self, schedule: Any, market: Any = None) -> Any:
+        """The schedule's cost at this version: the calibrated model's, with the temporary part (and so the
+        total and its quantiles) moved by ``cost_scale``; a cost model itself, for the pre-trade report."""
+        c = self.cost.schedule_cost(schedule, market)
+        if self.cost_scale == 1.0:
+            return c
+        extra = (self.cost_scale - 1.0) * c.temporary
+        return replace(c, temporary=c.temporary + extra, total=c.total + extra,
+                          quantiles={p: v + extra for p, v in c.quantiles.items()})  # fmt: skip
+
     def params(self) -> dict[str, Any]:
         return {"kind": "pretrade", "symbol": self.symbol, "source": self.source, "cost_scale": self.cost_scale,
                 **{k: float(v) for k, v in self.describe.items() if isinstance(v, int | float)}}  # fmt: skip
@@ -149,10 +159,8 @@ class ServiceModels:
         mk = m.market(side)
         s = vwap(quantity, horizon_s, curve=mk.volume_curve, daily_volume=mk.adv, step_s=_steps(horizon_s),
                  start_s=mk.start_s, side=side)  # fmt: skip
-        c = m.cost.schedule_cost(s, mk)
-        temp = float(c.temporary) * m.cost_scale
-        perm = float(c.permanent)
-        total = temp + perm
+        c = m.schedule_cost(s, mk)
+        temp, perm, total = float(c.temporary), float(c.permanent), float(c.total)
         sd = float(c.std)
         z = (threshold_bps - total) / sd if sd > 0 else (math.inf if threshold_bps >= total else -math.inf)
         q = {p: total + float(stats.norm.ppf(p)) * sd for p in (0.05, 0.5, 0.95)}
