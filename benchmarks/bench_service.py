@@ -97,7 +97,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def run(quick: bool = False) -> Section:
-    import httpx
+    import httpx2 as httpx
 
     duration = 10.0 if quick else DURATION_S
     port = _free_port()

@@ -56,7 +56,7 @@ def server(calibrated, hedging_dir: Path) -> Iterator[str]:  # type: ignore[no-u
 
 
 def test_hedging_status_and_its_metrics_read_the_engine_journal(server: str, hedging_dir: Path) -> None:
-    import httpx
+    import httpx2 as httpx
 
     with Store(hedging_dir / "hedge-impact.duckdb", read_only=True) as s:
         n = s.count("hedges")
@@ -71,7 +71,7 @@ def test_hedging_status_and_its_metrics_read_the_engine_journal(server: str, hed
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_dashboard_pages_in_headless_chromium(server: str, tmp_path: Path) -> None:
-    import httpx
+    import httpx2 as httpx
     from playwright.sync_api import sync_playwright
 
     for i in range(5):  # TCA the desk has submitted: five orders at three times the predicted cost

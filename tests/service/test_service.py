@@ -61,6 +61,7 @@ def test_estimate_report_schedule_and_frontier_price_orders_consistently(make_cl
     [
         ({"symbol": "GOOG", "side": "buy", "quantity": -5}, 422, "body.quantity"),
         ({"symbol": "GOOG", "side": "buy", "quantity": 1e12}, 422, "body.quantity"),
+        ({"symbol": "GOOG", "side": "buy", "quantity": 1e-323}, 422, "body.quantity"),  # found by schemathesis
         ({"symbol": "GOOG", "side": "hold", "quantity": 5}, 422, "body.side"),
         ({"symbol": "goog;drop", "side": "buy", "quantity": 5}, 422, "body.symbol"),
         ({"symbol": "GOOG", "side": "buy", "quantity": 5, "horizon_s": 1}, 422, "body.horizon_s"),

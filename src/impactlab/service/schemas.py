@@ -21,7 +21,7 @@ __all__ = [
 
 Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,12}$", description="Ticker, e.g. GOOG")]
 Side = Literal["buy", "sell"]
-Quantity = Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False, description="Shares")]
+Quantity = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False, description="Shares (fractions allowed)")]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 SESSION_S = 23_400.0
 TimeNs = Annotated[int, Field(ge=0, le=4_102_444_800_000_000_000, description="ns since the epoch")]
