@@ -279,11 +279,32 @@ def calibrate_cmd(
     splits: Annotated[int, typer.Option(min=1, max=50, help="Walk-forward test blocks.")] = 5,
     save: Annotated[Path | None, typer.Option(help="Write the fitted model as JSON here.")] = None,
     json_out: JsonOpt = False,
+    data: Annotated[Path | None, typer.Option(help="universe: the partitioned dataset.")] = None,
+    models: Annotated[str, typer.Option(help="universe: models to fit, comma separated.")] = "sqrt,ofi,propagator",
+    scheduler: Annotated[
+        str | None, typer.Option(help="universe: Dask scheduler address [default: local processes].")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="universe: local worker processes.")] = None,
+    store: StoreOpt = None,
+    retries: Annotated[int, typer.Option(min=0, max=10, help="universe: extra attempts per partition.")] = 2,
+    symbols: Annotated[str | None, typer.Option(help="universe: only these symbols, comma separated.")] = None,
+    resume: Annotated[str | None, typer.Option(help="universe: finish this run id.")] = None,
 ) -> None:
-    """Fit an impact model with standard errors and walk-forward out-of-sample metrics."""
+    """Fit an impact model with standard errors and walk-forward out-of-sample metrics.
+
+    ``impactlab calibrate universe --data DIR`` fits every instrument-day of a partitioned dataset instead,
+    on local processes or a Dask cluster, and records the results in the store.
+    """
     from impactlab.calibration.runner import MODELS, calibrate, load_source
     from impactlab.errors import CalibrationError
 
+    if model == "universe":
+        from impactlab.cli.universe import universe_calibrate
+
+        universe_calibrate(data=data, models=models, scheduler=scheduler, workers=workers, store=store,
+                           bar_s=parse_duration_s(bar), splits=splits, retries=retries, symbols=symbols,
+                           resume=resume, json_out=json_out)  # fmt: skip
+        return
     with _errors():
         if lobster is not None and not 1 <= len(lobster) <= 2:
             raise CalibrationError("--lobster takes a message file and optionally its book file")
@@ -887,6 +908,15 @@ def _register_hedging() -> None:
 
 
 _register_hedging()
+
+
+def _register_universe() -> None:
+    from impactlab.cli.universe import universe_app
+
+    data_app.add_typer(universe_app, name="universe")
+
+
+_register_universe()
 
 
 def _register_service() -> None:

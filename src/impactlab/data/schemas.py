@@ -35,6 +35,8 @@ __all__ = [
     "QUARANTINE",
     "QUOTES",
     "TRADES",
+    "UNIVERSE_FITS",
+    "UNIVERSE_RUNS",
     "ChildOrder",
     "Fill",
     "LobsterEventType",
@@ -272,6 +274,46 @@ ENGINE_STATE = pa.schema(
     ]
 )
 """Small named state a restarted engine resumes from (the last market-data offset it processed)."""
+
+UNIVERSE_RUNS = pa.schema(
+    [
+        _f("run_id", pa.string(), "id", "universe calibration run, unique"),
+        _f("started_ns", pa.int64(), "ns since epoch, UTC", "start of the run"),
+        _f("finished_ns", pa.int64(), "ns since epoch, UTC", "end of the run (null while it runs)", nullable=True),
+        _f("data_dir", pa.string(), "path", "the partitioned dataset"),
+        _f("models", pa.string(), "names", "models fitted, comma-separated"),
+        _f("executor", pa.string(), "name", "local processes or the Dask scheduler's address"),
+        _f("workers", pa.int64(), "count", "worker processes"),
+        _f("partitions", pa.int64(), "count", "instrument-days in the run"),
+        _f("partitions_ok", pa.int64(), "count", "instrument-days fitted", nullable=True),
+        _f("partitions_failed", pa.int64(), "count", "instrument-days that failed every attempt", nullable=True),
+        _f("wall_s", pa.float64(), "s", "wall time of the run", nullable=True),
+    ]
+)
+"""One row per universe calibration run."""
+
+UNIVERSE_FITS = pa.schema(
+    [
+        _f("version", pa.string(), "id", "model version MODEL:SYMBOL:DATE:RUN, unique"),
+        _f("run_id", pa.string(), "id", "the run"),
+        _f("symbol", pa.string(), "symbol", "instrument"),
+        _f("date", pa.string(), "ISO date", "trading day"),
+        _f("model", pa.string(), "name", "model name as the CLI spells it"),
+        _f("status", pa.string(), "code", "ok, model-failed (this model could not be fitted), failed (the partition)"),
+        _f("n_obs", pa.int64(), "count", "observations fitted", nullable=True),
+        _f("params_json", pa.string(), "JSON", "parameters", nullable=True),
+        _f("stderr_json", pa.string(), "JSON", "standard errors", nullable=True),
+        _f("oos_rmse_bps", pa.float64(), "bps", "walk-forward out-of-sample RMSE", nullable=True),
+        _f("oos_r2", pa.float64(), "ratio", "walk-forward out-of-sample R²", nullable=True),
+        _f("result_json", pa.string(), "JSON", "the full calibration report", nullable=True),
+        _f("error", pa.string(), "text", "why it failed", nullable=True),
+        _f("attempts", pa.int64(), "count", "tasks sent for the partition"),
+        _f("elapsed_s", pa.float64(), "s", "worker time of the partition"),
+        _f("worker", pa.string(), "host:pid", "the process that fitted it"),
+        _f("created_ns", pa.int64(), "ns since epoch, UTC", "time recorded"),
+    ]
+)
+"""Universe calibration results: one model version per instrument-day and model."""
 
 QUARANTINE = pa.schema(
     [

@@ -31,6 +31,8 @@ from impactlab.data.schemas import (
     ORDER_EVENTS,
     PARENT_ORDERS,
     QUARANTINE,
+    UNIVERSE_FITS,
+    UNIVERSE_RUNS,
     ChildOrder,
     Fill,
     ParentOrder,
@@ -52,6 +54,8 @@ _TABLES: dict[str, tuple[pa.Schema, str | None]] = {
     "engine_state": (ENGINE_STATE, "key"),
     "quarantine": (QUARANTINE, None),
     "load_reports": (LOAD_REPORTS, "load_id"),
+    "universe_runs": (UNIVERSE_RUNS, "run_id"),
+    "universe_fits": (UNIVERSE_FITS, "version"),
 }
 _OUTCOME_COLUMNS = ("arrival_mid", "avg_price", "end_mid", "post_mid", "adv", "daily_vol", "spread_bps")
 _SQL_TYPES = {
@@ -117,8 +121,9 @@ class Store:
         """Names of the store's tables."""
         return sorted(_TABLES)
 
-    def write(self, name: str, table: pa.Table) -> int:
-        """Append ``table`` to ``name``; rows whose key already exists are ignored.  Returns rows added."""
+    def write(self, name: str, table: pa.Table, *, replace: bool = False) -> int:
+        """Append ``table`` to ``name``; rows whose key already exists are ignored (``replace``: overwritten).
+        Returns rows added."""
         if name not in _TABLES:
             raise ValueError(f"'name' must be one of {self.tables()}, got {name!r}")
         schema, key = _TABLES[name]
@@ -129,7 +134,7 @@ class Store:
         before = self.count(name)
         self._con.register("_incoming", table)
         try:
-            verb = "INSERT OR IGNORE INTO" if key else "INSERT INTO"
+            verb = ("INSERT OR REPLACE INTO" if replace else "INSERT OR IGNORE INTO") if key else "INSERT INTO"
             self._run(f"{verb} {name} SELECT {', '.join(schema.names)} FROM _incoming")
         finally:
             self._con.unregister("_incoming")
@@ -141,6 +146,18 @@ class Store:
             raise ValueError(f"'name' must be one of {self.tables()}, got {name!r}")
         sql = f"SELECT * FROM {name}" + (f" WHERE {where}" if where else "")
         return self._con.sql(sql, params=list(params) or None).to_arrow_table()
+
+    def update(self, name: str, key_value: Any, **values: Any) -> bool:
+        """Set columns of the row of keyed table ``name`` whose key is ``key_value``; False if there is none."""
+        if name not in _TABLES or _TABLES[name][1] is None:
+            raise ValueError(f"'name' must be a keyed table, got {name!r}")
+        schema, key = _TABLES[name]
+        unknown = sorted((set(values) - set(schema.names)) | ({str(key)} & set(values)))
+        if unknown or not values:
+            raise ValueError(f"columns to set must be non-key columns of {name}, got {sorted(values)}")
+        sets = ", ".join(f"{k} = ?" for k in values)  # names checked against the schema, values bound
+        rows = self._run(f"UPDATE {name} SET {sets} WHERE {key} = ? RETURNING {key}", [*values.values(), key_value])
+        return bool(rows)
 
     def count(self, name: str) -> int:
         """Number of rows in ``name``."""

@@ -706,6 +706,28 @@ def top_levels_py(q: F64, cons: F64, replay: bool, s: int, start: int, levels: i
 # Compilation
 # --------------------------------------------------------------------------------------------------
 
+
+def l1_from_events_py(
+    q: F64, side: I64, index: I64, size: F64, kind: I64, best_bid: I64, best_ask: I64, bid_size: F64, ask_size: F64
+) -> None:
+    """Rebuild the top-of-book sizes of a recorded simulation: apply each event (kind 1 adds ``size`` at
+    ladder ``index`` on the resting ``side``, +1 bid; anything else removes it) to the ladder ``q`` (the book
+    before the first event, changed in place) and read the queues at the recorded best quotes (−1: none)."""
+    n_px = q.shape[1]
+    for n in range(side.size):
+        s = 0 if side[n] > 0 else 1
+        p = index[n]
+        if 0 <= p < n_px:
+            if kind[n] == 1:
+                q[s, p] += size[n]
+            else:
+                left = q[s, p] - size[n]
+                q[s, p] = left if left > 1e-9 else 0.0
+        b, a = best_bid[n], best_ask[n]
+        bid_size[n] = q[0, b] if 0 <= b < n_px else 0.0
+        ask_size[n] = q[1, a] if 0 <= a < n_px else 0.0
+
+
 best_after_drop = _compile_with(best_after_drop_py)
 level_add = _compile_with(level_add_py)
 level_sub = _compile_with(level_sub_py, best_after_drop_py=best_after_drop)
@@ -735,3 +757,4 @@ remap_own = _compile_with(remap_own_py)
 replay_run = _compile_with(
     replay_run_py, overlay_shift_py=overlay_shift, overlay_push_py=overlay_push, remap_own_py=remap_own, **_helpers
 )
+l1_from_events = _compile_with(l1_from_events_py)

@@ -1,6 +1,7 @@
 """Public test kit: synthetic data with known structure and independent reference implementations."""
 
 from impactlab.testing.contract import check_impact_model
+from impactlab.testing.faults import FlakyFit
 from impactlab.testing.impact import (
     simulate_bars,
     simulate_book_resilience,
@@ -13,6 +14,7 @@ from impactlab.testing.reference import reference_lobster_replay
 from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
 
 __all__ = [
+    "FlakyFit",
     "SyntheticDay",
     "check_impact_model",
     "reference_lobster_replay",
