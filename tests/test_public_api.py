@@ -55,6 +55,7 @@ def test_exception_tree() -> None:
 
 LAYERS = [
     "data",
+    "bus",
     "book",
     "features",
     "impact",

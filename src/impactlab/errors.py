@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "BusError",
     "CalibrationError",
     "ConvergenceWarning",
     "DataValidationError",
@@ -115,6 +116,10 @@ class HedgingError(ImpactLabError, ValueError):
 
 class ServiceError(ImpactLabError, ValueError):
     """A service setting, or a request the service cannot serve (unknown symbol, missing market path)."""
+
+
+class BusError(ImpactLabError, RuntimeError):
+    """The message bus cannot do what was asked (no server, a stream or consumer refused, a bad subject)."""
 
 
 class ConvergenceWarning(UserWarning):

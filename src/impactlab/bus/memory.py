@@ -1,0 +1,125 @@
+"""The in-process bus: the default, with the semantics of the NATS JetStream one and no server."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from impactlab.bus._base import Bus, Message, Subscription, check_subject, subject_matches
+from impactlab.errors import BusError
+
+__all__ = ["InMemoryBus"]
+
+
+@dataclass
+class _Consumer:
+    pattern: str
+    acked: int = 0  # every seq <= acked is acknowledged
+    active: bool = False
+
+
+@dataclass
+class _Log:
+    messages: list[Message] = field(default_factory=list)
+    ids: dict[str, int] = field(default_factory=dict)
+    consumers: dict[str, _Consumer] = field(default_factory=dict)
+    changed: asyncio.Condition | None = None
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, log: _Log, pattern: str, start: int, consumer: _Consumer | None) -> None:
+        self.log, self.pattern, self.pos, self.consumer = log, pattern, start - 1, consumer
+        self.closed = False
+
+    async def next(self, timeout_s: float = 1.0) -> Message | None:
+        if self.closed:
+            raise BusError("subscription is closed")
+        assert self.log.changed is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        async with self.log.changed:
+            while True:
+                while self.pos < len(self.log.messages):
+                    m = self.log.messages[self.pos]
+                    self.pos += 1
+                    if subject_matches(self.pattern, m.subject):
+                        again = self.consumer is not None and m.seq <= self.consumer.acked
+                        return Message(m.subject, m.data, m.seq, m.msg_id, again)
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(self.log.changed.wait(), left)
+                except TimeoutError:
+                    return None
+
+    async def ack(self, msg: Message) -> None:
+        if self.consumer is not None:
+            self.consumer.acked = max(self.consumer.acked, msg.seq)
+
+    async def close(self) -> None:
+        self.closed = True
+        if self.consumer is not None:
+            self.consumer.active = False
+
+
+class InMemoryBus(Bus):
+    """A bus in this process: one log, durable consumers and de-duplication by message id.
+
+    It lives as long as the object: a consumer that is closed and subscribes again under the same durable
+    name resumes after its last acknowledgement (a restarted engine in the same process); nothing survives
+    the process (that is what the NATS bus is for).
+    """
+
+    def __init__(self) -> None:
+        self._log = _Log()
+
+    def _cond(self) -> asyncio.Condition:
+        if self._log.changed is None:
+            self._log.changed = asyncio.Condition()
+        return self._log.changed
+
+    async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> int:
+        check_subject(subject)
+        cond = self._cond()
+        async with cond:
+            if msg_id is not None and msg_id in self._log.ids:
+                return self._log.ids[msg_id]
+            seq = len(self._log.messages) + 1
+            self._log.messages.append(Message(subject, bytes(data), seq, msg_id))
+            if msg_id is not None:
+                self._log.ids[msg_id] = seq
+            cond.notify_all()
+            return seq
+
+    async def publish_nowait(self, subject: str, data: bytes) -> None:
+        await self.publish(subject, data)
+
+    async def flush(self) -> None:
+        return None
+
+    async def subscribe(
+        self, subject: str, *, durable: str | None = None, start_seq: int | None = None
+    ) -> Subscription:
+        check_subject(subject, wildcards=True)
+        self._cond()
+        if start_seq is not None and start_seq < 1:
+            raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
+        if durable is None:
+            return _MemorySubscription(self._log, subject, start_seq or 1, None)
+        check_subject(durable)
+        c = self._log.consumers.get(durable)
+        if c is None:
+            c = self._log.consumers[durable] = _Consumer(subject, acked=(start_seq or 1) - 1)
+        elif c.pattern != subject:
+            raise BusError(f"durable consumer {durable!r} follows {c.pattern!r}, not {subject!r}")
+        if c.active:
+            raise BusError(f"durable consumer {durable!r} already has a subscriber")
+        c.active = True
+        return _MemorySubscription(self._log, subject, c.acked + 1, c)
+
+    async def last_seq(self) -> int:
+        return len(self._log.messages)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,271 @@
+"""The bus contract on both implementations, the feed handler, and the hedging engine live on the bus:
+killed at random points and restarted, it loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from impactlab.bus import Bus, InMemoryBus, NatsBus, NatsServer, subject_matches
+from impactlab.bus.feed import Quotes, lobster_quotes, replay_feed
+from impactlab.data import Store
+from impactlab.errors import BusError
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_nats = pytest.mark.skipif(shutil.which("nats-server") is None,
+                                reason="nats-server not installed (.ci/run installs Debian's nats-server)")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def nats_server() -> Iterator[NatsServer]:
+    if shutil.which("nats-server") is None:
+        pytest.skip("nats-server not installed (.ci/run installs Debian's nats-server)")
+    with NatsServer() as s:
+        yield s
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _bus(kind: str, server: NatsServer | None, stream: str) -> Bus:
+    if kind == "memory":
+        return InMemoryBus()
+    assert server is not None
+    return await NatsBus.connect(server.url, stream=stream)
+
+
+@pytest.fixture(params=["memory", "nats"])
+def make_bus(request: pytest.FixtureRequest) -> Any:
+    server = request.getfixturevalue("nats_server") if request.param == "nats" else None
+    name = f"T{abs(hash(request.node.name)) % 10**8}"
+    return lambda: _bus(request.param, server, name)
+
+
+def test_subject_wildcards_and_bad_subjects() -> None:
+    assert subject_matches("md.>", "md.GOOG") and subject_matches("md.*", "md.GOOG")
+    assert not subject_matches("md.*", "md.GOOG.L1") and subject_matches("md.>", "md.GOOG.L1")
+    assert not subject_matches("md.>", "md") and not subject_matches("fills.*", "md.GOOG")
+    with pytest.raises(BusError, match="bad subject"):
+        run(InMemoryBus().publish("md GOOG", b"x"))
+    with pytest.raises(BusError, match="bad subject"):
+        run(InMemoryBus().subscribe("md.>.x"))
+
+
+def test_publish_dedup_durable_resume_and_replay_from_an_offset(make_bus: Any) -> None:
+    async def go() -> None:
+        bus = await make_bus()
+        seqs = [await bus.publish("md.GOOG", orjson.dumps({"i": i})) for i in range(10)]
+        assert seqs == list(range(seqs[0], seqs[0] + 10))
+        a = await bus.publish("fills.GOOG", b"f", msg_id="F-1")
+        assert await bus.publish("fills.GOOG", b"f", msg_id="F-1") == a  # a repeat is the same message
+        assert await bus.last_seq() == a
+        sub = await bus.subscribe("md.GOOG", durable="eng")
+        got = [await sub.next(2.0) for _ in range(4)]
+        assert [orjson.loads(m.data)["i"] for m in got if m] == [0, 1, 2, 3]
+        await sub.ack(got[2])  # acknowledges 0..2; 3 was seen but not acknowledged
+        await sub.close()
+        sub = await bus.subscribe("md.GOOG", durable="eng")  # a restarted consumer
+        rest = []
+        while (m := await sub.next(0.5)) is not None:
+            rest.append(orjson.loads(m.data)["i"])
+        assert rest == list(range(3, 10))  # in order, from the first unacknowledged, nothing else
+        await sub.close()
+        with pytest.raises(BusError, match="follows"):
+            await bus.subscribe("md.AMZN", durable="eng")
+        r = await bus.subscribe("md.>", start_seq=seqs[7])
+        tail = [(await r.next(1.0)) for _ in range(3)]
+        assert [m.seq for m in tail if m] == seqs[7:] and await r.next(0.2) is None
+        everything = await bus.subscribe(">", start_seq=1)
+        subjects = []
+        while (m := await everything.next(0.3)) is not None:
+            subjects.append(m.subject)
+        assert subjects.count("fills.GOOG") == 1  # the duplicate never entered the log
+        await bus.close()
+
+    run(go())
+
+
+@needs_nats
+def test_nats_streams_and_durable_positions_survive_a_server_restart(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "js").start()
+    try:
+
+        async def first() -> None:
+            bus = await NatsBus.connect(server.url)
+            for i in range(20):
+                await bus.publish("md.GOOG", orjson.dumps({"i": i}))
+            sub = await bus.subscribe("md.GOOG", durable="eng")
+            m = None
+            for _ in range(12):
+                m = await sub.next(2.0)
+            assert m is not None
+            await sub.ack(m)
+            await sub.close()
+            await bus.close()
+
+        run(first())
+        server.stop()
+        server.start()
+
+        async def second() -> list[int]:
+            bus = await NatsBus.connect(server.url)
+            sub = await bus.subscribe("md.GOOG", durable="eng")
+            out = []
+            while (m := await sub.next(0.5)) is not None:
+                out.append(orjson.loads(m.data)["i"])
+            await bus.close()
+            return out
+
+        assert run(second()) == list(range(12, 20))
+        server.kill()  # a crash: the server may not have written the consumer's last position to disk
+        server.start()
+        got = run(second())
+        assert got == list(range(got[0], 20)) and got[0] <= 12  # it may go back (at-least-once), never forward
+    finally:
+        server.close()
+
+
+def test_lobster_quotes_are_top_of_book_changes(data: Path) -> None:
+    from impactlab.data.lobster import load_lobster
+    from tests.conftest import lobster_path
+
+    day = load_lobster(lobster_path(data, "GOOG", 1), lobster_path(data, "GOOG", 1, "orderbook"))
+    q = lobster_quotes(day)
+    x = np.stack([q.bid, q.bid_size, q.ask, q.ask_size], axis=1)
+    assert (np.diff(q.ts_ns) >= 0).all() and (q.bid < q.ask).all()
+    assert (x[1:] != x[:-1]).any(axis=1).all()  # every message changes something
+    assert 0 < len(q) < len(day)
+    msg = orjson.loads(next(iter(q.messages())))
+    assert set(msg) == {"symbol", "ts_ns", "bid", "ask", "bid_size", "ask_size"} and msg["symbol"] == "GOOG"
+
+
+def test_replay_paces_by_market_time_and_speed() -> None:
+    t = np.array([0, 1, 3, 10], dtype=np.int64) * 1_000_000_000 + 1
+    q = Quotes("X", t, np.full(4, 9.0), np.full(4, 10.0), np.ones(4), np.ones(4))
+    now = {"t": 0.0}
+    slept: list[float] = []
+
+    async def sleep(s: float) -> None:
+        slept.append(s)
+        now["t"] += s
+
+    bus = InMemoryBus()
+    stats = run(replay_feed(bus, q, speed=2.0, clock=lambda: now["t"], sleep=sleep))
+    assert slept == pytest.approx([0.5, 1.0, 3.5])  # market seconds / 2
+    assert stats.messages == 4 and stats.last_seq == 5  # and the end-of-stream marker
+    with pytest.raises(BusError, match="speed"):
+        run(replay_feed(bus, q, speed=0.0))
+
+
+def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp_path: Path, data: Path) -> None:
+    from impactlab.hedging import HedgeCostModel
+    from impactlab.hedging.live import run_live
+    from impactlab.hedging.scenario import ReplaySource
+    from impactlab.rl.tasks import load_day
+    from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
+
+    day = load_day("GOOG")
+    model = HedgeCostModel.from_lobster(day)
+    o = day.session_open_ns
+    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    bus = InMemoryBus()
+    store = tmp_path / "live.duckdb"
+
+    async def go() -> tuple[Any, Any, list[dict[str, Any]]]:
+        await replay_feed(bus, quotes)
+        src = ReplaySource(day, **WINDOW)
+        first = await run_live(bus, src, CONFIG, store, model=model, book=BOOK, idle_timeout_s=1.0)
+        again = await run_live(bus, src, CONFIG, store, model=model, book=BOOK, idle_timeout_s=0.5)
+        sub = await bus.subscribe("hedge.>", start_seq=1)
+        msgs = []
+        while (m := await sub.next(0.2)) is not None:
+            msgs.append(orjson.loads(m.data))
+        return first, again, msgs
+
+    first, again, msgs = run(go())
+    assert first.finished and first.received == len(quotes) + 1 and first.hedges >= 3
+    assert again.hedges == 0 and again.received == 0  # everything was acknowledged: nothing comes back
+    with Store(store, read_only=True) as s:
+        hedges = s.read("hedges").to_pylist()
+    assert len(hedges) == first.hedges
+    done = [m for m in msgs if m["done"]]
+    assert sorted(m["hedge_id"] for m in done) == sorted(h["hedge_id"] for h in hedges)
+
+
+@needs_nats
+def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path, data: Path) -> None:
+    from impactlab.rl.tasks import load_day
+    from tests.hedging.killable_run import WINDOW
+
+    day = load_day("GOOG")
+    o = day.session_open_ns
+    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    with NatsServer(tmp_path / "js") as server:
+
+        async def feed() -> Any:
+            bus = await NatsBus.connect(server.url)
+            stats = await replay_feed(bus, quotes)
+            await bus.close()
+            return stats
+
+        fed = run(feed())
+        store = tmp_path / "hedge.duckdb"
+
+        def engine(kill_at: int) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "tests.hedging.killable_live", server.url, str(store),
+                                   str(kill_at)], capture_output=True, text=True, timeout=600, check=False,
+                                  cwd=ROOT)  # fmt: skip
+
+        rng = np.random.default_rng(11)
+        kills = 0
+        for _ in range(12):
+            proc = engine(int(rng.integers(3, 150)))
+            if proc.returncode == 0:
+                break
+            assert proc.returncode == -9, proc.stderr[-2000:]
+            kills += 1
+        else:
+            proc = engine(0)
+        assert proc.returncode == 0 and proc.stdout.startswith("DONE"), proc.stdout + proc.stderr[-2000:]
+        assert kills >= 3
+
+        async def read_all() -> list[Any]:
+            bus = await NatsBus.connect(server.url)
+            sub = await bus.subscribe(">", start_seq=1)
+            out = []
+            while (m := await sub.next(0.5)) is not None:
+                out.append(m)
+            await bus.close()
+            return out
+
+        log = run(read_all())
+    md = [m for m in log if m.subject == "md.GOOG"]
+    assert len(md) == fed.messages + 1  # the feed, once
+    with Store(store, read_only=True) as s:
+        hedges = s.read("hedges").to_pylist()
+        fills = s.read("fills").to_pylist()
+        kids = s.read("child_orders").to_pylist()
+        assert s.get_state("bus_seq") == fed.last_seq  # every market-data message was acted on, to the end
+    assert hedges
+    # every hedge, order and fill in the store is on the bus exactly once, and nothing else is
+    ids = [m.msg_id for m in log if m.subject != "md.GOOG"]
+    assert len(ids) == len(set(ids))
+    bus_fills = [orjson.loads(m.data)["fill_id"] for m in log if m.subject == "fills.GOOG"]
+    assert sorted(bus_fills) == sorted(f["fill_id"] for f in fills)
+    bus_orders = [orjson.loads(m.data)["client_order_id"] for m in log if m.subject == "orders.GOOG"]
+    assert set(bus_orders) <= {k["client_order_id"] for k in kids}
+    done = {orjson.loads(m.data)["hedge_id"] for m in log if m.subject == "hedge.GOOG" and orjson.loads(m.data)["done"]}
+    assert done == {h["hedge_id"] for h in hedges}
+    for h in hedges:  # and each filled completely, once
+        got = sum(f["quantity"] for f in fills if f["parent_order_id"] == h["parent_order_id"])
+        assert got == pytest.approx(h["quantity"])
