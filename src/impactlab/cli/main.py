@@ -919,6 +919,17 @@ def _register_universe() -> None:
 _register_universe()
 
 
+def _register_bus() -> None:
+    from impactlab.cli.bus import feed_cmd, hedge_live_cmd
+    from impactlab.cli.hedging import hedge_app
+
+    app.command("feed")(feed_cmd)
+    hedge_app.command("live")(hedge_live_cmd)
+
+
+_register_bus()
+
+
 def _register_service() -> None:
     from impactlab.cli.service import serve_cmd
 
