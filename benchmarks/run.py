@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import (
     bench_binance,
     bench_book,
+    bench_bus,
     bench_calibration,
     bench_execution,
     bench_hedging,
@@ -29,6 +30,7 @@ from benchmarks import (
     bench_schedules,
     bench_service,
     bench_simulation,
+    bench_universe,
 )
 from benchmarks._common import pin_one_core
 
@@ -44,6 +46,8 @@ BENCHES = [
     bench_execution,
     bench_hedging,
     bench_service,
+    bench_universe,
+    bench_bus,
 ]
 
 
