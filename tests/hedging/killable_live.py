@@ -4,38 +4,21 @@ store write (N = 0 runs to the feed's end).  Used by the bus restart test."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sys
 
 from impactlab.bus import NatsBus
-from impactlab.data import Store
 from impactlab.hedging import HedgeCostModel
 from impactlab.hedging.live import run_live
 from impactlab.hedging.scenario import ReplaySource
 from impactlab.rl.tasks import load_day
-from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
+from tests.hedging.killable_run import BOOK, CONFIG, WINDOW, kill_at_store_write
 
 
 async def main() -> None:
     url, store_path, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     day = load_day("GOOG")
     model = HedgeCostModel.from_lobster(day)
-    if kill_at > 0:
-        writes = {"n": 0}
-
-        def counted(fn):  # type: ignore[no-untyped-def]
-            def wrapper(self, *a, **k):  # type: ignore[no-untyped-def]
-                out = fn(self, *a, **k)
-                writes["n"] += 1
-                if writes["n"] >= kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return out
-
-            return wrapper
-
-        Store.write = counted(Store.write)  # type: ignore[method-assign]
-        Store.put_state = counted(Store.put_state)  # type: ignore[method-assign]
+    kill_at_store_write(kill_at)
     bus = await NatsBus.connect(url)
     stats = await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK,
                            idle_timeout_s=20.0)  # fmt: skip

@@ -18,27 +18,31 @@ BOOK = BookSpec(contracts=-400.0)
 WINDOW = {"start_s": 600.0, "end_s": 2_400.0, "md_step_s": 5.0}
 
 
+def kill_at_store_write(kill_at: int) -> None:
+    """SIGKILL this process right after its ``kill_at``-th store write (0: never)."""
+    if kill_at <= 0:
+        return
+    writes = {"n": 0}
+
+    def counted(fn):  # type: ignore[no-untyped-def]
+        def wrapper(self, *a, **k):  # type: ignore[no-untyped-def]
+            out = fn(self, *a, **k)
+            writes["n"] += 1
+            if writes["n"] >= kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+
+        return wrapper
+
+    Store.write = counted(Store.write)  # type: ignore[method-assign]
+    Store.put_state = counted(Store.put_state)  # type: ignore[method-assign]
+
+
 def main() -> None:
     store_path, kill_at = sys.argv[1], int(sys.argv[2])
     day = load_day("GOOG")
     model = HedgeCostModel.from_lobster(day)
-    if kill_at > 0:
-        writes = {"n": 0}
-        write, run = Store.write, Store._run
-
-        def counted(fn):  # type: ignore[no-untyped-def]
-            def wrapper(self, *a, **k):  # type: ignore[no-untyped-def]
-                out = fn(self, *a, **k)
-                writes["n"] += 1
-                if writes["n"] >= kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return out
-
-            return wrapper
-
-        Store.write = counted(write)  # type: ignore[method-assign]
-        Store.put_state = counted(Store.put_state)  # type: ignore[method-assign]
-        del run
+    kill_at_store_write(kill_at)
     res = run_scenario(ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK)
     print("DONE", len(res.hedges))
 
