@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from impactlab.bus import Bus, InMemoryBus, NatsBus, NatsServer, subject_matches
-from impactlab.bus.feed import Quotes, lobster_quotes, replay_feed
+from impactlab.bus.feed import Quotes, decode_quotes, lobster_quotes, replay_feed
 from impactlab.data import Store
 from impactlab.errors import BusError
 
@@ -167,6 +167,72 @@ def test_replay_paces_by_market_time_and_speed() -> None:
         run(replay_feed(bus, q, speed=0.0))
 
 
+def test_frames_carry_the_same_quotes_and_a_paced_frame_holds_what_is_due() -> None:
+    t = np.array([0, 1, 1, 1, 3, 10], dtype=np.int64) * 1_000_000_000 + 1
+    q = Quotes("X", t, np.arange(6.0) + 9.0, np.arange(6.0) + 10.0, np.ones(6), np.ones(6))
+    singles = [decode_quotes(m) for m in q.messages()]
+    framed = [decode_quotes(m) for m in q.messages(frame=4)]
+    assert [len(f) for f in singles] == [1] * 6 and [len(f) for f in framed] == [4, 2]
+    assert [x for f in framed for x in f] == [x for f in singles for x in f]
+    with pytest.raises(BusError, match="not JSON"):
+        decode_quotes(b"\x00garbage")
+
+    now = {"t": 0.0}
+
+    async def sleep(s: float) -> None:
+        now["t"] += s
+
+    async def replay(frame: int) -> list[list[int]]:
+        bus = InMemoryBus()
+        now["t"] = 0.0
+        stats = await replay_feed(bus, q, speed=2.0, frame=frame, clock=lambda: now["t"], sleep=sleep)
+        assert stats.quotes == 6 and stats.per_s == pytest.approx(6 / 5.0)
+        sub = await bus.subscribe("md.X", start_seq=1)
+        out = []
+        while (m := await sub.next(0.05)) is not None:
+            out.append([x["ts_ns"] // 1_000_000_000 for x in decode_quotes(m.data) if "ts_ns" in x])
+        return out[:-1]  # without the end marker
+
+    assert run(replay(2)) == [[0], [1, 1], [1], [3], [10]]  # the three quotes due at 1 s, in frames of 2
+    assert run(replay(8)) == [[0], [1, 1, 1], [3], [10]]
+    assert run(replay(1)) == [[0], [1], [1], [1], [3], [10]]
+    with pytest.raises(BusError, match="frame"):
+        run(replay_feed(InMemoryBus(), q, frame=0))
+
+
+@needs_nats
+def test_nats_consumer_takes_a_backlog_bigger_than_the_connection_buffer(nats_server: NatsServer) -> None:
+    """150 MB waiting for a consumer: without flow control the server would cut the connection as a slow
+    consumer and the rest would wait an hour for redelivery."""
+    n, payload = 150_000, b"x" * 1000
+
+    async def go() -> tuple[int, list[int]]:
+        bus = await NatsBus.connect(nats_server.url, stream="BACKLOG", subjects=["big.>"])
+        for _ in range(n):
+            await bus.publish_nowait("big.X", payload)
+        await bus.flush()
+        while await bus.last_seq() < n:
+            await asyncio.sleep(0.05)
+        sub = await bus.subscribe("big.X", durable="slow")
+        seqs, got, bad = [], 0, 0
+        while (m := await sub.next(10.0)) is not None:
+            got += 1
+            bad += m.data != payload
+            if got % 1000 == 1:
+                seqs.append(m.seq)
+            if got % 10_000 == 0 or got == n:
+                await sub.ack(m)
+            if got == n:
+                break
+        await bus.delete_stream()
+        await bus.close()
+        assert bad == 0  # no flow-control or heartbeat message reaches the application
+        return got, seqs
+
+    got, seqs = run(go())
+    assert got == n and seqs == list(range(1, n + 1, 1000))
+
+
 def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp_path: Path, data: Path) -> None:
     from impactlab.hedging import HedgeCostModel
     from impactlab.hedging.live import run_live
@@ -202,6 +268,76 @@ def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp
     assert sorted(m["hedge_id"] for m in done) == sorted(h["hedge_id"] for h in hedges)
 
 
+def test_live_engine_on_frames_decides_as_on_single_quotes_and_resumes_inside_a_frame(
+    tmp_path: Path, data: Path
+) -> None:
+    from impactlab.hedging import HedgeCostModel
+    from impactlab.hedging.live import run_live
+    from impactlab.hedging.scenario import ReplaySource
+    from impactlab.rl.tasks import load_day
+    from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
+
+    day = load_day("GOOG")
+    model = HedgeCostModel.from_lobster(day)
+    o = day.session_open_ns
+    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+
+    class Crash(Exception):
+        pass
+
+    class CrashingBus(InMemoryBus):
+        """Raises at the n-th announcement of a hedge: after it executed and its position was stored, before
+        the rest of its frame."""
+
+        def __init__(self, n: int) -> None:
+            super().__init__()
+            self.n = n
+
+        async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> int:
+            if subject.startswith("hedge.") and self.n > 0:
+                self.n -= 1
+                if self.n == 0:
+                    raise Crash
+            return await super().publish(subject, data, msg_id=msg_id)
+
+    def before_execution(n: int) -> Any:
+        seen = {"n": 0}
+
+        def on_hedge(_: Any) -> None:
+            seen["n"] += 1
+            if seen["n"] == n:
+                raise Crash  # decided, nothing journalled or executed
+
+        return on_hedge
+
+    async def go(frame: int, store: Path, crash: str = "") -> tuple[Any, list[Any]]:
+        bus = CrashingBus(2 if crash == "after" else 0)
+        await replay_feed(bus, quotes, frame=frame)
+        src = ReplaySource(day, **WINDOW)
+        if crash:
+            with pytest.raises(Crash):
+                await run_live(bus, src, CONFIG, store, model=model, book=BOOK, idle_timeout_s=0.5,
+                               on_hedge=before_execution(2) if crash == "before" else None)  # fmt: skip
+        stats = await run_live(bus, src, CONFIG, store, model=model, book=BOOK, idle_timeout_s=0.5)
+        with Store(store, read_only=True) as s:
+            hedges = s.read("hedges").to_pylist()
+            fills = s.read("fills").to_pylist()
+        return stats, [(h["ts_ns"], h["side"], h["quantity"], sum(f["quantity"] for f in fills
+                                                                 if f["parent_order_id"] == h["parent_order_id"]))
+                       for h in sorted(hedges, key=lambda h: h["ts_ns"])]  # fmt: skip
+
+    single, one = run(go(1, tmp_path / "a.duckdb"))
+    framed, many = run(go(16, tmp_path / "b.duckdb"))
+    assert single.finished and framed.finished and len(one) >= 3
+    assert framed.received < single.received / 4 and framed.quotes == single.quotes == len(quotes)
+    assert many == one  # the same hedges at the same quotes, each filled in full
+    for crash in ("before", "after"):  # a crash before the hedge executed, or after, inside its frame
+        resumed, again = run(go(16, tmp_path / f"{crash}.duckdb", crash))
+        assert resumed.finished and again == one  # nothing lost, nothing done twice
+        assert 0 < resumed.quotes < len(quotes)
+    assert (len(quotes) - resumed.quotes) % 16 != 0  # frames hold 16 quotes: the restart began inside one
+
+
 @needs_nats
 def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path, data: Path) -> None:
     from impactlab.rl.tasks import load_day
@@ -214,7 +350,7 @@ def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path,
 
         async def feed() -> Any:
             bus = await NatsBus.connect(server.url)
-            stats = await replay_feed(bus, quotes)
+            stats = await replay_feed(bus, quotes, frame=4)  # so that some kills land inside a frame
             await bus.close()
             return stats
 
@@ -255,7 +391,7 @@ def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path,
         hedges = s.read("hedges").to_pylist()
         fills = s.read("fills").to_pylist()
         kids = s.read("child_orders").to_pylist()
-        assert s.get_state("bus_seq") == fed.last_seq  # every market-data message was acted on, to the end
+        assert s.get_state("bus_seq") == [fed.last_seq, 0]  # every market-data message was acted on, to the end
     assert hedges
     # every hedge, order and fill in the store is on the bus exactly once, and nothing else is
     ids = [m.msg_id for m in log if m.subject != "md.GOOG"]

@@ -1,9 +1,11 @@
 """The NATS JetStream bus: one file-backed stream, durable consumers, de-duplication by message id.
 
 Consumers are push consumers with ``AckPolicy.ALL`` read through a plain subscription on their delivery
-subject (the fast path of ``nats-py``: about ten times the rate of its pull ``fetch``).  A durable consumer
-that subscribes again (a restarted engine) is re-created at its acknowledgement floor + 1, so it gets, in
-order, exactly what it had not acknowledged, without waiting for the server's redelivery timer.
+subject (the fast path of ``nats-py``: about ten times the rate of its pull ``fetch``), with flow control: the
+server pauses when the consumer has not taken what was sent, instead of overrunning the connection and cutting
+it as a slow consumer (which would leave the unacknowledged messages waiting for redelivery). A durable
+consumer that subscribes again (a restarted engine) is re-created at its acknowledgement floor + 1, so it
+gets, in order, exactly what it had not acknowledged, without waiting for the server's redelivery timer.
 """
 
 from __future__ import annotations
@@ -40,16 +42,26 @@ class _NatsSubscription(Subscription):
         self.ready.set()
 
     async def next(self, timeout_s: float = 1.0) -> Message | None:
-        if not self.queue:
-            self.ready.clear()
-            try:
-                await asyncio.wait_for(self.ready.wait(), timeout_s)
-            except TimeoutError:
-                return None
-        m = self.queue.popleft()
-        hdr = m.headers or {}
-        seq = _stream_seq(m.reply) if m.reply else 0
-        return _NatsMessage(m.subject, m.data, seq, hdr.get("Nats-Msg-Id"), False, m.reply)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            if not self.queue:
+                self.ready.clear()
+                try:
+                    await asyncio.wait_for(self.ready.wait(), max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    return None
+            m = self.queue.popleft()
+            hdr = m.headers or {}
+            if not m.data and hdr.get("Status") == "100":
+                # a flow-control request (answered now: everything delivered before it has been taken) or an
+                # idle heartbeat naming a flow-control reply the server is still waiting for
+                reply = m.reply or hdr.get("Nats-Consumer-Stalled")
+                if reply:
+                    await self.bus.nc.publish(reply, b"")
+                continue
+            seq = _stream_seq(m.reply) if m.reply else 0
+            return _NatsMessage(m.subject, m.data, seq, hdr.get("Nats-Msg-Id"), False, m.reply)
 
     async def ack(self, msg: Message) -> None:
         reply = getattr(msg, "reply", None)
@@ -144,7 +156,7 @@ class NatsBus(Bus):
             durable_name=durable, deliver_subject=inbox, filter_subject=subject,
             ack_policy=AckPolicy.ALL if durable else AckPolicy.NONE, max_ack_pending=-1 if not durable else 1 << 20,
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL, opt_start_seq=start,
-            ack_wait=3600.0,
+            ack_wait=3600.0, flow_control=True, idle_heartbeat=5.0,
         )  # fmt: skip
         sub.sub = await self.nc.subscribe(inbox, cb=sub._on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
         await self.js.add_consumer(self.stream, cfg)

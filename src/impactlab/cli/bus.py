@@ -18,6 +18,9 @@ def feed_cmd(
     ] = None,
     start: Annotated[str | None, typer.Option(help="Only from this long after the first quote, e.g. 10m.")] = None,
     end: Annotated[str | None, typer.Option(help="Only until this long after the first quote.")] = None,
+    frame: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Quotes per bus message at most (1: one each, as objects).")
+    ] = 32,
 ) -> None:
     """Replay a LOBSTER day or Binance capture onto the bus as a top-of-book feed (md.SYMBOL)."""
     from impactlab.bus import NatsBus
@@ -42,11 +45,11 @@ def feed_cmd(
         async def go() -> None:
             b = await NatsBus.connect(bus)
             try:
-                s = await replay_feed(b, q, speed=speed)
+                s = await replay_feed(b, q, speed=speed, frame=frame)
             finally:
                 await b.close()
-            out.print(f"{s.messages:,} quotes of {q.symbol} on md.{q.symbol} in {s.wall_s:.2f} s "
-                      f"({s.per_s:,.0f}/s), seq {s.first_seq}–{s.last_seq}")  # fmt: skip
+            out.print(f"{s.quotes:,} quotes of {q.symbol} in {s.messages:,} messages on md.{q.symbol} in "
+                      f"{s.wall_s:.2f} s ({s.per_s:,.0f} quotes/s), seq {s.first_seq}–{s.last_seq}")  # fmt: skip
 
         asyncio.run(go())
 

@@ -1,11 +1,11 @@
-"""The hedging engine live on the bus: market data in from a feed handler, hedges, child orders and fills
-out, exactly-once in effect across crashes.
+"""The hedging engine live on the bus: market data in from a feed handler, hedges, child orders and fills out,
+exactly-once in effect across crashes.
 
-Delivery is at-least-once (a durable consumer redelivers what was not acknowledged); processing is
-idempotent: the engine's store records the last bus ``seq`` it acted on together with its journal, skips
-anything at or below it after a restart, and publishes every hedge, order and fill under its own id, which
-the bus de-duplicates.  So killing the engine at any point and starting it again loses and duplicates
-nothing.
+Delivery is at-least-once (a durable consumer redelivers what was not acknowledged); processing is idempotent:
+the engine's store records the last quote it acted on (the bus ``seq`` and, for a frame of quotes, the index
+in it) together with its journal, skips anything at or before it after a restart, and publishes every hedge,
+order and fill under its own id, which the bus de-duplicates. So killing the engine at any point and starting
+it again loses and duplicates nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from impactlab.bus import Bus
+from impactlab.bus.feed import decode_quotes
 from impactlab.data import Store
+from impactlab.errors import BusError
 from impactlab.hedging.engine import HedgeDecision, HedgingConfig, HedgingEngine
 from impactlab.hedging.model import HedgeCostModel
 from impactlab.hedging.scenario import BookSpec, ReplaySource, _portfolio
@@ -29,13 +32,15 @@ __all__ = ["LiveStats", "run_live"]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
+_WHOLE = 1 << 62  # a position saved as a bare seq (before frames): the whole message
 
 
 @dataclass
 class LiveStats:
     """What one live session did."""
 
-    received: int = 0
+    received: int = 0  # bus messages
+    quotes: int = 0  # quotes acted on (a message may carry a frame of them)
     skipped_seen: int = 0
     bad: int = 0
     hedges: int = 0
@@ -96,7 +101,8 @@ async def run_live(
         portfolio = _portfolio(source.day, book or BookSpec(), first["ts_ns"], mid0, sigma_annual)
         executor = source.executor(store, router=router)
         engine = HedgingEngine(config, portfolio, store, model=model, executor=executor)
-        done_seq = int(store.get_state("bus_seq", 0))
+        pos = store.get_state("bus_seq", [0, 0])  # [seq, index in its frame] of the last quote acted on
+        done = (int(pos[0]), int(pos[1])) if isinstance(pos, list) else (int(pos), _WHOLE)
         free_ns = 0
         for d in engine.open_hedges():  # a restart: finish what the crashed run had started
             out = engine.handle(d)
@@ -116,45 +122,55 @@ async def run_live(
                     break
                 stats.received += 1
                 stats.last_seq = msg.seq
-                if msg.seq <= done_seq:  # acted on before a restart
+                if msg.seq < done[0]:  # acted on before a restart
                     stats.skipped_seen += 1
                     continue
                 try:
-                    q = orjson.loads(msg.data)
-                except orjson.JSONDecodeError:
-                    q = None
-                if isinstance(q, dict) and q.get("eos"):
-                    store.put_state("bus_seq", msg.seq, ts_ns=engine.last.ts_ns if engine.last else 0)
+                    frame = decode_quotes(msg.data)
+                except BusError:
+                    frame = [None]
+                k0 = done[1] + 1 if msg.seq == done[0] else 0  # a frame cut short by a crash goes on
+                if k0 >= len(frame):
+                    stats.skipped_seen += 1
+                    continue
+                if len(frame) == 1 and isinstance(frame[0], dict) and frame[0].get("eos"):
+                    store.put_state("bus_seq", [msg.seq, 0], ts_ns=engine.last.ts_ns if engine.last else 0)
                     await sub.ack(msg)
                     stats.finished = True
                     break
-                if isinstance(q, dict):
-                    q["offset"] = msg.seq
-                else:
-                    stats.bad += 1  # the engine counts and refuses it too
-                ts = q.get("ts_ns") if isinstance(q, dict) else None
-                if isinstance(ts, int) and ts < free_ns:  # a hedge is working: the monitor watches
-                    engine.on_market(q, decide=False)
-                else:
+                decided = False
+                ts: Any = None
+                for k in range(k0, len(frame)):
+                    q = frame[k]
+                    stats.quotes += 1
+                    if isinstance(q, dict):
+                        q["offset"] = msg.seq
+                    else:
+                        stats.bad += 1  # the engine counts and refuses it too
+                    ts = q.get("ts_ns") if isinstance(q, dict) else None
+                    if isinstance(ts, int) and ts < free_ns:  # a hedge is working: the monitor watches
+                        engine.on_market(q, decide=False)
+                        continue
                     t0 = time.perf_counter_ns()
                     decision = engine.on_market(q)
-                    if decision is not None:
-                        stats.decision_latency_us.append((time.perf_counter_ns() - t0) / 1e3)
-                        store.put_state("bus_seq", msg.seq, ts_ns=decision.ts_ns)  # with the journal entry
-                        if on_hedge is not None:
-                            on_hedge(decision)
-                        out = engine.handle(decision)
-                        if out is not None:
-                            free_ns = out.end_ns
-                        stats.hedges += 1
-                        await _publish_hedge(bus, store, decision.hedge_id, sym, stats)
-                        await sub.ack(msg)
-                        done_seq = msg.seq
+                    if decision is None:
                         continue
-                if msg.seq % checkpoint_every == 0:
-                    store.put_state("bus_seq", msg.seq, ts_ns=int(ts) if isinstance(ts, int) else 0)
+                    stats.decision_latency_us.append((time.perf_counter_ns() - t0) / 1e3)
+                    if on_hedge is not None:
+                        on_hedge(decision)
+                    # the journal first (the hedge id is the quote's time, so a quote seen again after a crash
+                    # finds its hedge there), then the position
+                    out = engine.handle(decision)
+                    store.put_state("bus_seq", [msg.seq, k], ts_ns=decision.ts_ns)
+                    if out is not None:
+                        free_ns = out.end_ns
+                    stats.hedges += 1
+                    await _publish_hedge(bus, store, decision.hedge_id, sym, stats)
+                    decided = True
+                if decided or msg.seq % checkpoint_every == 0:  # the whole message is done: acknowledge it
+                    store.put_state("bus_seq", [msg.seq, len(frame) - 1], ts_ns=int(ts) if isinstance(ts, int) else 0)
                     await sub.ack(msg)
-                    done_seq = msg.seq
+                    done = (msg.seq, len(frame) - 1)
         finally:
             await sub.close()
     stats.wall_s = time.perf_counter() - t_start
