@@ -193,6 +193,13 @@ def test_frames_carry_the_same_quotes_and_a_paced_frame_holds_what_is_due() -> N
             out.append([x["ts_ns"] // 1_000_000_000 for x in decode_quotes(m.data) if "ts_ns" in x])
         return out[:-1]  # without the end marker
 
+    async def stamped() -> list[list[int]]:
+        bus, walls = InMemoryBus(), iter(range(100, 200))
+        await replay_feed(bus, q, frame=4, stamp=True, wall_ns=lambda: next(walls))
+        sub = await bus.subscribe("md.X", start_seq=1)
+        return [[x["sent_ns"] for x in decode_quotes(m.data)] for m in [await sub.next(0.05) for _ in range(2)] if m]
+
+    assert run(stamped()) == [[100] * 4, [101] * 2]  # one send time per message
     assert run(replay(2)) == [[0], [1, 1], [1], [3], [10]]  # the three quotes due at 1 s, in frames of 2
     assert run(replay(8)) == [[0], [1, 1, 1], [3], [10]]
     assert run(replay(1)) == [[0], [1], [1], [1], [3], [10]]

@@ -126,14 +126,18 @@ async def replay_feed(
     frame: int = 1,
     subject: str | None = None,
     eos: bool = True,
+    stamp: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Any] = asyncio.sleep,
+    wall_ns: Callable[[], int] = time.time_ns,
 ) -> FeedStats:
     """Publish ``quotes`` on ``md.SYMBOL`` (or ``subject``).
 
     ``speed``: ``None`` as fast as the bus takes them; 1.0 at the recorded pace; 60.0 a minute of market time
     per second.  ``frame``: quotes per message at most (1: one object per quote; more: arrays, see the
-    module doc).  Returns the counts, the wall time and the ``seq`` range the messages got.
+    module doc).  ``stamp``: each quote also carries ``sent_ns``, the wall-clock time (``wall_ns``) its
+    message was handed to the bus, for latency monitoring.  Returns the counts, the wall time and the ``seq``
+    range the messages got.
     """
     if speed is not None and not speed > 0:
         raise BusError(f"'speed' must be > 0 or None, got {speed}")
@@ -156,6 +160,10 @@ async def replay_feed(
                 now_ns = ts0 + int((clock() - t0) * speed * 1e9)
                 j = min(j, max(i + 1, int(np.searchsorted(ts, now_ns, side="right"))))
         rows = quotes.rows(i, j)
+        if stamp:
+            now = wall_ns()
+            for r in rows:
+                r["sent_ns"] = now
         await bus.publish_nowait(subj, orjson.dumps(rows[0] if frame == 1 else rows))
         n_msg += 1
         if n_msg % 4096 == 0:

@@ -23,7 +23,8 @@ class _Log:
     messages: list[Message] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)
     consumers: dict[str, _Consumer] = field(default_factory=dict)
-    changed: asyncio.Condition | None = None
+    changed: asyncio.Event | None = None  # set by every publish; a waiting subscriber clears it first
+    subjects: set[str] = field(default_factory=set)  # subjects already checked
 
 
 class _MemorySubscription(Subscription):
@@ -34,24 +35,26 @@ class _MemorySubscription(Subscription):
     async def next(self, timeout_s: float = 1.0) -> Message | None:
         if self.closed:
             raise BusError("subscription is closed")
-        assert self.log.changed is not None
+        changed = self.log.changed
+        assert changed is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        async with self.log.changed:
-            while True:
-                while self.pos < len(self.log.messages):
-                    m = self.log.messages[self.pos]
-                    self.pos += 1
-                    if subject_matches(self.pattern, m.subject):
-                        again = self.consumer is not None and m.seq <= self.consumer.acked
-                        return Message(m.subject, m.data, m.seq, m.msg_id, again)
-                left = deadline - loop.time()
-                if left <= 0:
-                    return None
-                try:
-                    await asyncio.wait_for(self.log.changed.wait(), left)
-                except TimeoutError:
-                    return None
+        msgs = self.log.messages
+        while True:
+            while self.pos < len(msgs):  # no await in this scan, so no publish can slip in between
+                m = msgs[self.pos]
+                self.pos += 1
+                if subject_matches(self.pattern, m.subject):
+                    again = self.consumer is not None and m.seq <= self.consumer.acked
+                    return Message(m.subject, m.data, m.seq, m.msg_id, again) if again else m
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), left)
+            except TimeoutError:
+                return None
 
     async def ack(self, msg: Message) -> None:
         if self.consumer is not None:
@@ -74,23 +77,23 @@ class InMemoryBus(Bus):
     def __init__(self) -> None:
         self._log = _Log()
 
-    def _cond(self) -> asyncio.Condition:
+    def _event(self) -> asyncio.Event:
         if self._log.changed is None:
-            self._log.changed = asyncio.Condition()
+            self._log.changed = asyncio.Event()
         return self._log.changed
 
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> int:
-        check_subject(subject)
-        cond = self._cond()
-        async with cond:
-            if msg_id is not None and msg_id in self._log.ids:
-                return self._log.ids[msg_id]
-            seq = len(self._log.messages) + 1
-            self._log.messages.append(Message(subject, bytes(data), seq, msg_id))
-            if msg_id is not None:
-                self._log.ids[msg_id] = seq
-            cond.notify_all()
-            return seq
+        log = self._log
+        if subject not in log.subjects:
+            log.subjects.add(check_subject(subject))
+        if msg_id is not None and msg_id in log.ids:
+            return log.ids[msg_id]
+        seq = len(log.messages) + 1
+        log.messages.append(Message(subject, bytes(data), seq, msg_id))
+        if msg_id is not None:
+            log.ids[msg_id] = seq
+        self._event().set()
+        return seq
 
     async def publish_nowait(self, subject: str, data: bytes) -> None:
         await self.publish(subject, data)
@@ -102,7 +105,7 @@ class InMemoryBus(Bus):
         self, subject: str, *, durable: str | None = None, start_seq: int | None = None
     ) -> Subscription:
         check_subject(subject, wildcards=True)
-        self._cond()
+        self._event()
         if start_seq is not None and start_seq < 1:
             raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
         if durable is None:
