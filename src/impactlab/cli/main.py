@@ -920,9 +920,10 @@ _register_universe()
 
 
 def _register_bus() -> None:
-    from impactlab.cli.bus import feed_cmd, hedge_live_cmd
+    from impactlab.cli.bus import bus_app, feed_cmd, hedge_live_cmd
     from impactlab.cli.hedging import hedge_app
 
+    app.add_typer(bus_app, name="bus")
     app.command("feed")(feed_cmd)
     hedge_app.command("live")(hedge_live_cmd)
 
