@@ -23,8 +23,16 @@ class _Log:
     messages: list[Message] = field(default_factory=list)
     ids: dict[str, int] = field(default_factory=dict)
     consumers: dict[str, _Consumer] = field(default_factory=dict)
-    changed: asyncio.Event | None = None  # set by every publish; a waiting subscriber clears it first
     subjects: set[str] = field(default_factory=set)  # subjects already checked
+    _changed: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def changed(self) -> asyncio.Event:
+        """Set by every publish; a waiting subscriber clears it first.  One per event loop: the bus outlives
+        an ``asyncio.run`` (a restarted engine in the same process)."""
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed[0] is not loop:
+            self._changed = (loop, asyncio.Event())
+        return self._changed[1]
 
 
 class _MemorySubscription(Subscription):
@@ -35,8 +43,7 @@ class _MemorySubscription(Subscription):
     async def next(self, timeout_s: float = 1.0) -> Message | None:
         if self.closed:
             raise BusError("subscription is closed")
-        changed = self.log.changed
-        assert changed is not None
+        changed = self.log.changed()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         msgs = self.log.messages
@@ -77,11 +84,6 @@ class InMemoryBus(Bus):
     def __init__(self) -> None:
         self._log = _Log()
 
-    def _event(self) -> asyncio.Event:
-        if self._log.changed is None:
-            self._log.changed = asyncio.Event()
-        return self._log.changed
-
     async def publish(self, subject: str, data: bytes, *, msg_id: str | None = None) -> int:
         log = self._log
         if subject not in log.subjects:
@@ -92,7 +94,7 @@ class InMemoryBus(Bus):
         log.messages.append(Message(subject, bytes(data), seq, msg_id))
         if msg_id is not None:
             log.ids[msg_id] = seq
-        self._event().set()
+        log.changed().set()
         return seq
 
     async def publish_nowait(self, subject: str, data: bytes) -> None:
@@ -105,7 +107,6 @@ class InMemoryBus(Bus):
         self, subject: str, *, durable: str | None = None, start_seq: int | None = None
     ) -> Subscription:
         check_subject(subject, wildcards=True)
-        self._event()
         if start_seq is not None and start_seq < 1:
             raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
         if durable is None:

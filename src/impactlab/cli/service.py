@@ -18,6 +18,9 @@ def serve_cmd(
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     hedging_dir: Annotated[Path | None, typer.Option(help="Hedging stores whose status is served.")] = None,
     keys_for_reads: Annotated[bool, typer.Option(help="Require the API key on read endpoints too.")] = False,
+    bus: Annotated[
+        str | None, typer.Option(help="NATS URL: run TCA on every hedge the live engine finishes (hedge.>).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve impact estimates, pre-trade reports, schedules, TCA, models, drift, hedging status, Prometheus
@@ -31,7 +34,7 @@ def serve_cmd(
     with _errors():
         cfg = ServiceConfig.from_env(host=host, port=port, symbols=tuple(s.strip() for s in symbols.split(",")),
                                      store_path=store, data_dir=data, hedging_dir=hedging_dir,
-                                     keys_for_reads=keys_for_reads)  # fmt: skip
+                                     keys_for_reads=keys_for_reads, bus_url=bus)  # fmt: skip
     if host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_keys:
         typer.echo(f"warning: listening on {host} without API keys: reads are open, writes are refused", err=True)
     uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level=log_level, access_log=False)

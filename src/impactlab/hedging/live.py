@@ -58,12 +58,16 @@ async def _publish_hedge(bus: Bus, store: Store, hedge_id: str, sym: str, stats:
     for o in store.read("child_orders", where="parent_order_id = ?", params=[h["parent_order_id"]]).to_pylist():
         await bus.publish(f"orders.{sym}", orjson.dumps(o), msg_id=f"order:{o['client_order_id']}")
         stats.published["orders"] += 1
-    for f in store.read("fills", where="parent_order_id = ?", params=[h["parent_order_id"]]).to_pylist():
+    fills = store.read("fills", where="parent_order_id = ?", params=[h["parent_order_id"]]).to_pylist()
+    for f in fills:
         await bus.publish(f"fills.{sym}", orjson.dumps(f), msg_id=f"fill:{f['fill_id']}")
         stats.published["fills"] += 1
     done = store.read("hedge_events", where="hedge_id = ? AND kind = 'done'", params=[hedge_id]).to_pylist()
     msg = {**h, "done": bool(done), "filled": done[0]["filled"] if done else None,
            "realised_cost_usd": done[0]["realised_cost_usd"] if done else None}  # fmt: skip
+    if done:  # the finished hedge carries its fills, so a TCA consumer (the service) needs nothing else
+        msg["fills"] = [{k: f[k] for k in ("fill_id", "ts_ns", "quantity", "price", "fee", "liquidity", "venue")}
+                        for f in fills]  # fmt: skip
     await bus.publish(f"hedge.{sym}", orjson.dumps(msg), msg_id=f"hedge:{hedge_id}:{'done' if done else 'open'}")
     stats.published["hedge"] += 1
 

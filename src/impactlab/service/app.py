@@ -9,6 +9,7 @@ error comes back as ``{"error": {"status", "type", "message", "details"}}``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -75,6 +76,7 @@ class ServiceState:
         self.alerted: set[str] = set()  # model versions whose drift alert already fired
         self._paths: dict[str, Any] = {}
         self._hedging_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.bus_tca: Any = None  # BusTcaStats while the service consumes the bus
 
     @classmethod
     def start(cls, config: ServiceConfig, **kw: Any) -> ServiceState:
@@ -134,6 +136,30 @@ class ServiceState:
         return out
 
 
+@contextlib.asynccontextmanager
+async def _bus_consumer(s: ServiceState, url: str | None) -> AsyncIterator[None]:
+    """With a bus URL: TCA of the live engine's finished hedges in the background while the app runs."""
+    if url is None:
+        yield
+        return
+    from impactlab.bus import NatsBus
+    from impactlab.service.bus import BusTcaStats, tca_from_bus
+
+    bus = await NatsBus.connect(url)
+    stop = asyncio.Event()
+    s.bus_tca = BusTcaStats()
+    task = asyncio.create_task(tca_from_bus(s, bus, stats=s.bus_tca, stop=stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 10.0)
+        except Exception:
+            log.exception("the bus consumer did not stop cleanly")
+        await bus.close()
+
+
 def create_app(config: ServiceConfig | None = None, *, state: ServiceState | None = None) -> FastAPI:
     """The service.  ``state`` (tests, embedding) is used as given; otherwise one is started from ``config``
     when the app starts."""
@@ -148,7 +174,8 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if "s" not in holder:
             holder["s"] = ServiceState.start(cfg)
-        yield
+        async with _bus_consumer(holder["s"], cfg.bus_url):
+            yield
         if state is None:
             holder["s"].store.close()
 
@@ -426,7 +453,8 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
 
 def hedging_summary(s: ServiceState) -> dict[str, Any]:
     """The live engine's status (if one is attached) and a summary of each hedging store's journal."""
-    out: dict[str, Any] = {"engine": s.engine.status() if s.engine is not None else None, "stores": []}
+    out: dict[str, Any] = {"engine": s.engine.status() if s.engine is not None else None, "stores": [],
+                           "bus_tca": s.bus_tca.as_dict() if s.bus_tca is not None else None}  # fmt: skip
     from impactlab.config import default_store_path
 
     d = s.config.hedging_dir or Path(default_store_path()).with_name("hedging")

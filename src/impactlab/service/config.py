@@ -36,6 +36,9 @@ class ServiceConfig:
         The service's store: TCA'd orders, fills, predictions and model versions.
     hedging_dir
         Hedging stores whose engine status is served (read-only).
+    bus_url
+        A NATS server (``nats://HOST:PORT``): the service then runs TCA on every hedge the live engine
+        finishes (``hedge.>``, durable consumer ``service-tca``); ``IMPACTLAB_BUS_URL`` sets it too.
     max_body_bytes
         Larger request bodies are refused with 413 before they are parsed.
     drift_window, drift_min_orders
@@ -52,6 +55,7 @@ class ServiceConfig:
     data_dir: Path | None = None
     store_path: Path | None = None
     hedging_dir: Path | None = None
+    bus_url: str | None = None
     max_body_bytes: int = 1_000_000
     drift_window: int = 200
     drift_min_orders: int = 20
@@ -76,6 +80,8 @@ class ServiceConfig:
                 raise ServiceError(f"{name!r} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.ks_alpha < 1:
             raise ServiceError(f"'ks_alpha' must be in (0, 1), got {self.ks_alpha!r}")
+        if self.bus_url is not None and not self.bus_url.startswith(("nats://", "tls://")):
+            raise ServiceError(f"'bus_url' must be a nats:// or tls:// URL, got {self.bus_url!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:
@@ -94,6 +100,10 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServiceConfig:
-        """Defaults, API keys from ``IMPACTLAB_API_KEYS`` (comma separated), then ``overrides``."""
+        """Defaults, API keys from ``IMPACTLAB_API_KEYS`` (comma separated) and the bus from
+        ``IMPACTLAB_BUS_URL``, then ``overrides``."""
         keys = tuple(k.strip() for k in os.environ.get("IMPACTLAB_API_KEYS", "").split(",") if k.strip())
-        return cls.from_dict({"api_keys": keys, **{k: v for k, v in overrides.items() if v is not None}})
+        env: dict[str, Any] = {"api_keys": keys}
+        if os.environ.get("IMPACTLAB_BUS_URL"):
+            env["bus_url"] = os.environ["IMPACTLAB_BUS_URL"]
+        return cls.from_dict({**env, **{k: v for k, v in overrides.items() if v is not None}})
