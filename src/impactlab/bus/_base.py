@@ -20,7 +20,7 @@ from types import TracebackType
 
 from impactlab.errors import BusError
 
-__all__ = ["Bus", "Message", "Subscription", "check_subject", "subject_matches"]
+__all__ = ["Bus", "Message", "Subscription", "check_subject", "check_subscription", "subject_matches"]
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
 
@@ -36,6 +36,15 @@ def check_subject(subject: str, *, wildcards: bool = False) -> str:
     if not ok:
         raise BusError(f"bad subject {subject!r}: dot-separated tokens of letters, digits, '_' or '-'")
     return subject
+
+
+def check_subscription(subject: str, durable: str | None, start_seq: int | None) -> None:
+    """Refuse a bad :meth:`Bus.subscribe` (every implementation checks the same way)."""
+    check_subject(subject, wildcards=True)
+    if durable is not None:
+        check_subject(durable)
+    if start_seq is not None and start_seq < 1:
+        raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
 
 
 def subject_matches(pattern: str, subject: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from impactlab.bus._base import Bus, Message, Subscription, check_subject, subject_matches
+from impactlab.bus._base import Bus, Message, Subscription, check_subject, check_subscription, subject_matches
 from impactlab.errors import BusError
 
 __all__ = ["InMemoryBus"]
@@ -106,12 +106,9 @@ class InMemoryBus(Bus):
     async def subscribe(
         self, subject: str, *, durable: str | None = None, start_seq: int | None = None
     ) -> Subscription:
-        check_subject(subject, wildcards=True)
-        if start_seq is not None and start_seq < 1:
-            raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
+        check_subscription(subject, durable, start_seq)
         if durable is None:
             return _MemorySubscription(self._log, subject, start_seq or 1, None)
-        check_subject(durable)
         c = self._log.consumers.get(durable)
         if c is None:
             c = self._log.consumers[durable] = _Consumer(subject, acked=(start_seq or 1) - 1)

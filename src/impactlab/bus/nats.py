@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from impactlab.bus._base import Bus, Message, Subscription, check_subject
+from impactlab.bus._base import Bus, Message, Subscription, check_subject, check_subscription
 from impactlab.errors import BusError
 
 __all__ = ["NatsBus"]
@@ -135,12 +135,9 @@ class NatsBus(Bus):
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
-        check_subject(subject, wildcards=True)
-        if start_seq is not None and start_seq < 1:
-            raise BusError(f"'start_seq' must be >= 1, got {start_seq}")
+        check_subscription(subject, durable, start_seq)
         start = start_seq
         if durable is not None:
-            check_subject(durable)
             try:
                 info = await self.js.consumer_info(self.stream, durable)
                 if info.config.filter_subject != subject:
