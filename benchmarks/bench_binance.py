@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from impactlab.book.binance import rebuild_binance
 
 from benchmarks._common import DATA, Section, fmt_rate, timed
-from impactlab.book.binance import rebuild_binance
 from impactlab.data.binance import load_binance
 
 FILES = ["usdm/btcusdt_20240719.gz", "usdm/ethusdt_20240719.gz"]

@@ -6,18 +6,18 @@ import resource
 
 import numpy as np
 import pandas as pd
+from impactlab.book.lobster import replay_check
 
 from benchmarks._common import DATA, Section, fmt_rate, peak_traced_mb, timed
-from impactlab.book.lobster import replay_lobster
 from impactlab.data.lobster import load_lobster
-from impactlab.features.book import lobster_l1_features
-from impactlab.testing import reference_lobster_replay
+from impactlab.features.book import l1_features
+from impactlab.testing import reference_replay
 
 STEM = "GOOG_2012-06-21_34200000_57600000"
 
 
 def _l1_features(day):  # type: ignore[no-untyped-def]
-    return lobster_l1_features(day)
+    return l1_features(day)
 
 
 def _pandas_l1(day):  # type: ignore[no-untyped-def]
@@ -45,25 +45,25 @@ def run(quick: bool = False) -> Section:
     day = load_lobster(msg)
     n = len(day)
     # check before timing
-    rep = replay_lobster(day)
+    rep = replay_check(day)
     assert rep.mismatched_rows == 0, rep
     ours = _l1_features(day)
     base = _pandas_l1(day)
     for col in ("mid", "spread_bps", "microprice", "ofi"):
         assert np.allclose(ours[col], base[col].to_numpy(), equal_nan=True), col
-    ref = reference_lobster_replay(day)
+    ref = reference_replay(day)
     assert ref == (rep.mismatched_rows, rep.rows_with_level_from_beyond_depth), ref
 
     sec = Section(
         title="Book replay and L1 features — GOOG 2012-06-21, level 10 (147,916 messages)",
         command="make bench  (benchmarks/bench_book.py)",
-        baseline="a plain-Python dict replay (impactlab.testing.reference_lobster_replay) with the same L1 "
+        baseline="a plain-Python dict replay (impactlab.testing.reference_replay) with the same L1 "
         "features in pandas, and lobster-reconstructor 0.1.3 (PyPI), all in the same run on one pinned core",
         columns=["implementation", "what", "median s", "messages/s", "vs ours", "peak traced MB"],
     )
-    kernel_only = float(np.median([replay_lobster(day).seconds for _ in range(9)]))
-    both_s, _, _ = timed(lambda: (replay_lobster(day), _l1_features(day)), repeat=15)
-    mem = peak_traced_mb(lambda: (replay_lobster(day), _l1_features(day)))
+    kernel_only = float(np.median([replay_check(day).seconds for _ in range(9)]))
+    both_s, _, _ = timed(lambda: (replay_check(day), _l1_features(day)), repeat=15)
+    mem = peak_traced_mb(lambda: (replay_check(day), _l1_features(day)))
     sec.add(
         "impactlab (numba kernel)",
         "replay + check every row, kernel only",
@@ -80,8 +80,8 @@ def run(quick: bool = False) -> Section:
         "1.0×",
         f"{mem:.1f}",
     )
-    ref_s, _, _ = timed(lambda: (reference_lobster_replay(day), _pandas_l1(day)), repeat=1 if quick else 2, warmup=0)
-    ref_mem = peak_traced_mb(lambda: (reference_lobster_replay(day), _pandas_l1(day)))
+    ref_s, _, _ = timed(lambda: (reference_replay(day), _pandas_l1(day)), repeat=1 if quick else 2, warmup=0)
+    ref_mem = peak_traced_mb(lambda: (reference_replay(day), _pandas_l1(day)))
     sec.add(
         "plain Python dicts + pandas",
         "replay + check + L1 features + OFI",
@@ -90,7 +90,7 @@ def run(quick: bool = False) -> Section:
         f"{ref_s / both_s:,.0f}× slower",
         f"{ref_mem:.1f}",
     )
-    twin_s, _, _ = timed(lambda: replay_lobster(day, compiled=False), repeat=1, warmup=0)
+    twin_s, _, _ = timed(lambda: replay_check(day, compiled=False), repeat=1, warmup=0)
     sec.add(
         "impactlab kernel, plain-Python twin",
         "replay + check",

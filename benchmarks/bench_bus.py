@@ -82,10 +82,10 @@ asyncio.run(main(*sys.argv[1:6]))
 def bench_quotes(n: int, *, paced: bool) -> Quotes:
     """``n`` GOOG 2012-06-21 top-of-book changes, cycled; ``paced``: restamped at exactly ``RATE`` a second
     (so a replay at speed 1 publishes at that rate), else their recorded times, cycled day after day."""
-    from impactlab.bus.feed import Quotes, lobster_quotes
+    from impactlab.bus.feed import Quotes, day_quotes
     from impactlab.rl.tasks import load_day
 
-    q = lobster_quotes(load_day("GOOG"))
+    q = day_quotes(load_day("GOOG"))
     idx = np.arange(n) % len(q)
     if paced:
         ts = (np.arange(n, dtype=np.int64) * int(1e9 / RATE)) + 1
@@ -189,7 +189,7 @@ def run(quick: bool = False) -> Section:
     tput = {frame: qps for _, main, frame, paced, _, _, qps, *_ in rows if main and not paced}
     p99 = {frame: float(np.percentile(pl, 99)) for _, main, frame, paced, *_, pl, _ in rows if main and paced}
     sec.notes.append(
-        "Quotes: GOOG 2012-06-21 top-of-book changes as `lobster_quotes` gives them, cycled; the paced runs "
+        "Quotes: GOOG 2012-06-21 top-of-book changes as `day_quotes` gives them, cycled; the paced runs "
         f"restamp them at exactly {RATE:,.0f} a second and replay at speed 1. Publisher (`replay_feed`, stamping "
         "each message's send time) and consumer (`NatsBus.subscribe`, durable with flow control, decoding every "
         "quote) are separate processes; nats-server (JetStream, file storage, a fresh store per run) is a third, "

@@ -11,15 +11,15 @@ from scipy import optimize
 from benchmarks._common import DATA, Section, timed
 from impactlab.calibration import (
     evaluate,
-    lobster_impact_events,
-    lobster_trade_series,
+    large_order_events,
+    market_trade_series,
     order_outcomes,
     trade_series,
 )
 from impactlab.calibration.runner import _bars_with_flows
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
-from impactlab.features import binance_features, lobster_features, lobster_trades
+from impactlab.features import lobster_trades, market_features
 from impactlab.features.trades import state_at
 from impactlab.impact import ObizhaevaWangImpact, OFIImpact, PowerLawImpact, PropagatorModel, SquareRootImpact
 from impactlab.impact.propagator import _design
@@ -198,7 +198,7 @@ def real_data(quick: bool = False) -> list[Section]:
     for sym, stem in STEMS.items():
         day = load_lobster(DATA / "lobster" / stem)
         for bar in (1.0, 10.0, 60.0):
-            fs = lobster_features(day, bar_s=bar)
+            fs = market_features(day, bar_s=bar)
             notes: list[str] = []
             bars = _bars_with_flows(fs.bars.to_pandas(), fs.meta.get("adv"), fs.meta.get("daily_vol"), notes)
             ev = evaluate(OFIImpact(), bars)
@@ -226,7 +226,7 @@ def real_data(quick: bool = False) -> list[Section]:
                     f"{r.params_dict()['Y']:.3f} [{cy[0]:.3f}, {cy[1]:.3f}]",
                     f"{evs['in_sample']['r2']:.3f} / {evs['out_of_sample']['r2']:.3f}",
                 )
-        ts = lobster_trade_series(day)
+        ts = market_trade_series(day)
         res = PropagatorModel(max_lag=100, fit_lags=(1, 100)).fit(ts).result_
         g, gci = res.extra["gamma"], res.extra["gamma_conf_int"]
         bci = res.conf_int()["beta"]
@@ -238,7 +238,7 @@ def real_data(quick: bool = False) -> list[Section]:
             f"{(1 - g) / 2:.3f}",
             f"{res.r2:.3f}",
         )
-        m = ObizhaevaWangImpact().fit(lobster_impact_events(day)).result_
+        m = ObizhaevaWangImpact().fit(large_order_events(day)).result_
         p, kci = m.params_dict(), m.conf_int()["kappa_bps"]
         ow.add(
             f"{sym} 2012-06-21",
@@ -252,7 +252,7 @@ def real_data(quick: bool = False) -> list[Section]:
         )
     cap = load_binance([DATA / "binance/spot/btcusdt_20240808.gz", DATA / "binance/spot/btcusdt_20240809.gz"])
     for bar in (1.0, 10.0):
-        fs = binance_features(cap, bar_s=bar)
+        fs = market_features(cap, bar_s=bar)
         bars = _bars_with_flows(fs.bars.to_pandas(), None, None, [])
         ev = evaluate(OFIImpact(), bars)
         ci = ev["fitted"].result_.conf_int()["c_bps"]
@@ -366,12 +366,12 @@ def ow_book() -> Section:
             "fit time s",
         ],
     )
-    from impactlab.calibration.resilience import evaluate_ow_book, lobster_depth_profile, lobster_resilience_events
+    from impactlab.calibration.resilience import depth_profile, evaluate_ow_book, resilience_events
 
     for sym, lev in (("GOOG", 10), ("GOOG", 5), ("AMZN", 5)):
         day = load_lobster(DATA / "lobster" / f"{sym}_2012-06-21_34200000_57600000_message_{lev}.csv.gz")
         t0 = time.perf_counter()
-        prof, ev = lobster_depth_profile(day), lobster_resilience_events(day)
+        prof, ev = depth_profile(day), resilience_events(day)
         res = evaluate_ow_book(prof, ev)
         secs = time.perf_counter() - t0
         b = res["fitted"]

@@ -27,7 +27,7 @@ from impactlab.execution import (
 from impactlab.rl.tasks import _replay, load_day
 from impactlab.schedules import twap
 from impactlab.simulation import ConstantLatency, FeeModel, ReplayMarket
-from impactlab.tca import LobsterPath, analyse
+from impactlab.tca import MarketPath, analyse
 
 NS = 1_000_000_000
 
@@ -104,7 +104,7 @@ def _one(
     parent = ParentOrder(pid, "GOOG", side, 2_000.0, start, start + 300 * NS)
     res = eng.run(parent, Slicer(twap(2_000.0, 300.0, step_s=60.0, side=int(side)), parent))
     kids = [mo.order for mo in oms.orders.values()]
-    path = LobsterPath(day)
+    path = MarketPath(day)
     tca = analyse(parent, list(res.fills), mid_at=path.mid_at, children=kids, end_ns=res.end_ns)
     store.close()
     return tca
@@ -122,7 +122,7 @@ def _replay_section(quick: bool) -> Section:
     paper = {sd: queue_outflow_samples(day, int(sd), 60.0) for sd in sides}
     inside = {sd: queue_outflow_samples(day, int(sd), 60.0, improve_ticks=1) for sd in sides}
     step = 1_800 if quick else 300  # disjoint 5-minute orders back to back, a buy and a sell at each start
-    starts = [day.session_open_ns + s * NS for s in range(600, 23_400 - 600, step)]
+    starts = [day.start_ns + s * NS for s in range(600, 23_400 - 600, step)]
     routers: list[tuple[str, Any, Any, Any]] = [
         ("naive (all market)", NaiveRouter(), trades, None),
         ("Cont–Kukanov, the default: λu+θ = 5 bps, ξ = trades + cancels, may improve", ContKukanovRouter(), paper,

@@ -33,7 +33,7 @@ def _book(symbol: str, t0: int, spot: float, n: int) -> Portfolio:
 
 def _latency(quick: bool) -> Section:
     day = load_day("GOOG")
-    model = HedgeCostModel.from_lobster(day)
+    model = HedgeCostModel.from_day(day)
     stream = market_stream(day, start_s=600.0, end_s=2_400.0 if quick else 22_500.0, step_s=1.0)
     mid0 = 0.5 * (stream[0]["bid"] + stream[0]["ask"])
     sec = Section(

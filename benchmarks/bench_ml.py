@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import DATA, Section, fmt_rate
-from impactlab.calibration.blocks import lobster_blocks
+from impactlab.calibration.blocks import hypothetical_blocks
 from impactlab.calibration.forecasts import FORECAST_MODELS, best_of, evaluate_forecasts, feature_importance
-from impactlab.calibration.regimes import fit_by_regime, label_rows, lobster_regimes, plot_regime_timeline
+from impactlab.calibration.regimes import fit_by_regime, label_rows, market_regimes, plot_regime_timeline
 from impactlab.data.lobster import load_lobster
 from impactlab.features import BLOCK_FEATURES
 from impactlab.impact import QuantileGBMImpact, SpreadSquareRootImpact
@@ -129,7 +129,7 @@ def regimes(days: dict[str, object], blocks: dict[str, pd.DataFrame]) -> Section
     )
     for sym, day in days.items():
         b = blocks[sym]
-        det, inputs, labels = lobster_regimes(day)  # type: ignore[arg-type]
+        det, inputs, labels = market_regimes(day)  # type: ignore[arg-type]
         plot_regime_timeline(inputs, labels, FIGURES / f"regimes_{sym}.png", title=f"{sym} 2012-06-21")
         reg = label_rows(b["ts_ns"].to_numpy(), inputs, labels, 10_000_000_000)
         keep = reg >= 0
@@ -149,7 +149,7 @@ def regimes(days: dict[str, object], blocks: dict[str, pd.DataFrame]) -> Section
             )
         # the label as a feature, from a detector fitted on the first half of the day only
         half = int(b["ts_ns"].iloc[len(b) // 2])
-        _, inputs2, labels2 = lobster_regimes(day, fit_until_ns=half)  # type: ignore[arg-type]
+        _, inputs2, labels2 = market_regimes(day, fit_until_ns=half)  # type: ignore[arg-type]
         with_reg = b.assign(regime=label_rows(b["ts_ns"].to_numpy(), inputs2, labels2, 10_000_000_000))
         res = evaluate_forecasts(
             {
@@ -316,7 +316,7 @@ def inference(quick: bool) -> Section:
 def run(quick: bool = False) -> list[Section]:
     days = _days()
     blocks = {
-        sym: lobster_blocks(day, n_blocks=8_000 if quick else 20_000, seed=0)  # type: ignore[arg-type]
+        sym: hypothetical_blocks(day, n_blocks=8_000 if quick else 20_000, seed=0)  # type: ignore[arg-type]
         for sym, day in days.items()
     }
     return [accuracy(days, blocks, quick), regimes(days, blocks), importance(blocks), inference(quick)]

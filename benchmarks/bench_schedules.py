@@ -152,7 +152,7 @@ def speed(quick: bool = False) -> list[Section]:
 
 
 def pretrade_bench(quick: bool = False) -> Section:
-    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market, lobster_paths
+    from impactlab.calibration.pretrade import book_cost_model, lobster_paths, market_context
     from impactlab.data.lobster import load_lobster
     from impactlab.schedules import CombinedCost, TransientImpact, pretrade
 
@@ -169,8 +169,8 @@ def pretrade_bench(quick: bool = False) -> Section:
     day = load_lobster(*lobster_paths(root, "GOOG"))  # type: ignore[misc]
     amzn = lobster_paths(root, "AMZN")
     days = [day, load_lobster(*amzn)] if amzn else [day]
-    market = lobster_market(day, volume_days=days)
-    book = lobster_book_cost_model(day)
+    market = market_context(day, volume_days=days)
+    book = book_cost_model(day)
     report = pretrade(50_000, side=1, model=book.model, market=market)
     t_fast = timed(lambda: pretrade(50_000, side=1, model=book.model, market=market), repeat=3 if quick else 9)[0]
 

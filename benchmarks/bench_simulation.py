@@ -8,9 +8,9 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+from impactlab.book.lobster import replay_check
 
 from benchmarks._common import DATA, Section, fmt_rate, timed
-from impactlab.book.lobster import replay_lobster
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
 from impactlab.simulation import (
@@ -28,7 +28,7 @@ from impactlab.simulation import (
     stylised_facts,
 )
 from impactlab.simulation import _kernels as k
-from impactlab.simulation.facts import facts_figure, sample_lobster, sample_market
+from impactlab.simulation.facts import facts_figure, sample_day, sample_market
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 NS = 1_000_000_000
@@ -282,13 +282,13 @@ def _lobster_replay_section(quick: bool) -> Section:
     sec = Section(
         title="LOBSTER replay with own-order matching — messages per second",
         command="make bench  (benchmarks/bench_simulation.py)",
-        baseline="impactlab.book.replay_lobster (the plain book rebuild of the book issue, which also checks every "
+        baseline="impactlab.book.replay_check (the plain book rebuild of the book issue, which also checks every "
         "row against the book file), same file, same run, one pinned core",
         columns=["file", "engine", "median s", "messages", "messages/s", "vs book rebuild"],
     )
     for sym, lv in (("GOOG", 10), ("AMZN", 5)) if not quick else (("GOOG", 10),):
         day = _lobster(sym, lv)
-        rd = ReplayData.from_lobster(day)
+        rd = ReplayData.from_day(day)
         n = len(day)
 
         def run(rd=rd):  # type: ignore[no-untyped-def]
@@ -298,14 +298,14 @@ def _lobster_replay_section(quick: bool) -> Section:
             return m
 
         med, _, _ = timed(run, repeat=5 if quick else 9)
-        base = float(np.median([replay_lobster(day).seconds for _ in range(5 if quick else 9)]))
-        build, _, _ = timed(lambda: ReplayData.from_lobster(day), repeat=3)  # noqa: B023 (called here)
+        base = float(np.median([replay_check(day).seconds for _ in range(5 if quick else 9)]))
+        build, _, _ = timed(lambda: ReplayData.from_day(day), repeat=3)  # noqa: B023 (called here)
         name = f"{sym} L{lv}"
         sec.add(name, "ReplayMarket (order-id queue, consumed liquidity, overlay off)", f"{med:.4f}", f"{n:,}",
                 fmt_rate(n / med), f"{base / med:.2f}×")  # fmt: skip
         sec.add(name, "ReplayData.from_lobster (prepare: level syncs, arrival times)", f"{build:.4f}", f"{n:,}",
                 fmt_rate(n / build), "-")  # fmt: skip
-        sec.add(name, "replay_lobster (book rebuild + row check)", f"{base:.4f}", f"{n:,}", fmt_rate(n / base), "1.00×")
+        sec.add(name, "replay_check (book rebuild + row check)", f"{base:.4f}", f"{n:,}", fmt_rate(n / base), "1.00×")
     sec.notes.append(
         "ReplayMarket times cover building the venue and replaying the whole day; the rebuild's time is its "
         "kernel's own timer. The replay reproduces the book file exactly (tests/simulation)."
@@ -324,7 +324,7 @@ def _facts_section(goog, quick: bool) -> Section:  # type: ignore[no-untyped-def
         ],
     )  # fmt: skip
     duration = 3600.0 if quick else 6.5 * 3600
-    real = stylised_facts(sample_lobster(goog))
+    real = stylised_facts(sample_day(goog))
     fitted = fit_queue_reactive(goog)
     t, sign, _ = market_order_times(goog)
     hawkes = fit_hawkes(t, sign)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impactlab.book.binance import KIND_REPLAYED, KIND_SNAPSHOT, rebuild_binance
-from impactlab.data.binance import load_binance
+from impactlab.data._binance_book import KIND_REPLAYED, KIND_SNAPSHOT, rebuild_binance
+from impactlab.data.binance import read_binance as load_binance
 
 PAIRS = [
     ("spot", "btcusdt_20240808", "btcusdt_20240809"),

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 from impactlab.book import _kernels as k
-from impactlab.book.lobster import initial_state, replay_lobster
+from impactlab.book.check import initial_state, replay_check
 from impactlab.data.lobster import load_lobster
-from impactlab.testing import reference_lobster_replay, write_synthetic_lobster
+from impactlab.data.market import EventKind
+from impactlab.testing import reference_replay, write_synthetic_lobster
 from tests.conftest import AAPL_MSG, lobster_pairs, lobster_path
 
 
 @pytest.mark.parametrize(("symbol", "levels"), lobster_pairs())
 def test_every_shared_pair_rebuilds_with_zero_mismatches(data: Path, symbol: str, levels: int) -> None:
     day = load_lobster(lobster_path(data, symbol, levels))
-    rep = replay_lobster(day)
+    rep = replay_check(day)
     assert rep.rows == len(day)
     assert rep.mismatched_rows == 0 and rep.unmatched_messages == 0
     # levels do enter from beyond the depth on a real day; the file is the only source for them
@@ -27,9 +28,9 @@ def test_every_shared_pair_rebuilds_with_zero_mismatches(data: Path, symbol: str
 
 def test_reference_and_twin_agree_on_real_fixture(data: Path) -> None:
     day = load_lobster(data / AAPL_MSG)
-    fast = replay_lobster(day)
-    slow = replay_lobster(day, compiled=False)
-    ref = reference_lobster_replay(day)
+    fast = replay_check(day)
+    slow = replay_check(day, compiled=False)
+    ref = reference_replay(day)
     assert (
         (fast.mismatched_rows, fast.rows_with_level_from_beyond_depth)
         == ref
@@ -42,27 +43,27 @@ def test_reference_and_twin_agree_on_real_fixture(data: Path) -> None:
 def test_synthetic_days_rebuild_exactly(tmp_path: Path, seed: int) -> None:
     syn = write_synthetic_lobster(tmp_path, seed=seed, n_events=1500, levels=1 + seed % 4)
     day = load_lobster(syn.message_path)
-    rep = replay_lobster(day)
+    rep = replay_check(day)
     assert rep.mismatched_rows == 0
-    assert (rep.mismatched_rows, rep.rows_with_level_from_beyond_depth) == reference_lobster_replay(day)
+    assert (rep.mismatched_rows, rep.rows_with_level_from_beyond_depth) == reference_replay(day)
 
 
 def test_a_wrong_message_is_caught_at_its_line(data: Path) -> None:
     day = load_lobster(data / AAPL_MSG)
-    size = day.size.copy()
-    i = int(np.flatnonzero(day.event_type == 1)[100])
+    size = day.events.size.copy()
+    i = int(np.flatnonzero(day.events.kind == EventKind.ADD)[100])
     size[i] += 1  # one share more than the book file shows
-    bad = dataclasses.replace(day, size=size)
-    rep = replay_lobster(bad)
-    assert rep.mismatched_rows >= 1 and rep.first_mismatches[0] == day.line[i]
-    assert reference_lobster_replay(bad)[0] == rep.mismatched_rows
+    bad = dataclasses.replace(day, events=dataclasses.replace(day.events, size=size))
+    rep = replay_check(bad)
+    assert rep.mismatched_rows >= 1 and rep.first_mismatches[0] == day.events.line[i]
+    assert reference_replay(bad)[0] == rep.mismatched_rows
 
 
 def test_a_wrong_book_row_is_caught_and_does_not_cascade(data: Path) -> None:
     day = load_lobster(data / AAPL_MSG)
-    book = day.book.copy()
-    book[500, 1] += 7  # ask size at level 1 on row 500
-    rep = replay_lobster(dataclasses.replace(day, book=book))
+    ask_size = day.book.ask_size.copy()
+    ask_size[500, 0] += 7  # ask size at level 1 on row 500
+    rep = replay_check(dataclasses.replace(day, book=dataclasses.replace(day.book, ask_size=ask_size)))
     # row 500 disagrees with the messages, and so does row 501 (which the file shows without the 7)
     assert rep.mismatched_rows == 2 and rep.first_mismatches == [501, 502]
 
@@ -71,8 +72,8 @@ def test_initial_state_undoes_the_first_message(data: Path) -> None:
     day = load_lobster(data / AAPL_MSG)
     s = initial_state(day)
     # message 0 submits 18 shares at 585.33 on the bid; before it, that level did not exist
-    assert day.event_type[0] == 1 and day.book[0, 2] == day.price_e4[0]
-    assert s[2] != day.price_e4[0]
+    assert day.events.kind[0] == EventKind.ADD and day.book.bid_price[0, 0] == day.events.price[0] == 585.33
+    assert s[2] != day.events.price_ticks[0] == 58533  # the state is in integer ticks
 
 
 def test_kernel_helpers_parity_on_random_sequences() -> None:

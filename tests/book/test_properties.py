@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from impactlab.book import _kernels as k
-from impactlab.book.lobster import replay_lobster
-from impactlab.data.lobster import DUMMY_ASK, DUMMY_BID, load_lobster
+from impactlab.book.check import replay_check
+from impactlab.data.lobster import load_lobster
+from impactlab.data.market import EventFlag, EventKind
 from impactlab.testing import write_synthetic_lobster
 
 
@@ -23,24 +24,26 @@ def test_rebuilt_books_are_exact_uncrossed_ordered_and_conserve_quantity(seed: i
         if syn.messages == 0:
             return
         day = load_lobster(syn.message_path)
-    assert replay_lobster(day).mismatched_rows == 0
+    assert replay_check(day).mismatched_rows == 0
     assert np.all(np.diff(day.ts_ns) >= 0)  # time ordered
-    ap, bp = day.book[:, 0::4], day.book[:, 2::4]
-    real = (ap[:, 0] != DUMMY_ASK) & (bp[:, 0] != DUMMY_BID)
-    assert np.all(bp[real, 0] < ap[real, 0])  # never crossed
-    # quantity conserved: a message at a price visible before and after changes that level by its size
-    sign = {1: 1, 2: -1, 3: -1, 4: -1}
-    prev = day.book[:-1]
-    cur = day.book[1:]
+    b = day.book
+    real = np.isfinite(b.ask_price[:, 0]) & np.isfinite(b.bid_price[:, 0])
+    assert np.all(b.bid_price[real, 0] < b.ask_price[real, 0])  # never crossed
+    assert not (b.ask_price > 1e6).any() and not (b.bid_price < 0).any()  # no vendor dummies in the model
+    # quantity conserved: an event at a price visible before and after changes that level by its size
+    ev = day.events
+    hidden = (ev.flags & np.uint8(EventFlag.HIDDEN)) != 0
+    sign = {EventKind.ADD: 1, EventKind.CANCEL: -1, EventKind.FILL: -1}
+    bid_t, ask_t = b.ticks(day.tick_size)
     for i in range(1, len(day)):
-        et, sd, px, sz = int(day.event_type[i]), int(day.side[i]), int(day.price_e4[i]), int(day.size[i])
-        off = 2 if sd == 1 else 0
-        before = {int(prev[i - 1, 4 * j + off]): int(prev[i - 1, 4 * j + off + 1]) for j in range(levels)}
-        after = {int(cur[i - 1, 4 * j + off]): int(cur[i - 1, 4 * j + off + 1]) for j in range(levels)}
-        if et in sign and px in before and px in after:
-            assert after[px] - before[px] == sign[et] * sz
-        elif et in (5,):
-            assert np.array_equal(prev[i - 1], cur[i - 1])
+        kind, sd, px, sz = int(ev.kind[i]), int(ev.side[i]), int(ev.price_ticks[i]), float(ev.size[i])
+        pt, szs = (bid_t, b.bid_size) if sd == 1 else (ask_t, b.ask_size)
+        before = {int(pt[i - 1, j]): float(szs[i - 1, j]) for j in range(levels) if szs[i - 1, j] > 0}
+        after = {int(pt[i, j]): float(szs[i, j]) for j in range(levels) if szs[i, j] > 0}
+        if hidden[i]:
+            assert np.array_equal(b.bid_size[i - 1], b.bid_size[i]) and np.array_equal(b.ask_size[i - 1], b.ask_size[i])
+        elif kind in sign and px in before and px in after:
+            assert after[px] - before[px] == sign[EventKind(kind)] * sz
 
 
 ops = st.lists(

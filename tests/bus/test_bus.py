@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from impactlab.bus import Bus, InMemoryBus, NatsBus, NatsServer, subject_matches
-from impactlab.bus.feed import Quotes, decode_quotes, lobster_quotes, replay_feed
+from impactlab.bus.feed import Quotes, day_quotes, decode_quotes, replay_feed
 from impactlab.bus.server import find_nats_server, nats_server_version
 from impactlab.data import Store
 from impactlab.errors import BusError
@@ -140,7 +140,7 @@ def test_lobster_quotes_are_top_of_book_changes(data: Path) -> None:
     from tests.conftest import lobster_path
 
     day = load_lobster(lobster_path(data, "GOOG", 1), lobster_path(data, "GOOG", 1, "orderbook"))
-    q = lobster_quotes(day)
+    q = day_quotes(day)
     x = np.stack([q.bid, q.bid_size, q.ask, q.ask_size], axis=1)
     assert (np.diff(q.ts_ns) >= 0).all() and (q.bid < q.ask).all()
     assert (x[1:] != x[:-1]).any(axis=1).all()  # every message changes something
@@ -248,9 +248,9 @@ def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp
     from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
 
     day = load_day("GOOG")
-    model = HedgeCostModel.from_lobster(day)
-    o = day.session_open_ns
-    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    model = HedgeCostModel.from_day(day)
+    o = day.start_ns
+    quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
     bus = InMemoryBus()
     store = tmp_path / "live.duckdb"
 
@@ -285,9 +285,9 @@ def test_live_engine_on_frames_decides_as_on_single_quotes_and_resumes_inside_a_
     from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
 
     day = load_day("GOOG")
-    model = HedgeCostModel.from_lobster(day)
-    o = day.session_open_ns
-    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    model = HedgeCostModel.from_day(day)
+    o = day.start_ns
+    quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
 
     class Crash(Exception):
         pass
@@ -351,8 +351,8 @@ def test_killed_live_engine_on_nats_loses_and_duplicates_nothing(tmp_path: Path,
     from tests.hedging.killable_run import WINDOW
 
     day = load_day("GOOG")
-    o = day.session_open_ns
-    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    o = day.start_ns
+    quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
     with NatsServer(tmp_path / "js") as server:
 
         async def feed() -> Any:

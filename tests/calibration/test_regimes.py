@@ -15,7 +15,7 @@ from impactlab.calibration.regimes import (
     RegimeDetector,
     fit_by_regime,
     label_rows,
-    lobster_regimes,
+    market_regimes,
     plot_regime_timeline,
     regime_inputs,
 )
@@ -99,7 +99,7 @@ def test_bad_regime_inputs() -> None:
 
 def test_real_day_has_a_stressed_open(data: Path) -> None:
     day = load_lobster(lobster_path(data, "GOOG", 10))
-    det, inputs, labels = lobster_regimes(day)
+    det, inputs, labels = market_regimes(day)
     stressed = det.n_regimes - 1
     first_10_min = inputs["bar_start_ns"] < inputs["bar_start_ns"].iloc[0] + 600 * 10**9
     assert np.mean(labels[first_10_min] == stressed) > 0.8
@@ -107,7 +107,7 @@ def test_real_day_has_a_stressed_open(data: Path) -> None:
     desc = det.describe(inputs)
     assert desc.loc[stressed, "rolling_spread_bps"] > desc.loc[0, "rolling_spread_bps"]
     # fitted on the morning only, the detector still labels the afternoon (out of sample)
-    det2, _, lab2 = lobster_regimes(day, fit_until_ns=int(inputs["bar_start_ns"].iloc[len(inputs) // 2]))
+    det2, _, lab2 = market_regimes(day, fit_until_ns=int(inputs["bar_start_ns"].iloc[len(inputs) // 2]))
     assert len(lab2) == len(inputs) and set(np.unique(lab2)) <= set(range(det2.n_regimes))
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from impactlab.calibration import (
     BookResilience,
+    depth_profile,
     fit_book_resilience,
-    lobster_depth_profile,
-    lobster_resilience_events,
+    resilience_events,
 )
 from impactlab.data.lobster import load_lobster
 from impactlab.errors import CalibrationError
@@ -103,7 +103,7 @@ def real(data: Path) -> dict[str, BookResilience]:
     out = {}
     for sym, lev in (("GOOG", 10), ("GOOG", 5), ("AMZN", 5)):
         day = load_lobster(lobster_path(data, sym, lev))
-        prof, ev = lobster_depth_profile(day), lobster_resilience_events(day)
+        prof, ev = depth_profile(day), resilience_events(day)
         assert ev.attrs["events"] > 3000 and ev.attrs["events_without_control"] < 0.05 * ev.attrs["events"]
         out[f"{sym}{lev}"] = fit_book_resilience(prof, ev)
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from impactlab.data.binance import load_binance
+from impactlab.data.binance import read_binance as load_binance
 from impactlab.errors import DataValidationError
 
 CAPTURES = [

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from impactlab.data.lobster import DUMMY_ASK, load_lobster, midnight_ns, parse_lobster_name
+from impactlab.data.market import EventKind
 from impactlab.errors import DataValidationError
 from impactlab.testing import write_synthetic_lobster
 from tests.conftest import AAPL_MSG, lobster_pairs, lobster_path
@@ -28,7 +29,7 @@ EXPECTED_ROWS = {
 def test_every_shared_pair_loads_clean(data: Path, symbol: str, levels: int) -> None:
     day = load_lobster(lobster_path(data, symbol, levels))
     assert len(day) == EXPECTED_ROWS[(symbol, levels)]
-    assert day.levels == levels and day.symbol == symbol and day.date == dt.date(2012, 6, 21)
+    assert day.depth == levels and day.symbol == symbol and day.date == dt.date(2012, 6, 21)
     assert day.report.rows_read == len(day) and day.report.rows_quarantined == 0
     assert np.all(np.diff(day.ts_ns) >= 0)
     # 09:30 to 16:00 New York (EDT, UTC-4) on 2012-06-21
@@ -41,11 +42,13 @@ def test_every_shared_pair_loads_clean(data: Path, symbol: str, levels: int) -> 
 
 def test_aapl_fixture_and_exact_time(data: Path) -> None:
     day = load_lobster(data / AAPL_MSG)
-    assert len(day) == 999 and day.levels == 10
+    assert len(day) == 999 and day.depth == 10 and day.source == "lobster" and day.has_order_ids
     # first message: 34200.004241176 s after midnight EDT
     assert day.ts_ns[0] == 1_340_285_400_004_241_176
-    assert day.price[0] == pytest.approx(585.33)
-    assert day.side[3] == -1 and day.event_type[0] == 1
+    assert day.events.price[0] == pytest.approx(585.33) and day.events.price_ticks[0] == 58533
+    assert day.events.side[3] == -1 and day.events.kind[0] == EventKind.ADD
+    assert day.spec.venue == "XNAS" and day.spec.tick_size == 0.01 and day.spec.calendar.tz == "America/New_York"
+    assert day.start_ns == 1_340_285_400 * 10**9  # 09:30 New York: offsets count from the open
 
 
 def test_midnight_uses_wall_clock_offset() -> None:
@@ -57,8 +60,10 @@ def test_midnight_uses_wall_clock_offset() -> None:
 def test_dummy_levels_become_nan(tmp_path: Path) -> None:
     syn = write_synthetic_lobster(tmp_path, seed=3, n_events=50, levels=10, seed_levels=3)
     day = load_lobster(syn.message_path)
-    assert (day.book[:, 0::4] == DUMMY_ASK).any()
+    raw = np.loadtxt(syn.book_path, delimiter=",", dtype=np.int64)
+    assert (raw[:, 0::4] == DUMMY_ASK).any()  # the file has vendor dummies; the model never shows them
     ap, az = day.ask()
+    assert not (ap > 1e6).any()
     assert np.isnan(ap).any() and np.all(az[np.isnan(ap)] == 0)
 
 
@@ -163,7 +168,7 @@ def test_quarantine_catches_each_rule_and_loses_nothing(tmp_path: Path) -> None:
     q = day.quarantine.to_arrow().to_pylist()
     assert sorted(r["line"] for r in q) == sorted([10, 20, 30, 40, 50, sub[1]])
     assert {r["line"]: r["value"] for r in q}[10] == "-5"
-    assert len(day) == n - 6 and not np.isin(day.line, [10, 20, 30, 40, 50, sub[1]]).any()
+    assert len(day) == n - 6 and not np.isin(day.events.line, [10, 20, 30, 40, 50, sub[1]]).any()
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -179,7 +184,7 @@ def test_gz_and_plain_give_identical_arrays(tmp_path: Path) -> None:
     (gz_dir / (book.name + ".gz")).write_bytes(gzip.compress(book.read_bytes()))
     a = load_lobster(msg)
     b = load_lobster(gz_dir / (msg.name + ".gz"))
-    assert np.array_equal(a.ts_ns, b.ts_ns) and np.array_equal(a.book, b.book)
+    assert np.array_equal(a.ts_ns, b.ts_ns) and np.array_equal(a.book.ask_price, b.book.ask_price, equal_nan=True)
 
 
 # -- property tests: malformed input gives a clear error; bad values are quarantined, nothing lost ---------------
@@ -237,7 +242,7 @@ def test_bad_values_are_quarantined_and_nothing_is_lost(tmp_path: Path, seed: in
     assert rep.rows_read == len(lines) == rep.rows_accepted + rep.rows_quarantined == len(day) + len(day.quarantine)
     assert day.quarantine.lines().tolist() == rows
     assert rep.reasons == ({"non_positive_size": len(rows)} if rows else {})
-    assert sorted(set(day.line.tolist()) | set(rows)) == list(range(1, len(lines) + 1))
+    assert sorted(set(day.events.line.tolist()) | set(rows)) == list(range(1, len(lines) + 1))
 
 
 def test_shared_lobster_files_are_all_covered(data: Path) -> None:

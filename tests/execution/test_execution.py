@@ -404,7 +404,7 @@ def goog(data: Path):  # type: ignore[no-untyped-def]
     from impactlab.simulation import ReplayData
 
     day = load_day("GOOG", data)
-    return day, ReplayData.from_lobster(day)
+    return day, ReplayData.from_day(day)
 
 
 def _run(goog, router, start_s: float, store: Store, pid: str = "P1", improve=None, child=None):  # type: ignore[no-untyped-def]

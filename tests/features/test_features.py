@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from impactlab.data.lobster import load_lobster
-from impactlab.features import DailyBars, book_features, find_daily, lobster_features, ofi_events, time_bars
+from impactlab.data.market import EventKind
+from impactlab.features import DailyBars, book_features, find_daily, market_features, ofi_events, time_bars
 from impactlab.features.trades import adverse_selection_bps, state_at
 from tests.conftest import AAPL_MSG, lobster_path
 
@@ -97,13 +98,13 @@ def test_goog_adv_is_put_on_the_lobster_share_basis(data: Path) -> None:
 
 def test_lobster_feature_set_is_consistent(data: Path) -> None:
     day = load_lobster(lobster_path(data, "GOOG", 5))
-    fs = lobster_features(day, bar_s=60)
+    fs = market_features(day, bar_s=60)
     assert fs.events.num_rows == len(day) and fs.bars.num_rows == 390
     tr = fs.trades.to_pydict()
-    execs = (day.event_type == 4) | (day.event_type == 5)
-    assert len(tr["size"]) == execs.sum() and sum(tr["size"]) == day.size[execs].sum()
+    execs = day.events.kind == EventKind.FILL  # LOBSTER types 4 and 5
+    assert len(tr["size"]) == execs.sum() and sum(tr["size"]) == day.events.size[execs].sum()
     bars = fs.bars.to_pydict()
-    assert sum(bars["volume"]) == pytest.approx(day.size[execs].sum())
+    assert sum(bars["volume"]) == pytest.approx(day.events.size[execs].sum())
     assert sum(bars["ofi"]) == pytest.approx(float(np.sum(fs.events.column("ofi").to_numpy())))
     assert fs.meta["split_factor"] == pytest.approx(2.0, abs=0.05)
     part = np.array(bars["participation"])
@@ -117,24 +118,24 @@ def test_lobster_feature_set_is_consistent(data: Path) -> None:
 
 
 def test_amzn_has_no_adv_and_says_so(data: Path) -> None:
-    fs = lobster_features(load_lobster(lobster_path(data, "AMZN", 1)), bar_s=600)
+    fs = market_features(load_lobster(lobster_path(data, "AMZN", 1)), bar_s=600)
     assert fs.meta["adv_source"].startswith("none") and fs.bars.column("participation").null_count == 39
 
 
 def test_write_parquet(data: Path, tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    fs = lobster_features(load_lobster(data / AAPL_MSG), bar_s=1, adv=1e7)
+    fs = market_features(load_lobster(data / AAPL_MSG), bar_s=1, adv=1e7)
     paths = fs.write(tmp_path)
     back = pq.read_table(paths["bars"])
     assert back.num_rows == fs.bars.num_rows and back.schema.metadata[b"adv"] == b"10000000.0"
 
 
 def test_l1_kernel_equals_the_vectorised_definitions(data: Path) -> None:
-    from impactlab.features import lobster_l1_features
+    from impactlab.features import l1_features
 
     day = load_lobster(lobster_path(data, "AMZN", 5))
-    fast = lobster_l1_features(day)
+    fast = l1_features(day)
     bp, bz = day.bid()
     ap, az = day.ask()
     ref = book_features(bp, bz, ap, az, tick_size=day.tick_size, depth_levels=1)
@@ -142,6 +143,6 @@ def test_l1_kernel_equals_the_vectorised_definitions(data: Path) -> None:
     for name, values in fast.items():
         assert np.allclose(values, ref[name], rtol=1e-12, atol=1e-9, equal_nan=True), name
     small = load_lobster(data / AAPL_MSG)
-    twin = lobster_l1_features(small, compiled=False)
-    for name, values in lobster_l1_features(small).items():
+    twin = l1_features(small, compiled=False)
+    for name, values in l1_features(small).items():
         assert np.array_equal(values, twin[name], equal_nan=True), name

@@ -17,7 +17,7 @@ from tests.hedging.killable_run import BOOK, CONFIG, WINDOW, kill_at_store_write
 async def main() -> None:
     url, store_path, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     day = load_day("GOOG")
-    model = HedgeCostModel.from_lobster(day)
+    model = HedgeCostModel.from_day(day)
     kill_at_store_write(kill_at)
     bus = await NatsBus.connect(url)
     stats = await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK,

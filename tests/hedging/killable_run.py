@@ -41,7 +41,7 @@ def kill_at_store_write(kill_at: int) -> None:
 def main() -> None:
     store_path, kill_at = sys.argv[1], int(sys.argv[2])
     day = load_day("GOOG")
-    model = HedgeCostModel.from_lobster(day)
+    model = HedgeCostModel.from_day(day)
     kill_at_store_write(kill_at)
     res = run_scenario(ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK)
     print("DONE", len(res.hedges))

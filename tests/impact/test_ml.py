@@ -12,11 +12,11 @@ import pytest
 
 from impactlab.book.cost import walk_the_book
 from impactlab.calibration import evaluate
-from impactlab.calibration.blocks import lobster_blocks
+from impactlab.calibration.blocks import hypothetical_blocks
 from impactlab.data.lobster import load_lobster
 from impactlab.errors import CalibrationError
 from impactlab.features import BLOCK_FEATURES
-from impactlab.features.book import lobster_l1_features
+from impactlab.features.book import l1_features
 from impactlab.features.trades import state_at
 from impactlab.impact import ConformalRegressorImpact, OnnxForecaster, QuantileGBMImpact, load_model
 from impactlab.testing import check_impact_model
@@ -59,13 +59,13 @@ def test_contract_and_safe_round_trip() -> None:
 
 def test_blocks_on_real_data(data: Path) -> None:
     day = load_lobster(lobster_path(data, "GOOG", 10))
-    b = lobster_blocks(day, n_blocks=3000, seed=4)
+    b = hypothetical_blocks(day, n_blocks=3000, seed=4)
     assert 0 < len(b) <= 3000 and len(b) + b.attrs["beyond_depth"] + b.attrs["dropped_undefined"] == 3000
     assert np.all(np.diff(b["ts_ns"]) >= 0) and set(BLOCK_FEATURES) <= set(b.columns)
     bp, bz = day.bid()
     ap, az = day.ask()
-    mid = lobster_l1_features(day)["mid"]
-    ofi = lobster_l1_features(day)["ofi"]
+    mid = l1_features(day)["mid"]
+    ofi = l1_features(day)["ofi"]
     for r in (0, len(b) // 2, len(b) - 1):
         row = b.iloc[r]
         i = state_at(day.ts_ns, np.array([row.ts_ns]))[0]
@@ -82,7 +82,7 @@ def test_blocks_on_real_data(data: Path) -> None:
 
 
 def test_gbm_beats_the_mean_on_the_immediate_cost_with_nominal_coverage(data: Path) -> None:
-    b = lobster_blocks(load_lobster(lobster_path(data, "AMZN", 5)), n_blocks=6000, seed=5)
+    b = hypothetical_blocks(load_lobster(lobster_path(data, "AMZN", 5)), n_blocks=6000, seed=5)
     ev = evaluate(QuantileGBMImpact(target="immediate_cost_bps", **SMALL), b, coverage=0.9)
     assert ev["out_of_sample"]["r2"] > 0.4
     assert 0.85 <= ev["out_of_sample"]["coverage"] <= 0.95

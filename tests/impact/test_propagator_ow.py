@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from impactlab.calibration import lobster_impact_events, lobster_trade_series
+from impactlab.calibration import large_order_events, market_trade_series
 from impactlab.data.lobster import load_lobster
+from impactlab.data.market import EventKind
 from impactlab.errors import CalibrationError
 from impactlab.impact import ObizhaevaWangImpact, PropagatorModel, load_model
 from impactlab.impact.propagator import response_function, sign_autocorrelation
@@ -107,15 +108,15 @@ def test_ow_estimate_is_walking_a_block_book() -> None:
 
 def test_real_data_series(data: Path) -> None:
     day = load_lobster(lobster_path(data, "GOOG", 1))
-    t = lobster_trade_series(day)
-    execs = (day.event_type == 4) | (day.event_type == 5)
-    assert t["size"].sum() <= day.size[execs].sum() and len(t) < execs.sum()  # prints merged into orders
+    t = market_trade_series(day)
+    execs = day.events.kind == EventKind.FILL  # LOBSTER types 4 and 5
+    assert t["size"].sum() <= day.events.size[execs].sum() and len(t) < execs.sum()  # prints merged into orders
     assert np.isclose(
         np.nansum(t["next_return_bps"]), t["mid_bps"].iloc[-1] - t["mid_bps"].iloc[0] + t["next_return_bps"].iloc[-1]
     )
     res = PropagatorModel(max_lag=100).fit(t).result_
     assert res.n == len(t) and 0 < res.extra["gamma"] < 2 and res.params_dict()["g0_bps"] > 0
-    ev = lobster_impact_events(day)
+    ev = large_order_events(day)
     assert set(ev["tau_s"]) == {0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0} and ev["event"].nunique() > 50
     ow = ObizhaevaWangImpact().fit(ev).result_
     assert ow.extra["events"] == ev["event"].nunique()

@@ -77,7 +77,7 @@ def test_nonlinear_bad_input() -> None:
 @pytest.fixture(scope="module")
 def curve(data: Path) -> VolumeCurve:
     days = [load_lobster(lobster_path(data, s, 1), lobster_path(data, s, 1, "orderbook")) for s in ("GOOG", "AMZN")]
-    return VolumeCurve.from_lobster(days)
+    return VolumeCurve.from_days(days)
 
 
 def test_volume_curve_from_lobster_is_u_shaped(curve: VolumeCurve) -> None:

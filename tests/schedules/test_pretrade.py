@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market
+from impactlab.calibration.pretrade import book_cost_model, market_context
 from impactlab.cli.main import app
 from impactlab.data.lobster import load_lobster
 from impactlab.errors import InfeasibleScheduleError
@@ -23,7 +23,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def goog(data: Path) -> tuple[object, object]:
     day = load_lobster(lobster_path(data, "GOOG", 10), lobster_path(data, "GOOG", 10, "orderbook"))
-    return lobster_market(day), lobster_book_cost_model(day)
+    return market_context(day), book_cost_model(day)
 
 
 def test_book_cost_model_is_calibrated_on_the_day(goog: tuple[object, object]) -> None:
@@ -223,13 +223,13 @@ def test_cli_schedules() -> None:
 def test_machine_learned_model_prices_the_curve_from_the_book_at_arrival(data: Path) -> None:
     """An ML block model reads the book at arrival from the market context and the horizon and participation
     from the schedule; a block far outside its training range is flagged as extrapolated."""
-    from impactlab.calibration.blocks import lobster_blocks
+    from impactlab.calibration.blocks import hypothetical_blocks
     from impactlab.impact import QuantileGBMImpact
 
     day = load_lobster(lobster_path(data, "GOOG", 5), lobster_path(data, "GOOG", 5, "orderbook"))
-    blocks = lobster_blocks(day, n_blocks=3000, seed=3)
+    blocks = hypothetical_blocks(day, n_blocks=3000, seed=3)
     model = QuantileGBMImpact(n_estimators=60, quantile_estimators=30).fit(blocks)
-    market = lobster_market(day)
+    market = market_context(day)
     r = pretrade(3_000, side=1, model=ModelCost(model), market=market, horizon_s=600, max_participation=0.5)
     totals = {round(p.cost.total, 6) for p in r.curve[:8]}
     assert len(totals) > 1  # the horizon and participation move the forecast

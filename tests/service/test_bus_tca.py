@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from impactlab.bus import InMemoryBus, NatsBus, NatsServer
-from impactlab.bus.feed import lobster_quotes, replay_feed
+from impactlab.bus.feed import day_quotes, replay_feed
 from impactlab.bus.server import find_nats_server
 from impactlab.data import Store
 from impactlab.service.bus import tca_from_bus
@@ -29,14 +29,14 @@ def engine_bus(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[In
     from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
 
     day = load_day("GOOG")
-    o = day.session_open_ns
-    quotes = lobster_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
+    o = day.start_ns
+    quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
     bus = InMemoryBus()
     store = tmp_path_factory.mktemp("live") / "live.duckdb"
 
     async def go() -> None:
         await replay_feed(bus, quotes, frame=16)
-        await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store, model=HedgeCostModel.from_lobster(day),
+        await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store, model=HedgeCostModel.from_day(day),
                        book=BOOK, idle_timeout_s=0.5)  # fmt: skip
 
     asyncio.run(go())

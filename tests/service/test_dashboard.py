@@ -31,7 +31,7 @@ def hedging_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     day = load_day("GOOG", data)
     src = ReplaySource(day, start_s=600.0, end_s=1_500.0, md_step_s=5.0)
     cfg = HedgingConfig("GOOG", threshold_shares=300.0, risk_aversion=1e-3)
-    run_scenario(src, cfg, d / "hedge-impact.duckdb", model=HedgeCostModel.from_lobster(day), book=BookSpec())
+    run_scenario(src, cfg, d / "hedge-impact.duckdb", model=HedgeCostModel.from_day(day), book=BookSpec())
     return d
 
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import impactlab.simulation as sim
 from impactlab.data.lobster import load_lobster
+from impactlab.data.market import EventFlag, EventKind
 from impactlab.errors import SimulationError
 from impactlab.schedules import AlmgrenChriss
 from impactlab.simulation import _kernels as k
@@ -28,7 +29,7 @@ def goog(data: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def goog_replay(goog):  # type: ignore[no-untyped-def]
-    return sim.ReplayData.from_lobster(goog)
+    return sim.ReplayData.from_day(goog)
 
 
 def test_replay_rebuilds_the_lobster_book_file(goog, goog_replay) -> None:  # type: ignore[no-untyped-def]
@@ -104,8 +105,9 @@ def test_an_execution_at_a_worse_price_fills_a_resting_order_it_went_through(goo
     oid = m.submit(1, 30, price=bid, local_ns=t0)
     m.step(t0)
     # the next historical sale into the bid side at or below the old best
-    later = (goog.ts_ns > t0) & (goog.event_type == 4) & (goog.side == 1)
-    t_hit = int(goog.ts_ns[later][0])
+    ev = goog.events
+    later = (ev.ts_ns > t0) & (ev.kind == EventKind.FILL) & ((ev.flags & EventFlag.HIDDEN) == 0) & (ev.side == 1)
+    t_hit = int(ev.ts_ns[later][0])
     events = m.step(t_hit)
     fills = [e for e in events if e.kind == "fill" and e.order_id == oid]
     assert m.order(oid)["status"] == "done"  # filled in full: the seller went through our better bid first
@@ -117,18 +119,19 @@ def test_a_new_order_priced_through_a_resting_one_fills_it(goog, goog_replay) ->
     t0 = goog_replay.start_ns + 1800 * NS
     # the first historical sell limit order that lands inside the spread after t0: post our bid at its price
     # just before it arrives, alone and better than the historical best bid
-    later = (goog.ts_ns > t0 + NS) & (goog.event_type == 1) & (goog.side == -1)
+    ev, bk = goog.events, goog.book
+    later = (ev.ts_ns > t0 + NS) & (ev.kind == EventKind.ADD) & (ev.side == -1)
     idx = np.flatnonzero(later)
-    j = next(int(i) for i in idx if goog.book[i - 1, 2] < goog.price_e4[i] < goog.book[i - 1, 0])
-    t_add = int(goog.ts_ns[j])
-    px = goog.price_e4[j] / 1e4
+    j = next(int(i) for i in idx if bk.bid_price[i - 1, 0] < ev.price[i] < bk.ask_price[i - 1, 0])
+    t_add = int(ev.ts_ns[j])
+    px = float(ev.price[j])
     m = sim.ReplayMarket(goog_replay, start_ns=t_add - 1_000)
     oid = m.submit(1, 10, price=px, local_ns=t_add - 1_000)
     m.step(t_add - 1)
     assert m.order(oid)["status"] == "live" and m.order(oid)["filled"] == 0
     events = m.step(t_add)
     fills = [e for e in events if e.kind == "fill" and e.order_id == oid]
-    assert m.order(oid)["filled"] == pytest.approx(min(10.0, float(goog.size[j])))
+    assert m.order(oid)["filled"] == pytest.approx(min(10.0, float(ev.size[j])))
     assert fills and all(f.price == pytest.approx(px) and f.liquidity == "maker" for f in fills)
     # an order one tick above ours does not cross it
     m2 = sim.ReplayMarket(goog_replay, start_ns=t_add - 1_000)
@@ -328,8 +331,9 @@ def test_backtest_waits_for_the_last_childs_response_under_latency(goog_replay) 
 def test_binance_replay_leaves_out_far_levels_and_counts_them(data: Path) -> None:
     from impactlab.data.binance import load_binance
 
-    cap = load_binance(data / "binance" / "usdm" / "ethusdt_20240719.gz")
-    rd = sim.ReplayData.from_binance(cap, band_fraction=0.1)
+    day = load_binance(data / "binance" / "usdm" / "ethusdt_20240719.gz")
+    cap = day.extras["capture"]
+    rd = sim.ReplayData.from_day(day, band_fraction=0.1)
     lp = cap.depth.level_price
     tp = np.asarray(cap.trades["price"])
     far = int(((lp < tp.min() * 0.9) | (lp > tp.max() * 1.1)).sum())
@@ -342,4 +346,4 @@ def test_binance_replay_leaves_out_far_levels_and_counts_them(data: Path) -> Non
     b = m.book(1)
     assert tp.min() * 0.99 < b.mid < tp.max() * 1.01
     with pytest.raises(SimulationError, match="band_fraction"):
-        sim.ReplayData.from_binance(cap, band_fraction=0.0)
+        sim.ReplayData.from_day(day, band_fraction=0.0)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from impactlab.data import ChildOrder, Fill, OrderType, ParentOrder, Side, Store
 from impactlab.errors import DataValidationError
-from impactlab.tca import LobsterPath, RecordedPath, aggregate, analyse, record_tca, tca_html, tca_json
+from impactlab.tca import MarketPath, RecordedPath, aggregate, analyse, record_tca, tca_html, tca_json
 
 S = 10**9
 
@@ -112,13 +112,14 @@ def test_lobster_path_reads_the_book_and_the_tape(data: Path) -> None:
     from impactlab.rl.tasks import load_day
 
     day = load_day("AMZN", data)
-    path = LobsterPath(day)
+    path = MarketPath(day)
     i = len(day) // 2
     t = int(day.ts_ns[i])
-    assert path.mid_at(t) == pytest.approx((day.book[i, 0] + day.book[i, 2]) / 2e4)
+    assert path.mid_at(t) == pytest.approx((day.book.ask_price[i, 0] + day.book.bid_price[i, 0]) / 2)
     vw = path.interval_vwap(t, t + 600 * S)
-    ex = (day.event_type == 4) & (day.ts_ns >= t) & (day.ts_ns <= t + 600 * S)
-    assert day.price_e4[ex].min() / 1e4 <= vw <= day.price_e4[ex].max() / 1e4
+    tr = day.trades
+    ex = ~tr.hidden & (tr.ts_ns >= t) & (tr.ts_ns <= t + 600 * S)
+    assert tr.price[ex].min() <= vw <= tr.price[ex].max()
     assert np.isnan(path.mid_at(int(day.ts_ns[0]) - 1))
 
 

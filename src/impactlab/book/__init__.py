@@ -1,7 +1,10 @@
-"""Order books: reconstruction from messages (compiled kernels), top-of-book state, walk-the-book cost."""
+"""Order books: replay-and-check of order events against recorded states, walk-the-book cost.
 
-from impactlab.book.binance import BinanceBook, rebuild_binance
+The loaders rebuild books into the :class:`~impactlab.data.MarketDay` (price ladder for Binance,
+order-by-order for Databento MBO); this package checks and uses them.
+"""
+
+from impactlab.book.check import ReplayReport, replay_check
 from impactlab.book.cost import WalkResult, walk_the_book
-from impactlab.book.lobster import ReplayReport, replay_lobster
 
-__all__ = ["BinanceBook", "ReplayReport", "WalkResult", "rebuild_binance", "replay_lobster", "walk_the_book"]
+__all__ = ["ReplayReport", "WalkResult", "replay_check", "walk_the_book"]

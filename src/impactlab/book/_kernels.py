@@ -2,13 +2,9 @@
 numba (the ``arch`` pattern).  ``*_py`` is the interpreted twin used in parity tests; the public names are
 the compiled versions.
 
-Two books live here:
-
-* a fixed-depth book in LOBSTER's raw layout (``askP1, askS1, bidP1, bidS1, …``, prices × 10⁴), which
-  knows only the L visible levels, exactly as a level-L message file can tell them;
-* a price ladder for venues that publish absolute level quantities (Binance).  A batch rebuild knows
-  every price up front, so prices are first ranked (order-preserving) and the ladder is dense over
-  ranks: every update is O(1), whatever the spread between the deepest and the best level.
+The fixed-depth book (``askP1, askS1, bidP1, bidS1, …`` in integer ticks) knows only the L visible
+levels, exactly as a level-L order-event file can tell them.  The loaders' kernels (the price ladder and
+the order-by-order book) are in :mod:`impactlab.data._kernels` and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,6 +12,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from impactlab.data._kernels import (  # noqa: F401 - re-exported for the book tests
+    ladder_replay,
+    ladder_replay_py,
+    ladder_set,
+    ladder_set_py,
+)
 
 DUMMY_ASK = 9_999_999_999
 DUMMY_BID = -9_999_999_999
@@ -122,109 +125,6 @@ def lobster_replay_py(
     return bad
 
 
-# --------------------------------------------------------------------------------------------------
-# Price ladder over ranked prices (absolute quantities, Binance-style)
-# --------------------------------------------------------------------------------------------------
-
-
-def ladder_set_py(
-    q: NDArray[np.float64], best: NDArray[np.int64], nlev: NDArray[np.int64], s: int, r: int, qty: float
-) -> int:
-    """Set the level of price rank ``r`` on side ``s`` (0 bid, 1 ask) to ``qty`` (0 deletes).
-
-    ``q[s]`` is a dense ladder over price ranks; ``best[s]`` the rank of the best level (−1 / ``R`` when
-    a side is empty) and ``nlev[s]`` the number of non-empty levels.  Returns 1 for the deletion of a
-    level that was not known (harmless when building from diffs alone), else 0.
-    """
-    old = q[s, r]
-    if qty == 0.0:
-        if old == 0.0:
-            return 1
-        q[s, r] = 0.0
-        nlev[s] -= 1
-        if r == best[s]:
-            if nlev[s] == 0:
-                best[s] = -1 if s == 0 else q.shape[1]
-            elif s == 0:
-                i = r - 1
-                while q[0, i] == 0.0:
-                    i -= 1
-                best[0] = i
-            else:
-                i = r + 1
-                while q[1, i] == 0.0:
-                    i += 1
-                best[1] = i
-        return 0
-    if old == 0.0:
-        nlev[s] += 1
-    q[s, r] = qty
-    if (s == 0 and r > best[0]) or (s == 1 and r < best[1]):
-        best[s] = r
-    return 0
-
-
-def ladder_replay_py(
-    clear: NDArray[np.bool_],
-    start: NDArray[np.int64],
-    stop: NDArray[np.int64],
-    lvl_side: NDArray[np.int8],
-    lvl_rank: NDArray[np.int64],
-    lvl_qty: NDArray[np.float64],
-    q: NDArray[np.float64],
-    best: NDArray[np.int64],
-    nlev: NDArray[np.int64],
-    depth: int,
-    top_rank: NDArray[np.int64],
-    top_qty: NDArray[np.float64],
-) -> int:
-    """Apply depth events to the ladder and record its top ``depth`` levels after each event.
-
-    Event e applies level updates ``start[e]:stop[e]`` (after emptying the book if ``clear[e]``, as for a
-    snapshot).  ``top_rank[e]``/``top_qty[e]`` get ``[bid_1..bid_depth, ask_1..ask_depth]`` (price ranks;
-    −1 and 0.0 where a level is empty).  Returns the number of unknown-level deletions.
-    """
-    n_rank = q.shape[1]
-    unknown = 0
-    for e in range(clear.shape[0]):
-        if clear[e]:
-            for s in range(2):
-                for i in range(n_rank):
-                    q[s, i] = 0.0
-                nlev[s] = 0
-            best[0] = -1
-            best[1] = n_rank
-        for i in range(start[e], stop[e]):
-            s = 0 if lvl_side[i] == 1 else 1
-            unknown += ladder_set_py(q, best, nlev, s, lvl_rank[i], lvl_qty[i])
-        # bids, walking down from the best
-        k = 0
-        i = best[0]
-        while k < depth and i >= 0:
-            if q[0, i] != 0.0:
-                top_rank[e, k] = i
-                top_qty[e, k] = q[0, i]
-                k += 1
-            i -= 1
-        while k < depth:
-            top_rank[e, k] = -1
-            top_qty[e, k] = 0.0
-            k += 1
-        k = 0
-        i = best[1]
-        while k < depth and i < n_rank:
-            if q[1, i] != 0.0:
-                top_rank[e, depth + k] = i
-                top_qty[e, depth + k] = q[1, i]
-                k += 1
-            i += 1
-        while k < depth:
-            top_rank[e, depth + k] = -1
-            top_qty[e, depth + k] = 0.0
-            k += 1
-    return unknown
-
-
 _jit = numba.njit(cache=True, nogil=True)
 
 
@@ -242,5 +142,3 @@ lob_add = _compile_with(lob_add_py)
 lob_sub = _compile_with(lob_sub_py)
 lob_apply = _compile_with(lob_apply_py, lob_add_py=lob_add, lob_sub_py=lob_sub)
 lobster_replay = _compile_with(lobster_replay_py, lob_apply_py=lob_apply)
-ladder_set = _compile_with(ladder_set_py)
-ladder_replay = _compile_with(ladder_replay_py, ladder_set_py=ladder_set)

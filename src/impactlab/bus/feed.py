@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from impactlab.bus._base import Bus, check_subject
 from impactlab.errors import BusError
 
-__all__ = ["FeedStats", "Quotes", "binance_quotes", "decode_quotes", "lobster_quotes", "replay_feed"]
+__all__ = ["FeedStats", "Quotes", "day_quotes", "decode_quotes", "replay_feed"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,20 +85,12 @@ def _changes(symbol: str, ts: Any, bp: Any, bz: Any, ap: Any, az: Any) -> Quotes
     return Quotes(symbol, t.astype(np.int64), x[:, 0], x[:, 2], x[:, 1], x[:, 3])
 
 
-def lobster_quotes(day: Any) -> Quotes:
-    """Top-of-book changes of a LOBSTER day."""
+def day_quotes(day: Any) -> Quotes:
+    """Top-of-book changes of a market day from any source (the desk's clock: receive times where the
+    source has them)."""
     bp, bz = day.bid()
     ap, az = day.ask()
-    return _changes(day.symbol, day.ts_ns, bp[:, 0], bz[:, 0], ap[:, 0], az[:, 0])
-
-
-def binance_quotes(cap: Any) -> Quotes:
-    """Top-of-book changes of a Binance capture's rebuilt book (receive times)."""
-    from impactlab.book.binance import rebuild_binance
-
-    b = rebuild_binance(cap, depth=1)
-    return _changes(cap.symbol.upper(), b.local_ns, b.bid_price[:, 0], b.bid_size[:, 0], b.ask_price[:, 0],
-                    b.ask_size[:, 0])  # fmt: skip
+    return _changes(day.symbol.upper(), day.ts_ns, bp[:, 0], bz[:, 0], ap[:, 0], az[:, 0])
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,21 @@
 from impactlab.calibration.datasets import (
     TRADING_DAY_NS,
     bar_flows,
-    lobster_impact_events,
-    lobster_trade_series,
+    large_order_events,
+    market_trade_series,
     order_outcomes,
     outcomes_from_store,
     trade_series,
 )
-from impactlab.calibration.regimes import RegimeDetector, fit_by_regime, lobster_regimes, plot_regime_timeline
+from impactlab.calibration.regimes import RegimeDetector, fit_by_regime, market_regimes, plot_regime_timeline
 from impactlab.calibration.resilience import (
     BookResilience,
     calibrate_ow_book,
+    depth_profile,
     fit_book_resilience,
-    lobster_depth_profile,
-    lobster_resilience_events,
+    resilience_events,
 )
-from impactlab.calibration.runner import MODELS, DataSource, calibrate, load_source
+from impactlab.calibration.runner import MODELS, DataSource, calibrate, day_source, load_source
 from impactlab.calibration.validation import compare_models, evaluate, metrics, walk_forward_splits
 
 __all__ = [
@@ -30,19 +30,20 @@ __all__ = [
     "calibrate",
     "calibrate_ow_book",
     "compare_models",
+    "day_source",
+    "depth_profile",
     "evaluate",
     "fit_book_resilience",
     "fit_by_regime",
+    "large_order_events",
     "load_source",
-    "lobster_depth_profile",
-    "lobster_impact_events",
-    "lobster_regimes",
-    "lobster_resilience_events",
-    "lobster_trade_series",
+    "market_regimes",
+    "market_trade_series",
     "metrics",
     "order_outcomes",
     "outcomes_from_store",
     "plot_regime_timeline",
+    "resilience_events",
     "trade_series",
     "walk_forward_splits",
 ]

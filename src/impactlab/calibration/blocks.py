@@ -20,58 +20,79 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from impactlab.book.cost import walk_the_book
-from impactlab.data.lobster import LobsterDay, midnight_ns
+from impactlab.data.market import MarketDay
 from impactlab.errors import CalibrationError
 from impactlab.features.blocks import BLOCK_FEATURES
-from impactlab.features.book import lobster_l1_features
+from impactlab.features.book import l1_features
 from impactlab.features.daily import DailyBars, find_daily
-from impactlab.features.trades import lobster_trades, state_at
+from impactlab.features.trades import state_at
 
-__all__ = ["BLOCK_FEATURES", "block_features", "day_context", "lobster_blocks"]
+__all__ = ["BLOCK_FEATURES", "block_features", "day_context", "default_block_range", "hypothetical_blocks"]
 
 
 def _cum(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.concatenate([[0.0], np.cumsum(x)])
 
 
-def lobster_blocks(
-    day: LobsterDay,
+def hypothetical_blocks(
+    day: MarketDay,
     *,
     n_blocks: int = 20_000,
     seed: int = 0,
-    q_range: tuple[float, float] = (100.0, 5_000.0),
+    q_range: tuple[float, float] | None = None,
     horizons_s: tuple[float, ...] = (10.0, 30.0, 60.0, 300.0),
     post_s: float = 60.0,
     adv: float | None = None,
 ) -> pd.DataFrame:
-    """Hypothetical blocks on a LOBSTER day, with features at their start and their realised costs.
+    """Hypothetical blocks on a day, with features at their start and their realised costs.
 
-    Start times are uniform over the session (leaving room for the horizon and ``post_s``); sizes are
-    log-uniform in ``q_range``; sides ±1 and horizons from ``horizons_s`` at random, all from ``seed``.
+    Start times are uniform over the day's data (leaving room for the horizon and ``post_s``); sizes are
+    log-uniform in ``q_range`` (default: 100–5,000 shares for an equity with five or more levels, else
+    from 5% to 100% of the median visible depth on one side, so that the blocks can be walked); sides ±1 and
+    horizons from ``horizons_s`` at random, all from ``seed``.
     Blocks larger than the visible depth (their walk would be a guess) are left out and counted in
     ``attrs['beyond_depth']``.  ADV and daily volatility (the ``adv`` and ``daily_vol`` columns, for
     parametric baselines) come from the daily file (on LOBSTER's share basis) or, without one, from the
     day itself (``attrs['adv_source']`` and ``attrs['daily_vol_source']`` say which).
     """
+    if q_range is None:
+        q_range = default_block_range(day)
     if n_blocks < 1 or not 0 < q_range[0] < q_range[1]:
         raise CalibrationError(f"bad block settings: n_blocks={n_blocks}, q_range={q_range}")
     rng = np.random.default_rng(seed)
     adv, adv_source, daily_vol, vol_source = day_context(day, adv=adv)
 
-    open_ns = day.session_open_ns
-    close_ns = midnight_ns(day.date) + 57_600 * 1_000_000_000
-    horizon = rng.choice(np.asarray(horizons_s, float), n_blocks)
+    open_ns, close_ns = day.start_ns, day.end_ns
+    span_s = (close_ns - open_ns) / 1e9
+    horizons = np.asarray([h for h in horizons_s if h + post_s < 0.8 * span_s], float)
+    if horizons.size == 0:
+        raise CalibrationError(f"{day.label}: {span_s:.0f} s of data is too short for any of the horizons {horizons_s}")
+    horizon = rng.choice(horizons, n_blocks)
+    lead = int(min(60.0, 0.05 * span_s) * 1e9)
     latest = close_ns - ((horizon + post_s) * 1e9).astype(np.int64)
-    t = open_ns + 60_000_000_000 + (rng.random(n_blocks) * (latest - open_ns - 60_000_000_000)).astype(np.int64)
+    t = open_ns + lead + (rng.random(n_blocks) * (latest - open_ns - lead)).astype(np.int64)
     q = np.exp(rng.uniform(np.log(q_range[0]), np.log(q_range[1]), n_blocks))
     side = rng.choice([-1, 1], n_blocks)
     return _blocks_at(day, t, q, side, horizon, post_s, adv, adv_source, daily_vol, vol_source)
 
 
-def day_context(day: LobsterDay, *, adv: float | None = None) -> tuple[float, str, float, str]:
-    """``(adv, adv_source, daily_vol, daily_vol_source)`` for a LOBSTER day: from the daily file (on
-    LOBSTER's share basis) where there is one, else from the day itself."""
-    mid = lobster_l1_features(day)["mid"]
+def default_block_range(day: MarketDay) -> tuple[float, float]:
+    """Block sizes for :func:`hypothetical_blocks`: 100–5,000 shares on an equity book of five or more
+    levels, else 5%–100% of the median visible depth of one side (lot-rounded, at least one lot)."""
+    if day.spec.asset_class == "equity" and day.depth >= 5:
+        return (100.0, 5_000.0)
+    _, bz = day.bid()
+    _, az = day.ask()
+    depth = float(np.median(np.minimum(bz.sum(axis=1), az.sum(axis=1))))
+    lot = day.spec.lot_size
+    hi = max(depth, 2 * lot)
+    return (max(lot, 0.05 * hi), hi)
+
+
+def day_context(day: MarketDay, *, adv: float | None = None) -> tuple[float, str, float, str]:
+    """``(adv, adv_source, daily_vol, daily_vol_source)`` for a day: from the daily file (on the data's
+    share basis) where there is one, else from the day itself (its volume and realised volatility)."""
+    mid = l1_features(day)["mid"]
     path = find_daily(day.symbol)
     stats = (
         DailyBars.load(path).stats(day.date, reference_price=float(mid[np.isfinite(mid)][-1]))
@@ -79,19 +100,31 @@ def day_context(day: LobsterDay, *, adv: float | None = None) -> tuple[float, st
         else None
     )
     if adv is None:
-        adv = stats.adv if stats is not None else float(lobster_trades(day)["size"].sum())
+        adv = stats.adv if stats is not None else day.volume()
         adv_source = str(path) if stats is not None else "the day's own traded volume (no daily file)"
     else:
         adv_source = "given"
     if stats is not None:
         return float(adv), adv_source, stats.daily_vol, str(path)
     with np.errstate(invalid="ignore", divide="ignore"):
-        lr = np.diff(np.log(mid[np.isfinite(mid)]))
-    return float(adv), adv_source, float(np.sqrt(np.sum(lr**2))), "the day's realised volatility (no daily file)"
+        m = mid[np.isfinite(mid)]
+        lr = np.diff(np.log(m))
+    vol = float(np.sqrt(np.sum(lr**2)))
+    if not vol > 0:  # the mid never moved (seconds of data): one tick over the session is the least it can be
+        vol = day.tick_size / float(np.median(m))
+        return (
+            float(adv),
+            adv_source,
+            vol,
+            "one tick (the mid never moved on the day's data: volatility not measurable)",
+        )
+    if not adv > 0:
+        raise CalibrationError(f"{day.label}: no traded volume to measure ADV on")
+    return float(adv), adv_source, vol, "the day's realised volatility (no daily file)"
 
 
 def block_features(
-    day: LobsterDay, *, ts_ns: int, side: int, quantity: float, horizon_s: float, adv: float | None = None
+    day: MarketDay, *, ts_ns: int, side: int, quantity: float, horizon_s: float, adv: float | None = None
 ) -> dict[str, float]:
     """The features of one block (:data:`BLOCK_FEATURES`, plus ``arrival_mid``, ``adv`` and ``daily_vol``)
     for an order arriving at ``ts_ns``: the book and flow a pre-trade forecast conditions on.  The quantity
@@ -119,7 +152,7 @@ def block_features(
 
 
 def _blocks_at(
-    day: LobsterDay,
+    day: MarketDay,
     t: NDArray[np.int64],
     q: NDArray[np.float64],
     side: NDArray[np.int64],
@@ -133,13 +166,13 @@ def _blocks_at(
     require_depth: bool = True,
 ) -> pd.DataFrame:
     ts = day.ts_ns
-    l1 = lobster_l1_features(day)
+    l1 = l1_features(day)
     mid = l1["mid"]
     bp, bz = day.bid()
     ap, az = day.ask()
-    tr = lobster_trades(day)
-    k5 = min(5, day.levels)
-    open_ns = day.session_open_ns
+    tr = day.trades
+    k5 = min(5, day.depth)
+    open_ns = day.start_ns
     n_blocks = t.size
 
     i = state_at(ts, t)
@@ -167,8 +200,8 @@ def _blocks_at(
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = np.concatenate([[0.0], np.diff(np.log(mid)) ** 2])
     cs_r2 = _cum(np.nan_to_num(r2, nan=0.0, posinf=0.0))
-    cs_vol = _cum(tr["size"])
-    cs_svol = _cum(tr["size"] * tr["sign"])
+    cs_vol = _cum(tr.size)
+    cs_svol = _cum(tr.size * tr.sign)
 
     def window(cs: NDArray[np.float64], stamps: NDArray[np.int64], seconds: float) -> NDArray[np.float64]:
         a = np.searchsorted(stamps, t - round(seconds * 1e9), side="right")
@@ -176,8 +209,8 @@ def _blocks_at(
         return cs[b] - cs[a]
 
     ofi10 = window(cs_ofi, ts, 10.0)
-    vol60 = window(cs_vol, tr["ts_ns"], 60.0)
-    svol60 = window(cs_svol, tr["ts_ns"], 60.0)
+    vol60 = window(cs_vol, tr.ts_ns, 60.0)
+    svol60 = window(cs_svol, tr.ts_ns, 60.0)
     rv60 = np.sqrt(window(cs_r2, ts, 60.0)) * 1e4
     with np.errstate(invalid="ignore", divide="ignore"):
         imb = (far_z[:, 0] - near_z[:, 0]) / (far_z[:, 0] + near_z[:, 0])
@@ -202,7 +235,7 @@ def _blocks_at(
                 "volume_60s": vol60,
                 "realized_vol_60s_bps": rv60,
                 "seconds_since_open": (t - open_ns) / 1e9,
-                "participation": q / (adv * horizon / 23_400.0),
+                "participation": q / (adv * horizon / day.session_s),
                 "immediate_cost_bps": cost,
                 "horizon_move_bps": side * (m_end - m0) / m0 * 1e4,
                 "post_move_bps": side * (m_post - m_end) / m0 * 1e4,

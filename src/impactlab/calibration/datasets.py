@@ -9,15 +9,15 @@ import pandas as pd
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
 from impactlab.data.store import Store
 from impactlab.errors import CalibrationError
 
 __all__ = [
     "TRADING_DAY_NS",
     "bar_flows",
-    "lobster_impact_events",
-    "lobster_trade_series",
+    "large_order_events",
+    "market_trade_series",
     "order_outcomes",
     "outcomes_from_store",
     "trade_series",
@@ -140,20 +140,24 @@ def trade_series(
     return df.iloc[:-1].reset_index(drop=True)
 
 
-def lobster_trade_series(day: LobsterDay) -> pd.DataFrame:
-    """:func:`trade_series` of a LOBSTER day: executions (types 4 and 5), mid of the book row before each."""
-    from impactlab.features.book import lobster_l1_features
-    from impactlab.features.trades import lobster_trades
+def market_trade_series(day: MarketDay) -> pd.DataFrame:
+    """:func:`trade_series` of a day: its trades (visible and hidden), the mid of the book state before each.
 
-    tr = lobster_trades(day)
-    mid = lobster_l1_features(day)["mid"]
-    pre = tr["event_index"] - 1
+    Unsigned prints (sign 0) are left out: they carry no direction.
+    """
+    from impactlab.features.book import l1_features
+    from impactlab.features.trades import pre_trade_state
+
+    tr = day.trades
+    mid = l1_features(day)["mid"]
+    pre = pre_trade_state(day)
     mid_before = np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan)
-    return trade_series(tr["ts_ns"], tr["sign"], tr["size"], mid_before)
+    signed = tr.sign != 0
+    return trade_series(tr.ts_ns[signed], tr.sign[signed], tr.size[signed], mid_before[signed])
 
 
-def lobster_impact_events(
-    day: LobsterDay, *, quantile: float = 0.99, horizons_s: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+def large_order_events(
+    day: MarketDay, *, quantile: float = 0.99, horizons_s: tuple[float, ...] = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 ) -> pd.DataFrame:
     """Event study of large market orders: how far the mid moved, and how it recovered.
 
@@ -162,27 +166,25 @@ def lobster_impact_events(
     ``tau_s``, ``event`` (an id), ``mid_before`` and ``move_bps``: ``10⁴ · (mid(t + τ) − mid_before) /
     mid_before`` with τ = 0 the mid right after the order.  Horizons past the end of the day are left out.
     """
-    from impactlab.features.book import lobster_l1_features
-    from impactlab.features.trades import lobster_trades, state_at
+    from impactlab.features.book import l1_features
+    from impactlab.features.trades import state_at
 
     if not 0 < quantile < 1:
         raise CalibrationError(f"'quantile' must be in (0, 1), got {quantile}")
-    mid = lobster_l1_features(day)["mid"]
-    tr = lobster_trades(day)
-    pre = tr["event_index"] - 1
-    orders = trade_series(tr["ts_ns"], tr["sign"], tr["size"], np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan))
+    mid = l1_features(day)["mid"]
+    tr = day.trades
+    orders = market_trade_series(day)
+    if orders.empty:
+        raise CalibrationError(f"{day.label}: no signed trades for an event study")
     big = orders[orders["size"] >= np.quantile(orders["size"], quantile)].reset_index(drop=True)
-    flow = np.concatenate([[0.0], np.cumsum(tr["sign"] * tr["size"])])
+    flow = np.concatenate([[0.0], np.cumsum(tr.sign * tr.size)])
     rows = []
     for tau in horizons_s:
         when = big["ts_ns"].to_numpy() + round(tau * 1e9)
         idx = state_at(day.ts_ns, when)
         after = mid[np.clip(idx, 0, None)]
         ok = (when <= day.ts_ns[-1]) & np.isfinite(after)
-        later = (
-            flow[np.searchsorted(tr["ts_ns"], when, "right")]
-            - flow[np.searchsorted(tr["ts_ns"], big["ts_ns"], "right")]
-        )
+        later = flow[np.searchsorted(tr.ts_ns, when, "right")] - flow[np.searchsorted(tr.ts_ns, big["ts_ns"], "right")]
         rows.append(
             pd.DataFrame(
                 {

@@ -27,7 +27,7 @@ __all__ = [
     "RegimeDetector",
     "fit_by_regime",
     "label_rows",
-    "lobster_regimes",
+    "market_regimes",
     "plot_regime_timeline",
     "regime_inputs",
 ]
@@ -37,7 +37,7 @@ REGIME_INPUTS = ("rolling_vol_bps", "rolling_spread_bps", "rolling_depth")
 
 
 def regime_inputs(bars: pd.DataFrame, *, window_bars: int = 30) -> pd.DataFrame:
-    """Rolling state of the market per bar, from :func:`impactlab.features.lobster_features` bars.
+    """Rolling state of the market per bar, from :func:`impactlab.features.market_features` bars.
 
     ``rolling_vol_bps``: root mean square of the bar returns over the last ``window_bars`` bars;
     ``rolling_spread_bps`` and ``rolling_depth``: means of the bar mean spread and L1 depth.  The window
@@ -198,7 +198,7 @@ def plot_regime_timeline(inputs: pd.DataFrame, labels: NDArray[np.int64], path: 
     return p
 
 
-def lobster_regimes(
+def market_regimes(
     day: Any,
     *,
     bar_s: float = 10.0,
@@ -207,14 +207,14 @@ def lobster_regimes(
     seed: int = 0,
     fit_until_ns: int | None = None,
 ) -> tuple[RegimeDetector, pd.DataFrame, NDArray[np.int64]]:
-    """Regimes of a LOBSTER day: ``(detector, inputs per bar, label per bar)``.
+    """Regimes of a market day: ``(detector, inputs per bar, label per bar)``.
 
     With ``fit_until_ns`` the mixture is fitted on the bars that closed by then only, and labels the
     rest out of sample (for forecasts evaluated walk-forward).
     """
-    from impactlab.features.pipeline import lobster_features
+    from impactlab.features.pipeline import market_features
 
-    inputs = regime_inputs(lobster_features(day, bar_s=bar_s).bars.to_pandas(), window_bars=window_bars)
+    inputs = regime_inputs(market_features(day, bar_s=bar_s).bars.to_pandas(), window_bars=window_bars)
     fit_rows = inputs
     if fit_until_ns is not None:
         fit_rows = inputs[inputs["bar_start_ns"] + round(bar_s * 1e9) <= fit_until_ns]

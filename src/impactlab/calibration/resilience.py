@@ -30,26 +30,26 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from impactlab.calibration.datasets import trade_series
-from impactlab.data.lobster import LobsterDay
-from impactlab.errors import CalibrationError
+from impactlab.calibration.datasets import trade_series  # noqa: F401 - re-exported for resilience callers
+from impactlab.data.market import MarketDay
+from impactlab.errors import CalibrationError, InsufficientDepthError
 from impactlab.impact import ObizhaevaWangImpact
 from impactlab.impact._base import _fingerprint, nls, sandwich_cov
 
 __all__ = [
     "BookResilience",
     "calibrate_ow_book",
+    "depth_profile",
     "evaluate_ow_book",
     "fit_book_resilience",
-    "lobster_depth_profile",
-    "lobster_resilience_events",
+    "resilience_events",
 ]
 
 F64 = NDArray[np.float64]
 HORIZONS_S = (0.0, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
-def lobster_depth_profile(day: LobsterDay, *, every_s: float = 1.0) -> pd.DataFrame:
+def depth_profile(day: MarketDay, *, every_s: float = 1.0) -> pd.DataFrame:
     """The visible book's shape, sampled every ``every_s`` seconds.
 
     One row per snapshot, side and level k (1 ≤ k < levels) whose level k+1 exists: ``snapshot``,
@@ -59,10 +59,12 @@ def lobster_depth_profile(day: LobsterDay, *, every_s: float = 1.0) -> pd.DataFr
     """
     from impactlab.features.trades import state_at
 
-    if day.levels < 2:
-        raise CalibrationError(f"{day.message_path}: the depth profile needs at least 2 levels, got {day.levels}")
-    if every_s <= 0:
-        raise ValueError(f"'every_s' must be > 0, got {every_s}")
+    if day.depth < 2:
+        raise InsufficientDepthError(
+            f"the depth profile needs at least 2 book levels; {day.label} ({day.source}) shows {day.depth}"
+        )
+    if not every_s > 0:
+        raise CalibrationError(f"'every_s' must be > 0, got {every_s}")
     every = np.arange(day.ts_ns[0], day.ts_ns[-1], round(every_s * 1e9), dtype=np.int64)
     found = state_at(day.ts_ns, every)
     grid, idx = every[found >= 0], found[found >= 0]
@@ -91,8 +93,8 @@ def lobster_depth_profile(day: LobsterDay, *, every_s: float = 1.0) -> pd.DataFr
     return pd.concat(frames).sort_values(["snapshot", "side", "level"]).reset_index(drop=True)
 
 
-def lobster_resilience_events(
-    day: LobsterDay,
+def resilience_events(
+    day: MarketDay,
     *,
     horizons_s: tuple[float, ...] = HORIZONS_S,
     control_draws: int = 200_000,
@@ -109,18 +111,18 @@ def lobster_resilience_events(
     has fewer than ``min_control`` random matches, and horizons past the close, are left out; ``attrs``
     counts them.
     """
-    from impactlab.features.trades import lobster_trades, state_at
+    from impactlab.calibration.datasets import market_trade_series
+    from impactlab.features.trades import state_at
 
     if control_draws < 1000:
-        raise ValueError(f"'control_draws' must be >= 1000, got {control_draws}")
+        raise CalibrationError(f"'control_draws' must be >= 1000, got {control_draws}")
     ap, _ = day.ask()
     bp, _ = day.bid()
     ask, bid = ap[:, 0], bp[:, 0]
     mid = (ask + bid) / 2
     spread_ticks = np.rint((ask - bid) / day.tick_size)
-    tr = lobster_trades(day)
-    pre = tr["event_index"] - 1
-    orders = trade_series(tr["ts_ns"], tr["sign"], tr["size"], np.where(pre >= 0, mid[np.clip(pre, 0, None)], np.nan))
+    tr = day.trades
+    orders = market_trade_series(day)
     ts = orders["ts_ns"].to_numpy()
     sgn = orders["sign"].to_numpy().astype(np.float64)
     i0 = state_at(day.ts_ns, ts, strict=True)
@@ -144,14 +146,14 @@ def lobster_resilience_events(
     rt = np.sort(rng.integers(day.ts_ns[0], max(day.ts_ns[-1] - tau_max_ns, day.ts_ns[0] + 1), control_draws))
     r0 = state_at(day.ts_ns, rt, strict=True)
     r0 = r0[r0 >= 0]
-    rt = rt[-len(r0) :]
+    rt = rt[rt.size - r0.size :]
     rk = spread_ticks[r0]
     ok_r = np.isfinite(rk)
     kinds, counts = np.unique(rk[ok_r], return_counts=True)
     matched = np.isin(k0, kinds[counts >= min_control])
 
-    flow = np.concatenate([[0.0], np.cumsum(tr["sign"] * tr["size"])])
-    after_order = flow[np.searchsorted(tr["ts_ns"], ts, "right")]
+    flow = np.concatenate([[0.0], np.cumsum(tr.sign * tr.size)])
+    after_order = flow[np.searchsorted(tr.ts_ns, ts, "right")]
     rows = []
     for tau in horizons_s:
         when = ts + round(tau * 1e9)
@@ -165,7 +167,7 @@ def lobster_resilience_events(
         ctrl = np.full(len(ts), np.nan)
         ctrl[matched] = ctrl_by_k[np.searchsorted(kinds, k0[matched])]
         ok = matched & (when <= day.ts_ns[-1]) & np.isfinite(spread_ticks[i]) & np.isfinite(ctrl)
-        later = sgn * (flow[np.searchsorted(tr["ts_ns"], when, "right")] - after_order)
+        later = sgn * (flow[np.searchsorted(tr.ts_ns, when, "right")] - after_order)
         rows.append(
             pd.DataFrame(
                 {
@@ -316,8 +318,8 @@ def _fit_depth(profile: pd.DataFrame, block_s: float = 60.0) -> tuple[float, flo
 
 
 def fit_book_resilience(profile: pd.DataFrame, events: pd.DataFrame) -> BookResilience:
-    """Depth, resilience and permanent fraction from :func:`lobster_depth_profile` and
-    :func:`lobster_resilience_events` tables (or simulated ones with the same columns)."""
+    """Depth, resilience and permanent fraction from :func:`depth_profile` and
+    :func:`resilience_events` tables (or simulated ones with the same columns)."""
     need = {"event", "tau_s", "jump_bps", "near_move_bps", "spread_excess_bps", "later_signed_volume"}
     missing = need - set(events.columns)
     if missing:
@@ -388,9 +390,10 @@ def fit_book_resilience(profile: pd.DataFrame, events: pd.DataFrame) -> BookResi
     )
 
 
-def calibrate_ow_book(day: LobsterDay, **kwargs: Any) -> BookResilience:
-    """:func:`fit_book_resilience` on one LOBSTER day (``kwargs`` go to :func:`lobster_resilience_events`)."""
-    return fit_book_resilience(lobster_depth_profile(day), lobster_resilience_events(day, **kwargs))
+def calibrate_ow_book(day: MarketDay, **kwargs: Any) -> BookResilience:
+    """:func:`fit_book_resilience` on one day with at least two book levels (``kwargs`` go to
+    :func:`resilience_events`)."""
+    return fit_book_resilience(depth_profile(day), resilience_events(day, **kwargs))
 
 
 def evaluate_ow_book(profile: pd.DataFrame, events: pd.DataFrame, *, n_splits: int = 5) -> dict[str, Any]:

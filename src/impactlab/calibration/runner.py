@@ -12,19 +12,18 @@ import pandas as pd
 
 from impactlab.calibration.datasets import (
     bar_flows,
-    lobster_impact_events,
-    lobster_trade_series,
+    large_order_events,
+    market_trade_series,
     order_outcomes,
-    trade_series,
 )
-from impactlab.calibration.resilience import evaluate_ow_book, lobster_depth_profile, lobster_resilience_events
+from impactlab.calibration.resilience import depth_profile, evaluate_ow_book, resilience_events
 from impactlab.calibration.validation import evaluate
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
+from impactlab.data.market import MarketDay
 from impactlab.data.tabular import load_parent_orders
-from impactlab.errors import CalibrationError
-from impactlab.features.pipeline import binance_features, lobster_features
-from impactlab.features.trades import state_at
+from impactlab.errors import CalibrationError, InsufficientDepthError
+from impactlab.features.pipeline import market_features
 from impactlab.impact import (
     ImpactModel,
     IStarImpact,
@@ -36,7 +35,7 @@ from impactlab.impact import (
     SquareRootImpact,
 )
 
-__all__ = ["MODELS", "DataSource", "calibrate", "load_source"]
+__all__ = ["MODELS", "DataSource", "calibrate", "day_source", "load_source"]
 
 MODELS: dict[str, tuple[Callable[[], ImpactModel], str]] = {
     "kyle": (KyleLambdaImpact, "bars"),
@@ -60,6 +59,7 @@ class DataSource:
     label: str
     builders: dict[str, Callable[[], pd.DataFrame]]
     notes: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def dataset(self, name: str) -> pd.DataFrame:
@@ -84,48 +84,56 @@ def _bars_with_flows(bars: pd.DataFrame, adv: float | None, daily_vol: float | N
     return out[np.isfinite(out["depth_1_mean"]) & (out["depth_1_mean"] > 0)].reset_index(drop=True)
 
 
+def day_source(day: MarketDay, *, bar_s: float = 10.0) -> DataSource:
+    """The calibration datasets of one instrument-day from any source.
+
+    ``bars``, ``trades`` and ``events`` are built from any book; ``book`` and ``resilience`` (Obizhaeva–Wang
+    measured from the book) only where the source shows two or more levels: elsewhere they are absent
+    and :data:`SKIPPED` says why.
+    """
+    src = DataSource(day.source, f"{day.label} ({day.source})", {})
+    src.notes.extend(day.notes)
+
+    def bars() -> pd.DataFrame:
+        fs = market_features(day, bar_s=bar_s)
+        src.notes.append(f"bars of {bar_s:g} s; ADV source: {fs.meta.get('adv_source')}")
+        return _bars_with_flows(fs.bars.to_pandas(), fs.meta.get("adv"), fs.meta.get("daily_vol"), src.notes)
+
+    src.builders = {
+        "bars": bars,
+        "trades": lambda: market_trade_series(day),
+        "events": lambda: large_order_events(day),
+    }
+    if day.depth >= 2:
+        src.builders["book"] = lambda: depth_profile(day)
+        src.builders["resilience"] = lambda: resilience_events(day)
+    else:
+        src.missing["book"] = (
+            f"{day.source} shows {day.depth} book level: Obizhaeva–Wang from the book needs at least 2 "
+            "(depth beyond level 1 is unknown)"
+        )
+    return src
+
+
 def load_source(
     *,
+    day: MarketDay | None = None,
     lobster: tuple[Path, Path | None] | None = None,
     trades: list[Path] | None = None,
     orders: Path | None = None,
     bar_s: float = 10.0,
 ) -> DataSource:
-    """A data source: a LOBSTER pair, a Binance capture (``trades``), or a parent-order file."""
-    given = [x is not None for x in (lobster, trades, orders)]
+    """A data source: an instrument-day (``day``, or a LOBSTER pair, or Binance capture files), or a
+    parent-order file."""
+    given = [x is not None for x in (day, lobster, trades, orders)]
     if sum(given) != 1:
-        raise CalibrationError("give exactly one of --lobster, --trades or --orders")
+        raise CalibrationError("give exactly one market (--symbol/--date, --lobster, --trades) or --orders")
     if lobster is not None:
         day = load_lobster(lobster[0], lobster[1])
-        src = DataSource("lobster", f"{day.symbol} {day.date} L{day.levels}", {})
-
-        def bars() -> pd.DataFrame:
-            fs = lobster_features(day, bar_s=bar_s)
-            src.notes.append(f"bars of {bar_s:g} s; ADV source: {fs.meta.get('adv_source')}")
-            return _bars_with_flows(fs.bars.to_pandas(), fs.meta.get("adv"), fs.meta.get("daily_vol"), src.notes)
-
-        src.builders = {
-            "bars": bars,
-            "trades": lambda: lobster_trade_series(day),
-            "events": lambda: lobster_impact_events(day),
-            "book": lambda: lobster_depth_profile(day),
-            "resilience": lambda: lobster_resilience_events(day),
-        }
-        return src
-    if trades is not None:
-        cap = load_binance(trades)
-        fs = binance_features(cap, bar_s=bar_s)
-        src = DataSource("binance", f"{cap.symbol} {cap.market}", {})
-        ev = fs.events.to_pandas()
-        tr = fs.trades.to_pandas()
-
-        def tseries() -> pd.DataFrame:
-            pre = state_at(ev["ts_ns"].to_numpy(), tr["ts_ns"].to_numpy(), strict=True)
-            mid = np.where(pre >= 0, ev["mid"].to_numpy()[np.clip(pre, 0, None)], np.nan)
-            return trade_series(tr["ts_ns"].to_numpy(), tr["sign"].to_numpy(), tr["size"].to_numpy(), mid)
-
-        src.builders = {"bars": lambda: _bars_with_flows(fs.bars.to_pandas(), None, None, src.notes), "trades": tseries}
-        return src
+    elif trades is not None:
+        day = load_binance(trades)
+    if day is not None:
+        return day_source(day, bar_s=bar_s)
     assert orders is not None
     loaded = load_parent_orders(orders)
     src = DataSource("orders", str(orders), {})
@@ -152,6 +160,9 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
         raise CalibrationError(f"unknown model {model_name!r}; choose from {sorted(MODELS)}")
     factory, kinds = MODELS[model_name]
     usable = [k for k in kinds.split("|") if k in source.builders]
+    why = [source.missing[k] for k in kinds.split("|") if k in source.missing]
+    if not usable and why:
+        raise InsufficientDepthError(f"model {model_name!r}: {why[0]}")
     if not usable:
         raise CalibrationError(
             f"model {model_name!r} is fitted on {kinds.replace('|', ' or ')}; a {source.kind} "

@@ -14,6 +14,9 @@ def feed_cmd(
     bus: Annotated[str, typer.Option(help="NATS server URL, e.g. nats://127.0.0.1:4222.")],
     lobster: Annotated[list[Path] | None, typer.Option(help="LOBSTER message file (and optionally its book).")] = None,
     trades: Annotated[list[Path] | None, typer.Option(help="Binance capture file(s) of one symbol.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol, through the data catalog.")] = None,
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Market-data file(s) in any format.")] = None,
     speed: Annotated[
         float | None, typer.Option(help="1 = recorded pace, 60 = a minute per second; default: max.")
     ] = None,
@@ -23,21 +26,22 @@ def feed_cmd(
         int, typer.Option(min=1, max=10_000, help="Quotes per bus message at most (1: one each, as objects).")
     ] = 32,
 ) -> None:
-    """Replay a LOBSTER day or Binance capture onto the bus as a top-of-book feed (md.SYMBOL)."""
+    """Replay any market day (LOBSTER, Binance, Databento, TAQ, generic) onto the bus as a top-of-book feed
+    (md.SYMBOL)."""
     from impactlab.bus import NatsBus
-    from impactlab.bus.feed import binance_quotes, lobster_quotes, replay_feed
+    from impactlab.bus.feed import day_quotes, replay_feed
     from impactlab.cli.main import _errors, out, parse_duration_s
-    from impactlab.data.binance import load_binance
-    from impactlab.data.lobster import load_lobster
+    from impactlab.cli.market import resolve_market
     from impactlab.errors import BusError
 
     with _errors():
-        if (lobster is None) == (trades is None):
-            raise BusError("give --lobster FILE [BOOK] or --trades FILE...")
-        if lobster is not None:
-            q = lobster_quotes(load_lobster(lobster[0], lobster[1] if len(lobster) > 1 else None))
-        else:
-            q = binance_quotes(load_binance(list(trades or [])))
+        given = [x for x in (lobster, trades, file) if x]
+        if len(given) > 1 or (not given and symbol is None):
+            raise BusError(
+                "give one market: --symbol S [--date D], --file FILE..., --lobster FILE [BOOK] or --trades FILE..."
+            )
+        files = list(given[0]) if given else None
+        q = day_quotes(resolve_market(symbol=None if files else symbol, date=date, files=files))
         t0 = int(q.ts_ns[0])
         lo = t0 + int(parse_duration_s(start) * 1e9) if start else t0
         hi = t0 + int(parse_duration_s(end) * 1e9) if end else int(q.ts_ns[-1]) + 1
@@ -76,7 +80,7 @@ def hedge_live_cmd(
 
     with _errors():
         day = load_day(symbol)
-        model = HedgeCostModel.from_lobster(day)
+        model = HedgeCostModel.from_day(day)
         cfg = HedgingConfig(symbol, threshold_shares=threshold, risk_aversion=risk_aversion)
         src = ReplaySource(day, start_s=parse_duration_s(start), end_s=parse_duration_s(end), md_step_s=5.0)
 

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 
 from impactlab.cli.schedules import _cli
-from impactlab.errors import ExecutionError
+from impactlab.errors import ExecutionError, ImpactLabError
 
 NS = 1_000_000_000
 
@@ -39,7 +39,7 @@ def build_execute(
     quantity: float = 2_000.0,
     horizon_s: float = 600.0,
     step_s: float = 60.0,
-    start_s: float = 1_800.0,
+    start_s: float | None = None,
     venue: str = "replay",
     router: str = "ck",
     schedule: str = "twap",
@@ -49,13 +49,17 @@ def build_execute(
     order_id: str | None = None,
     seed: int = 0,
     data: Path | None = None,
+    day: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Work one parent order end to end; returns (TCA result, run details).
 
-    ``venue``: ``replay`` (the LOBSTER day, simulated time), ``sim`` (queue-reactive flow fitted to it,
-    simulated time) or ``fix`` (that simulator behind a FIX 4.4 acceptor on loopback, traded through a
-    QuickFIX initiator in real time: keep the horizon short).
+    ``venue``: ``replay`` (the day from any source, simulated time), ``sim`` (queue-reactive flow fitted to
+    it, simulated time; needs order-by-order data) or ``fix`` (that simulator behind a FIX 4.4 acceptor on
+    loopback, traded through a QuickFIX initiator in real time: keep the horizon short).  ``day`` is the
+    market (by default the symbol's, through the catalog); ``start_s`` counts from its start (default 30
+    minutes, or a tenth of a shorter day).
     """
+    from impactlab.cli.schedules import default_start_s
     from impactlab.execution import RiskLimits, SimClock, SimulatedVenue, WallClock
     from impactlab.rl.tasks import _fitted_flow, _replay, load_day
     from impactlab.simulation import ConstantLatency, FeeModel, QueueReactiveMarket, ReplayMarket
@@ -64,7 +68,9 @@ def build_execute(
         raise ExecutionError(f"'side' must be +1 or -1, got {side!r}")
     if venue not in ("replay", "sim", "fix"):
         raise ExecutionError(f"'venue' must be replay, sim or fix, got {venue!r}")
-    day = load_day(symbol, data)
+    day = day if day is not None else load_day(symbol, data)
+    symbol = day.symbol
+    start_s = default_start_s(day, None) if start_s is None else start_s
     fees = FeeModel(maker_bps=-0.2, taker_bps=0.3)
     lat: dict[str, Any] = {
         "entry_latency": ConstantLatency(NS // 1000),
@@ -72,9 +78,12 @@ def build_execute(
     }
     if venue == "replay":
         rdata = _replay(day)
-        start = day.session_open_ns + int(start_s * NS)
-        if not rdata.start_ns <= start < rdata.end_ns - int(horizon_s * NS):
-            raise ExecutionError(f"start {start_s:g} s after the open leaves no {horizon_s:g} s of {symbol} data")
+        start = max(day.start_ns + int(start_s * NS), rdata.start_ns)
+        if not start < rdata.end_ns - int(horizon_s * NS):
+            raise ExecutionError(
+                f"start {start_s:g} s after the day's start leaves no {horizon_s:g} s of {day.label} data "
+                f"({day.span_s:.0f} s in all): shorten --horizon or move --start"
+            )
         raw: Any = ReplayMarket(rdata, start_ns=start, fees=fees, **lat)
     else:
         params = _fitted_flow(day)
@@ -139,7 +148,7 @@ def _work(
     store_path: Path | None,
     order_id: str | None,
 ) -> tuple[Any, dict[str, Any]]:
-    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market
+    from impactlab.calibration.pretrade import book_cost_model, market_context
     from impactlab.data import ParentOrder, Side, Store
     from impactlab.execution import (
         ContKukanovRouter,
@@ -151,7 +160,7 @@ def _work(
         session_window_volume,
     )
     from impactlab.schedules import VolumeCurve, twap, vwap
-    from impactlab.tca import LobsterPath, RecordedPath, analyse, record_tca
+    from impactlab.tca import MarketPath, RecordedPath, analyse, record_tca
 
     with Store(store_path) as store:
         # participation is checked against the day's mean 5-minute volume
@@ -165,14 +174,14 @@ def _work(
         pid = order_id or f"{symbol}-{venue}-{router}-{start}"
         parent = ParentOrder(pid, symbol, Side(side), quantity, start, start + int(horizon_s * NS))
         if schedule == "vwap":
-            curve = VolumeCurve.from_lobster([day])
-            sch = vwap(quantity, horizon_s, curve=curve, daily_volume=float(day.size[day.event_type == 4].sum()),
+            curve = VolumeCurve.from_days([day])
+            sch = vwap(quantity, horizon_s, curve=curve, daily_volume=day.volume(),
                        step_s=step_s, start_s=start_s, side=side)  # fmt: skip
         else:
             sch = twap(quantity, horizon_s, step_s=step_s, start_s=start_s, side=side)
         res = eng.run(parent, Slicer(sch, parent))
-        model = lobster_book_cost_model(day)
-        market = lobster_market(day, start_s=start_s, side=side)
+        model = book_cost_model(day)
+        market = market_context(day, start_s=start_s, side=side)
         from impactlab.schedules.costs import ModelCost
 
         predicted = {  # every calibrated model's pre-trade cost, kept against the realised one
@@ -181,7 +190,7 @@ def _work(
         }
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == pid]
         if venue == "replay":
-            path: Any = LobsterPath(day)
+            path: Any = MarketPath(day)
             vw, close = path.interval_vwap(start, res.end_ns), path.close
         else:
             ts, mids = zip(*eng.path, strict=True)
@@ -193,18 +202,45 @@ def _work(
         details = {
             "order_id": pid, "venue": venue, "router": rt.name, "schedule": schedule, "children": res.children,
             "refused_orders": res.refused, "rejected_reports": res.rejected_reports, "store": str(store.path),
+            "market": day.label, "source_format": day.source, "instrument": day.spec.to_dict(),
+            "notes": [*day.notes, *model.notes],
         }  # fmt: skip
         if venue == "fix":
             details["fix_refused"] = dict(sv.refused)
     return tca, details
 
 
+def _day_key(symbol: str, start_ns: int, data: Path | None) -> str | None:
+    from impactlab.data.catalog import catalog
+
+    try:
+        cat = catalog(data)
+    except ImpactLabError:
+        return None
+    hits = [e for e in cat.entries if e.symbol.upper() == symbol.upper() and e.first_ns <= start_ns <= e.last_ns]
+    return max(hits, key=lambda e: (e.depth, e.rows)).key if hits else None
+
+
+def _day_of_order(symbol: str, start_ns: int, data: Path | None) -> Any:
+    """The catalog's day of ``symbol`` whose data span the order's start (any source)."""
+    from impactlab.data.catalog import catalog
+    from impactlab.errors import DataValidationError
+
+    cat = catalog(data)
+    hits = [e for e in cat.entries if e.symbol.upper() == symbol.upper() and e.first_ns <= start_ns <= e.last_ns]
+    if not hits:
+        raise DataValidationError(f"no market data for {symbol} at {start_ns}", field="symbol", value=symbol)
+    from impactlab.data.catalog import load_market
+
+    e = max(hits, key=lambda e: (e.depth, e.rows))
+    return load_market(e.symbol, e.date, data=data, depth=e.depth, venue=e.venue, source=e.source)
+
+
 def build_tca(store_path: Path | None, *, symbol: str | None = None, data: Path | None = None) -> list[Any]:
-    """TCA of every parent order in the store that has fills, against its symbol's LOBSTER day (if the
-    order's times fall in it) or the mids recorded in the store."""
+    """TCA of every parent order in the store that has fills, against the market day of its symbol whose
+    data span the order (any source, through the catalog), or the mids recorded in the store."""
     from impactlab.data import ChildOrder, Fill, OrderType, ParentOrder, Side, Store
-    from impactlab.rl.tasks import load_day
-    from impactlab.tca import LobsterPath, RecordedPath, analyse
+    from impactlab.tca import MarketPath, RecordedPath, analyse
 
     out = []
     with Store(store_path, read_only=True) as st:
@@ -212,7 +248,7 @@ def build_tca(store_path: Path | None, *, symbol: str | None = None, data: Path 
         fills = st.read("fills").to_pylist()
         kids = st.read("child_orders").to_pylist()
         preds = st.read("cost_predictions").to_pylist()
-    paths: dict[str, Any] = {}
+    paths: dict[tuple[str, str | None], Any] = {}
     for p in parents:
         if symbol and p["symbol"] != symbol:
             continue
@@ -225,12 +261,13 @@ def build_tca(store_path: Path | None, *, symbol: str | None = None, data: Path 
         ch = [ChildOrder(c["client_order_id"], c["parent_order_id"], c["symbol"], Side(c["side"]), c["quantity"],
                          OrderType(c["order_type"]), c["venue"], c["created_ns"], c["limit_price"])
               for c in kids if c["parent_order_id"] == p["order_id"]]  # fmt: skip
-        if p["symbol"] not in paths:
+        key = (p["symbol"], _day_key(p["symbol"], p["start_ns"], data))
+        if key not in paths:
             try:
-                paths[p["symbol"]] = LobsterPath(load_day(p["symbol"], data))
-            except Exception:
-                paths[p["symbol"]] = None
-        path = paths[p["symbol"]]
+                paths[key] = MarketPath(_day_of_order(p["symbol"], p["start_ns"], data))
+            except ImpactLabError:
+                paths[key] = None
+        path = paths[key]
         in_day = path is not None and path.day.ts_ns[0] <= p["start_ns"] <= path.day.ts_ns[-1]
         if not in_day:
             if p["arrival_mid"] is None or p["end_mid"] is None:
@@ -257,12 +294,18 @@ def build_tca(store_path: Path | None, *, symbol: str | None = None, data: Path 
 
 
 def execute_cmd(
-    symbol: Annotated[str, typer.Option(help="LOBSTER symbol to trade.")] = "GOOG",
+    symbol: Annotated[str, typer.Option(help="Symbol to trade (see `impactlab data catalog`).")] = "GOOG",
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD [default: the first one].")] = None,
+    depth: Annotated[int | None, typer.Option(help="Book depth to choose [default: the deepest].")] = None,
+    venue_name: Annotated[str | None, typer.Option("--market-venue", help="Venue of the symbol, if several.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Explicit market-data file(s).")] = None,
     side: Annotated[str, typer.Option(help="buy or sell.")] = "buy",
-    qty: Annotated[float, typer.Option(help="Parent quantity, shares.")] = 2_000.0,
+    qty: Annotated[float, typer.Option(help="Parent quantity in the instrument's unit.")] = 2_000.0,
     horizon: Annotated[str, typer.Option(help="Time to finish, e.g. 10m.")] = "10m",
     step: Annotated[str, typer.Option(help="Slice length, e.g. 1m.")] = "1m",
-    start: Annotated[str, typer.Option(help="Start, time after the open.")] = "30m",
+    start: Annotated[
+        str | None, typer.Option(help="Start, after the day's start [default: 30m, or a tenth of a shorter day].")
+    ] = None,
     schedule: Annotated[ScheduleKind, typer.Option(help="twap or vwap.")] = ScheduleKind.twap,
     venue: Annotated[VenueKind, typer.Option(help="replay (the real day) or sim (CST flow fitted to it).")] = (
         VenueKind.replay
@@ -288,9 +331,15 @@ def execute_cmd(
     if side not in ("buy", "sell"):
         raise typer.BadParameter(f"--side must be buy or sell, got {side!r}")
     with main._errors():
+        from impactlab.cli.market import resolve_market
+
+        day = resolve_market(
+            symbol=None if file else symbol, date=date, depth=depth, venue=venue_name, files=file, data=data
+        )
         tca, details = build_execute(
-            symbol=symbol, side=1 if side == "buy" else -1, quantity=qty, horizon_s=main.parse_duration_s(horizon),
-            step_s=main.parse_duration_s(step), start_s=main.parse_duration_s(start), venue=venue.value,
+            symbol=day.symbol, side=1 if side == "buy" else -1, quantity=qty, horizon_s=main.parse_duration_s(horizon),
+            step_s=main.parse_duration_s(step), start_s=main.parse_duration_s(start) if start else None, day=day,
+            venue=venue.value,
             router=router.value, schedule=schedule.value, under_penalty_bps=under_penalty,
             limits={"max_order_qty": max_order_qty, "price_collar_bps": collar_bps}, store_path=store,
             order_id=order_id, seed=seed, data=data,
@@ -302,9 +351,11 @@ def execute_cmd(
         return
     main.out.print(tca_table([tca]))
     main.out.print(
-        f"{details['children']} children via {details['router']}; filled {tca.filled:,.0f} of {tca.quantity:,.0f}; "
+        f"{details['children']} children via {details['router']}; filled {tca.filled:,.6g} of {tca.quantity:,.6g}; "
         f"maker {tca.maker_fraction:.0%}; refused {details['refused_orders'] or 'none'}; store {details['store']}"
     )
+    for n in details.get("notes", []):
+        main.out.print(f"[dim]note: {n}[/dim]")
 
 
 def tca_cmd(

@@ -27,18 +27,19 @@ def build_hedge_scenario(
     scenario: str = "replay",
     seed: int = 0,
     symbol: str = "GOOG",
-    contracts: float = -400.0,
-    threshold_shares: float = 1_000.0,
+    contracts: float | None = None,
+    threshold_shares: float | None = None,
     risk_aversions: tuple[float, ...] = (1e-4, 1e-3, 1e-2),
     twap_horizons_s: tuple[float, ...] = (60.0, 300.0),
-    start_s: float = 600.0,
-    end_s: float = 22_500.0,
-    md_step_s: float = 5.0,
+    start_s: float | None = None,
+    end_s: float | None = None,
+    md_step_s: float | None = None,
     overlay_agent: Path | None = None,
     overlay_risk_aversion: float = 1e-3,
     out_dir: Path,
     data: Path | None = None,
     progress: Any = None,
+    day: Any = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Hedge a short-call book over the replayed day (``scenario="replay"``) or the simulator fitted to it
     (``"sim"``, seeded; ``end_s − start_s`` seconds of it) under immediate, TWAP and impact-aware policies,
@@ -46,16 +47,34 @@ def build_hedge_scenario(
 
     ``overlay_agent`` (a directory saved by ``impactlab rl train --agent overlay``) adds the RL overlay: the
     impact-aware policy at ``overlay_risk_aversion`` whose children the trained overlay sizes and prices
-    instead of the router."""
+    instead of the router.
+
+    Defaults follow the market: on an equity, 400 short calls of 100 shares and a 1,000-share threshold over
+    10 minutes to 6 h 15 after the open; elsewhere a book whose delta is about 2% of the day's volume (options
+    of one unit each), a threshold of 0.2% of it, and the day's data from 10% to 95% of its span."""
     from impactlab.config import data_dir
     from impactlab.hedging import HedgeCostModel, HedgingConfig
     from impactlab.hedging.scenario import BookSpec, ReplaySource, SimulatorSource, compare_policies
     from impactlab.rl.tasks import load_day
     from impactlab.simulation import ReplayData
 
-    day = load_day(symbol, data or data_dir())
-    model = HedgeCostModel.from_lobster(day)
-    book = BookSpec(contracts=contracts)
+    day = day if day is not None else load_day(symbol, data or data_dir())
+    symbol = day.symbol
+    model = HedgeCostModel.from_day(day)
+    equity = day.spec.asset_class == "equity"
+    vol = max(day.volume(), day.spec.lot_size)
+    lot = day.spec.lot_size
+    if contracts is None:
+        contracts = -400.0 if equity else -max(round(0.04 * vol / lot) * lot, lot)
+    if threshold_shares is None:
+        threshold_shares = 1_000.0 if equity else max(round(0.002 * vol / lot) * lot, lot)
+    span = day.session_s
+    start_s = (600.0 if span >= 22_500.0 else 0.1 * span) if start_s is None else start_s
+    end_s = (22_500.0 if span >= 22_500.0 else 0.95 * span) if end_s is None else end_s
+    md_step_s = min(5.0, span / 100) if md_step_s is None else md_step_s
+    if not 0 <= start_s < end_s <= span:
+        raise HedgingError(f"the window {start_s:g}–{end_s:g} s is not within the {span:.0f} s of {day.label}")
+    book = BookSpec(contracts=contracts, multiplier=100.0 if equity else 1.0)
     base = {"underlying": symbol, "threshold_shares": threshold_shares}
     policies: list[tuple[str, Any, Any]] = [
         ("immediate", HedgingConfig.from_dict({**base, "policy": "immediate"}), None)
@@ -80,7 +99,7 @@ def build_hedge_scenario(
     out_dir.mkdir(parents=True, exist_ok=True)
     if scenario not in ("replay", "sim"):
         raise HedgingError(f"'scenario' must be replay or sim, got {scenario!r}")
-    replay = ReplayData.from_lobster(day) if scenario == "replay" else None
+    replay = ReplayData.from_day(day) if scenario == "replay" else None
     sources: list[Any] = []
 
     def source() -> Any:
@@ -97,7 +116,12 @@ def build_hedge_scenario(
     described = sources[-1].describe if sources else ""
     meta = {
         "scenario": described,
-        "book": f"{contracts:g} calls ×100 at the money, {book.expiry_days:g} days, implied vol = the day's σ",
+        "book": f"{contracts:g} calls ×{book.multiplier:g} at the money, {book.expiry_days:g} days, implied vol = the "
+        "day's σ",
+        "market": day.label,
+        "source_format": day.source,
+        "instrument": day.spec.to_dict(),
+        "notes": list(day.notes),
         "threshold_shares": threshold_shares,
         "model": {
             "version": model.version,
@@ -121,16 +145,28 @@ def run_cmd(
         typer.Option(help="replay: the real day (the hedges' own orders move it); sim: the simulator fitted to it."),
     ] = ScenarioKind.replay,
     seed: Annotated[int, typer.Option(help="Simulator seed (sim).")] = 0,
-    symbol: Annotated[str, typer.Option(help="LOBSTER symbol.")] = "GOOG",
-    contracts: Annotated[float, typer.Option(help="Calls held (negative: short), ×100 shares each.")] = -400.0,
-    threshold: Annotated[float, typer.Option(help="Hedge when |delta| passes this many shares.")] = 1_000.0,
+    symbol: Annotated[str, typer.Option(help="Symbol (see `impactlab data catalog`).")] = "GOOG",
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Explicit market-data file(s).")] = None,
+    contracts: Annotated[
+        float | None,
+        typer.Option(help="Calls held (negative: short) [default: -400 ×100 on equities, else ~2% of volume]."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Hedge when |delta| passes this much [default: 1,000 shares, else 0.2% of volume]."),
+    ] = None,
     risk_aversion: Annotated[str, typer.Option(help="λ values for the impact-aware policy, comma separated.")] = (
         "1e-4,1e-3,1e-2"
     ),
     twap: Annotated[str, typer.Option(help="TWAP horizons to compare, e.g. 1m,5m.")] = "1m,5m",
-    start: Annotated[str, typer.Option(help="Start, time after the open.")] = "10m",
-    end: Annotated[str, typer.Option(help="End, time after the open.")] = "6h15m",
-    step: Annotated[str, typer.Option(help="Market-data interval.")] = "5s",
+    start: Annotated[
+        str | None, typer.Option(help="Start after the day's start [default: 10m, or 10% of a short day].")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="End after the day's start [default: 6h15m, or 95% of a short day].")
+    ] = None,
+    step: Annotated[str | None, typer.Option(help="Market-data interval [default: 5s, or 1% of a short day].")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Directory for the scenario stores.")] = None,
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     overlay_agent: Annotated[
@@ -155,13 +191,17 @@ def run_cmd(
         if not lams or any(not (x >= 0) for x in lams):
             raise typer.BadParameter(f"--risk-aversion needs values >= 0, got {risk_aversion!r}")
         target = out_dir or Path(default_store_path()).parent / "hedging"
+        from impactlab.cli.market import resolve_market
+
+        day = resolve_market(symbol=None if file else symbol, date=date, files=file, data=data)
         with main._progress() as prog:
             results, meta = build_hedge_scenario(
-                scenario=scenario.value, seed=seed, symbol=symbol, contracts=contracts, threshold_shares=threshold,
-                risk_aversions=lams,
-                twap_horizons_s=hz, start_s=main.parse_duration_s(start), end_s=main.parse_duration_s(end),
-                md_step_s=main.parse_duration_s(step), out_dir=target, data=data, progress=prog,
-                overlay_agent=overlay_agent, overlay_risk_aversion=overlay_risk_aversion,
+                scenario=scenario.value, seed=seed, symbol=day.symbol, contracts=contracts, threshold_shares=threshold,
+                risk_aversions=lams, twap_horizons_s=hz,
+                start_s=main.parse_duration_s(start) if start else None,
+                end_s=main.parse_duration_s(end) if end else None,
+                md_step_s=main.parse_duration_s(step) if step else None, out_dir=target, data=data, progress=prog,
+                overlay_agent=overlay_agent, overlay_risk_aversion=overlay_risk_aversion, day=day,
             )  # fmt: skip
     if html_out is not None:
         html_out.write_text(report_html(results, title=f"Hedging scenario: {meta['scenario']}", meta=meta))

@@ -19,15 +19,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from impactlab.book.binance import rebuild_binance
-from impactlab.book.lobster import replay_lobster
+from impactlab.book.check import replay_check
+from impactlab.cli.market import DataOpt, DateOpt, DepthOpt, FileOpt, SymbolOpt, VenueOpt, resolve_market
 from impactlab.config import data_dir, default_store_path
 from impactlab.data.binance import load_binance
+from impactlab.data.catalog import load_files
 from impactlab.data.lobster import _NAME, find_lobster_pairs, load_lobster
 from impactlab.data.store import Store
 from impactlab.data.tabular import load_fills, load_parent_orders, load_quotes, load_trades
 from impactlab.errors import ImpactLabError
-from impactlab.features.pipeline import FeatureSet, binance_features, lobster_features
+from impactlab.features.pipeline import FeatureSet, market_features
 
 app = typer.Typer(no_args_is_help=True, help="impactlab: what your own trading will cost, before you trade.")
 data_app = typer.Typer(no_args_is_help=True, help="Load and validate market data and the system's own records.")
@@ -50,6 +51,7 @@ class Kind(StrEnum):
     auto = "auto"
     lobster = "lobster"
     binance = "binance"
+    market = "market"
     trades = "trades"
     quotes = "quotes"
     orders = "orders"
@@ -116,11 +118,14 @@ def data_load(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Files: LOBSTER message files (the order book is found beside them), "
-            "Binance captures (one capture, in order), or CSV/Parquet tables."
+            help="Files: LOBSTER message files (the order book is found beside them), Binance captures (one "
+            "capture, in order), a Databento DBN file, a TAQ trades + quotes pair, or CSV/Parquet tables."
         ),
     ],
-    kind: Annotated[Kind, typer.Option(help="What the files hold; auto tells LOBSTER and Binance apart.")] = Kind.auto,
+    kind: Annotated[
+        Kind,
+        typer.Option(help="What the files hold; auto (or market) reads any market-data format by its content."),
+    ] = Kind.auto,
     mapping: Annotated[
         str | None, typer.Option(help='Column mapping as JSON, {"schema_field": "file_column"}.')
     ] = None,
@@ -132,13 +137,22 @@ def data_load(
     with _errors():
         cols = json.loads(mapping) if mapping else None
         loads: list[tuple[Any, Any]] = []
-        if kind in (Kind.auto, Kind.lobster, Kind.binance):
-            binance = [p for p in paths if kind == Kind.binance or (kind == Kind.auto and _is_binance(p))]
+        if (
+            kind in (Kind.auto, Kind.market)
+            and not any(_NAME.match(p.name) for p in paths)
+            and not all(_is_binance(p) for p in paths)
+        ):
+            day = load_files(paths)
+            loads.append((day.report, day.quarantine))
+        elif kind in (Kind.auto, Kind.market, Kind.lobster, Kind.binance):
+            binance = [
+                p for p in paths if kind == Kind.binance or (kind in (Kind.auto, Kind.market) and _is_binance(p))
+            ]
             others = [p for p in paths if p not in binance]
             with _progress() as prog:
                 task = prog.add_task("loading", total=len(others) + (1 if binance else 0))
                 for p in others:
-                    if kind == Kind.auto and not _NAME.match(p.name):
+                    if kind in (Kind.auto, Kind.market) and not _NAME.match(p.name):
                         raise typer.BadParameter(
                             f"{p}: not a LOBSTER or Binance file; say --kind trades|quotes|orders|fills"
                         )
@@ -180,6 +194,43 @@ def data_load(
         out.print(table)
 
 
+@data_app.command("catalog")
+def data_catalog(
+    data: DataOpt = None,
+    symbol: Annotated[str | None, typer.Option(help="Only this symbol.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Every instrument-day under a folder, in any supported format: symbol, venue, date, format, depth,
+    rows and time span.  Commands take these as --symbol S --date D."""
+    from impactlab.data.catalog import scan
+
+    with _errors():
+        cat = scan(data)
+        entries = [e for e in cat.entries if symbol is None or e.symbol.upper() == symbol.upper()]
+        if json_out:
+            _emit({"root": str(cat.root), "entries": [e.to_dict() for e in entries], "notes": list(cat.notes)})
+            return
+        t = Table(title=f"Instrument-days under {cat.root}")
+        for c in ("symbol", "venue", "date", "format", "depth", "rows", "from (UTC)", "span"):
+            t.add_column(c, justify="right" if c in ("depth", "rows", "span") else "left")
+        for e in entries:
+            d = e.to_dict()
+            span = d["span_s"]
+            t.add_row(
+                e.symbol,
+                e.venue,
+                d["date"],
+                e.source,
+                str(e.depth),
+                f"{e.rows:,}",
+                d["first_utc"][:19],
+                f"{span / 3600:.1f} h" if span >= 3600 else f"{span:,.0f} s",
+            )
+        out.print(t)
+        for n in cat.notes:
+            out.print(f"[dim]note: {n}[/dim]")
+
+
 @book_app.command("replay")
 def book_replay(
     message: Annotated[Path, typer.Argument(help="LOBSTER message file.")],
@@ -190,15 +241,15 @@ def book_replay(
     python: Annotated[bool, typer.Option("--python", help="Use the plain-Python twin of the kernel.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Apply every LOBSTER message to the previous state and compare with the book file on every row."""
+    """Apply every order event to the previous state and compare with the recorded book on every row (LOBSTER)."""
     with _errors():
         day = load_lobster(message, book)
-        rep = replay_lobster(day, compiled=not python)
+        rep = replay_check(day, compiled=not python)
         res = {**rep.to_dict(), "quarantined_rows": day.report.rows_quarantined}
         if json_out:
             _emit(res)
         else:
-            t = Table(title=f"Replay {day.symbol} L{day.levels}")
+            t = Table(title=f"Replay {day.symbol} L{day.depth}")
             t.add_column("metric")
             t.add_column("value", justify="right")
             for k, v in res.items():
@@ -217,23 +268,37 @@ def book_binance(
 ) -> None:
     """Rebuild a Binance book from snapshot + diffs (or diffs alone) and check it against book tickers."""
     with _errors():
-        capture = load_binance(paths)
-        bk = rebuild_binance(capture, depth=depth, use_snapshot=not no_snapshot)
-        res = {"symbol": capture.symbol, "market": capture.market, **bk.checks, "load": capture.report.to_dict()}
+        day = load_binance(paths, depth=depth, use_snapshot=not no_snapshot)
+        checks = day.extras["book_check"]
+        res = {
+            "symbol": day.symbol,
+            "market": day.extras["market"],
+            "venue": day.venue,
+            **checks,
+            "instrument": day.spec.to_dict(),
+            "load": day.report.to_dict(),
+        }
         if json_out:
             _emit(res)
             return
-        t = Table(title=f"Binance {capture.market} {capture.symbol}")
+        t = Table(title=f"Binance {day.extras['market']} {day.symbol}")
         t.add_column("metric")
         t.add_column("value", justify="right")
-        for k, v in bk.checks.items():
+        for k, v in checks.items():
             t.add_row(k, f"{v:,.3f}" if isinstance(v, float) else str(v))
         out.print(t)
 
 
 @app.command("features")
 def features(
-    paths: Annotated[list[Path], typer.Argument(help="A LOBSTER message file, or Binance capture files.")],
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Market-data file(s) in any format [or --symbol/--date].")
+    ] = None,
+    symbol: SymbolOpt = None,
+    date: DateOpt = None,
+    depth: DepthOpt = None,
+    venue: VenueOpt = None,
+    data: DataOpt = None,
     bar: Annotated[str, typer.Option(help="Bar length, e.g. 1s, 10s, 1m.")] = "10s",
     horizon: Annotated[str, typer.Option(help="Adverse-selection horizon.")] = "5s",
     adv: Annotated[float | None, typer.Option(help="ADV in shares [default: from the daily file].")] = None,
@@ -243,16 +308,17 @@ def features(
     """Compute per-event, per-trade and per-bar features and write them to Parquet."""
     with _errors():
         bar_s, horizon_s = parse_duration_s(bar), parse_duration_s(horizon)
-        if all(_is_binance(p) for p in paths):
-            fs = binance_features(load_binance(paths), bar_s=bar_s, horizon_s=horizon_s, adv=adv)
-        elif len(paths) in (1, 2):
-            day = load_lobster(paths[0], paths[1] if len(paths) == 2 else None)
-            fs = lobster_features(day, bar_s=bar_s, horizon_s=horizon_s, adv=adv)
-        else:
-            raise typer.BadParameter("give one LOBSTER message file (optionally its book file) or Binance captures")
+        day = resolve_market(symbol=symbol, date=date, depth=depth, venue=venue, files=paths, data=data)
+        fs = market_features(day, bar_s=bar_s, horizon_s=horizon_s, adv=adv)
         written = fs.write(out_dir)
         rows = {"events": fs.events.num_rows, "trades": fs.trades.num_rows, "bars": fs.bars.num_rows}
-        res = {"symbol": fs.symbol, "files": {k: str(v) for k, v in written.items()}, "rows": rows, "meta": fs.meta}
+        res = {
+            "symbol": fs.symbol,
+            "market": day.describe(),
+            "files": {k: str(v) for k, v in written.items()},
+            "rows": rows,
+            "meta": fs.meta,
+        }
         if json_out:
             _emit(res)
         else:
@@ -275,11 +341,18 @@ def calibrate_cmd(
     ] = None,
     trades: Annotated[list[Path] | None, typer.Option(help="Binance capture file(s) of one symbol.")] = None,
     orders: Annotated[Path | None, typer.Option(help="Parent-order outcome file (CSV or Parquet).")] = None,
+    symbol: SymbolOpt = None,
+    date: DateOpt = None,
+    depth: DepthOpt = None,
+    venue: VenueOpt = None,
+    file: FileOpt = None,
     bar: Annotated[str, typer.Option(help="Bar length for bar models, e.g. 1s, 10s, 60s.")] = "10s",
     splits: Annotated[int, typer.Option(min=1, max=50, help="Walk-forward test blocks.")] = 5,
     save: Annotated[Path | None, typer.Option(help="Write the fitted model as JSON here.")] = None,
     json_out: JsonOpt = False,
-    data: Annotated[Path | None, typer.Option(help="universe: the partitioned dataset.")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="The market-data folder for --symbol; universe: the partitioned dataset.")
+    ] = None,
     models: Annotated[str, typer.Option(help="universe: models to fit, comma separated.")] = "sqrt,ofi,propagator",
     scheduler: Annotated[
         str | None, typer.Option(help="universe: Dask scheduler address [default: local processes].")
@@ -296,7 +369,7 @@ def calibrate_cmd(
     on local processes or a Dask cluster, and records the results in the store.
     """
     from impactlab.calibration.runner import MODELS, calibrate, load_source
-    from impactlab.errors import CalibrationError
+    from impactlab.errors import CalibrationError, InsufficientDepthError
 
     if model == "universe":
         from impactlab.cli.universe import universe_calibrate
@@ -308,7 +381,13 @@ def calibrate_cmd(
     with _errors():
         if lobster is not None and not 1 <= len(lobster) <= 2:
             raise CalibrationError("--lobster takes a message file and optionally its book file")
+        day = (
+            resolve_market(symbol=symbol, date=date, depth=depth, venue=venue, files=file, data=data)
+            if symbol or file
+            else None
+        )
         src = load_source(
+            day=day,
             lobster=(lobster[0], lobster[1] if len(lobster) == 2 else None) if lobster else None,
             trades=list(trades) if trades else None,
             orders=orders,
@@ -342,24 +421,34 @@ def calibrate_cmd(
                 out.print(f"[dim]note: {note}[/dim]")
             return
         rows = []
+        skipped: list[dict[str, str]] = []
         for name, (_, kinds) in MODELS.items():
-            if any(k in src.builders for k in kinds.split("|")):
+            needs = kinds.split("|")
+            if not any(k in src.builders for k in needs):
+                why = next((src.missing[k] for k in needs if k in src.missing), None)
+                if why is not None or src.kind != "orders":
+                    skipped.append({"model": name, "reason": why or f"needs {' or '.join(needs)} data"})
+                continue
+            try:
                 r = calibrate(name, src, n_splits=splits)
-                rows.append(
-                    {
-                        "model": name,
-                        "dataset": r["dataset"],
-                        "n": r["n"],
-                        **{
-                            f"{ph}_{k}": r["metrics"][ph][k]
-                            for ph in ("in_sample", "out_of_sample")
-                            for k in ("rmse_bps", "mae_bps", "r2")
-                        },
-                        "oos_coverage_90": r["metrics"]["out_of_sample"].get("coverage"),
-                    }
-                )
+            except (CalibrationError, InsufficientDepthError) as exc:
+                skipped.append({"model": name, "reason": str(exc)})
+                continue
+            rows.append(
+                {
+                    "model": name,
+                    "dataset": r["dataset"],
+                    "n": r["n"],
+                    **{
+                        f"{ph}_{k}": r["metrics"][ph][k]
+                        for ph in ("in_sample", "out_of_sample")
+                        for k in ("rmse_bps", "mae_bps", "r2")
+                    },
+                    "oos_coverage_90": r["metrics"]["out_of_sample"].get("coverage"),
+                }
+            )
         if json_out:
-            _emit({"source": src.label, "models": rows, "notes": list(dict.fromkeys(src.notes))})
+            _emit({"source": src.label, "models": rows, "skipped": skipped, "notes": list(dict.fromkeys(src.notes))})
             return
         t = Table(title=f"Model comparison on {src.label} (walk-forward, {splits} test blocks)")
         for c in ("model", "dataset", "n", "IS RMSE", "IS R²", "OOS RMSE", "OOS MAE", "OOS R²", "OOS 90% cover"):
@@ -377,6 +466,8 @@ def calibrate_cmd(
                 f"{r['oos_coverage_90']:.1%}",
             )
         out.print(t)
+        for sk in skipped:
+            out.print(f"[yellow]skipped {sk['model']}:[/yellow] {sk['reason']}")
         for note in dict.fromkeys(src.notes):
             out.print(f"[dim]note: {note}[/dim]")
 
@@ -543,23 +634,23 @@ def _demo_run(
             prog.update(task, description=f"replay {mp.name[:24]}")
             day = load_lobster(mp, bp)
             st.record_load(day.report, day.quarantine)
-            rep = replay_lobster(day)
+            rep = replay_check(day)
             failures += rep.mismatched_rows > 0
             rebuild.add_row(
-                mp.name.split("_")[0] + f" L{day.levels}",
-                str(day.levels),
+                mp.name.split("_")[0] + f" L{day.depth}",
+                str(day.depth),
                 f"{len(day):,}",
                 str(day.report.rows_quarantined),
                 str(rep.mismatched_rows),
                 f"{rep.rows_with_level_from_beyond_depth:,}",
                 f"{rep.messages_per_s / 1e6:.1f}M",
             )
-            if day.symbol not in deepest or day.levels > int(deepest[day.symbol][0].name.split("_")[-1].split(".")[0]):
+            if day.symbol not in deepest or day.depth > int(deepest[day.symbol][0].name.split("_")[-1].split(".")[0]):
                 deepest[day.symbol] = (mp, bp)
             prog.advance(task)
         for sym, (mp, bp) in sorted(deepest.items()):
             day = load_lobster(mp, bp)
-            fs: FeatureSet = lobster_features(day, bar_s=10.0)
+            fs: FeatureSet = market_features(day, bar_s=10.0)
             fs.write(feat_dir)
             tr = fs.trades.to_pandas()
             b = fs.bars.to_pandas()
@@ -624,15 +715,14 @@ def _demo_run(
             )
         for cap_paths in captures:
             prog.update(task, description=f"binance {cap_paths[0].name}")
-            cap = load_binance(cap_paths)
-            st.record_load(cap.report, cap.quarantine)
-            bk = rebuild_binance(cap)
-            ck = bk.checks
+            bday = load_binance(cap_paths)
+            st.record_load(bday.report, bday.quarantine)
+            ck = bday.extras["book_check"]
             failures += ck["tickers_compared"] != ck["tickers_agree"]
             bin_t.add_row(
-                cap.symbol,
-                cap.market,
-                f"{len(cap.depth):,}",
+                bday.symbol,
+                bday.extras["market"],
+                f"{len(bday.extras['capture'].depth):,}",
                 f"{ck['level_updates']:,}",
                 str(ck["sequence_gaps"]),
                 f"{ck['tickers_compared']:,}",
@@ -655,11 +745,18 @@ def main() -> None:  # pragma: no cover - console entry
     app()
 
 
-def _blocks(msg: Path, n_blocks: int, seed: int) -> tuple[Any, str]:
-    from impactlab.calibration.blocks import lobster_blocks
+def _blocks(day: Any, n_blocks: int, seed: int) -> tuple[Any, str]:
+    from impactlab.calibration.blocks import hypothetical_blocks
 
-    day = load_lobster(msg)
-    return lobster_blocks(day, n_blocks=n_blocks, seed=seed), f"{day.symbol} {day.date} L{day.levels}"
+    return hypothetical_blocks(day, n_blocks=n_blocks, seed=seed), f"{day.label} ({day.source})"
+
+
+def _day_of(lobster: Path | None, symbol: str | None, date: str | None, what: str = "--lobster") -> Any:
+    if lobster is not None:
+        return load_files([lobster])
+    if symbol is None:
+        raise typer.BadParameter(f"give {what} FILE or --symbol S [--date D]")
+    return resolve_market(symbol=symbol, date=date)
 
 
 TargetOpt = Annotated[
@@ -669,8 +766,10 @@ TargetOpt = Annotated[
 
 @forecast_app.command("train")
 def forecast_train(
-    lobster: Annotated[Path, typer.Option(help="LOBSTER message file of the training day.")],
     save: Annotated[Path, typer.Option(help="Write the fitted model as JSON here.")],
+    lobster: Annotated[Path | None, typer.Option(help="Market-data file of the training day (any format).")] = None,
+    symbol: SymbolOpt = None,
+    date: DateOpt = None,
     model: Annotated[str, typer.Option(help="gbm, gbm-scaled, hybrid, rf, bayes, mlp, sqrt or spread-sqrt.")] = "gbm",
     target: TargetOpt = "immediate_cost_bps",
     blocks: Annotated[int, typer.Option(min=200, max=1_000_000, help="Hypothetical blocks to draw.")] = 20_000,
@@ -686,7 +785,7 @@ def forecast_train(
     with _errors():
         if model not in FORECAST_MODELS:
             raise CalibrationError(f"unknown forecast model {model!r}; choose from {sorted(FORECAST_MODELS)}")
-        data, label = _blocks(lobster, blocks, seed)
+        data, label = _blocks(_day_of(lobster, symbol, date), blocks, seed)
         if target not in data:
             raise CalibrationError(f"unknown target {target!r}; use immediate_cost_bps or cost_bps")
         fitted = FORECAST_MODELS[model](target).fit(data, data[target].to_numpy(float))
@@ -730,10 +829,13 @@ def forecast_train(
 
 @forecast_app.command("evaluate")
 def forecast_evaluate(
-    lobster: Annotated[Path, typer.Option(help="LOBSTER message file of the training day.")],
+    lobster: Annotated[Path | None, typer.Option(help="Market-data file of the training day (any format).")] = None,
     test_lobster: Annotated[
         Path | None, typer.Option(help="Score on this day (another ticker) instead of walk-forward.")
     ] = None,
+    symbol: SymbolOpt = None,
+    date: DateOpt = None,
+    test_symbol: Annotated[str | None, typer.Option(help="Score on this symbol's day instead.")] = None,
     models: Annotated[
         str, typer.Option(help="Comma-separated forecast models.")
     ] = "gbm,hybrid,rf,bayes,mlp,sqrt,spread-sqrt",
@@ -755,8 +857,12 @@ def forecast_evaluate(
         unknown = [m for m in names if m not in FORECAST_MODELS]
         if unknown or not names:
             raise CalibrationError(f"unknown forecast models {unknown}; choose from {sorted(FORECAST_MODELS)}")
-        train, train_label = _blocks(lobster, blocks, seed)
-        test, test_label = _blocks(test_lobster, blocks, seed) if test_lobster else (None, None)
+        train, train_label = _blocks(_day_of(lobster, symbol, date), blocks, seed)
+        test, test_label = (
+            _blocks(_day_of(test_lobster, test_symbol, None, "--test-lobster"), blocks, seed)
+            if test_lobster or test_symbol
+            else (None, None)
+        )
         if target not in train:
             raise CalibrationError(f"unknown target {target!r}; use immediate_cost_bps or cost_bps")
         with _progress() as prog:
@@ -798,7 +904,9 @@ def forecast_evaluate(
 
 @app.command("regimes")
 def regimes_cmd(
-    lobster: Annotated[Path, typer.Option(help="LOBSTER message file.")],
+    lobster: Annotated[Path | None, typer.Option(help="Market-data file (any format).")] = None,
+    symbol: SymbolOpt = None,
+    date: DateOpt = None,
     n_regimes: Annotated[int, typer.Option("--regimes", min=2, max=6, help="Number of regimes.")] = 3,
     bar: Annotated[str, typer.Option(help="Bar length of the regime inputs.")] = "10s",
     plot: Annotated[Path | None, typer.Option(help="Write the regime timeline (PNG) here.")] = None,
@@ -807,15 +915,15 @@ def regimes_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Volatility/liquidity regimes of a day, and the spread + square-root law fitted per regime."""
-    from impactlab.calibration.blocks import lobster_blocks
-    from impactlab.calibration.regimes import fit_by_regime, label_rows, lobster_regimes, plot_regime_timeline
+    from impactlab.calibration.blocks import hypothetical_blocks
+    from impactlab.calibration.regimes import fit_by_regime, label_rows, market_regimes, plot_regime_timeline
     from impactlab.impact import SpreadSquareRootImpact
 
     with _errors():
-        day = load_lobster(lobster)
+        day = _day_of(lobster, symbol, date)
         bar_s = parse_duration_s(bar)
-        det, inputs, labels = lobster_regimes(day, bar_s=bar_s, n_regimes=n_regimes, seed=seed)
-        b = lobster_blocks(day, n_blocks=blocks, seed=seed)
+        det, inputs, labels = market_regimes(day, bar_s=bar_s, n_regimes=n_regimes, seed=seed)
+        b = hypothetical_blocks(day, n_blocks=blocks, seed=seed)
         reg = label_rows(b["ts_ns"].to_numpy(), inputs, labels, round(bar_s * 1e9))
         keep = reg >= 0
         fits = fit_by_regime(SpreadSquareRootImpact, b[keep], reg[keep], b["immediate_cost_bps"].to_numpy()[keep])
@@ -835,7 +943,7 @@ def regimes_cmd(
             for r in range(det.n_regimes)
         ]
         doc: dict[str, Any] = {
-            "source": f"{day.symbol} {day.date} L{day.levels}",
+            "source": f"{day.label} ({day.source})",
             "regimes": rows,
             "detector": det.to_dict(),
             "plot": str(plot_regime_timeline(inputs, labels, plot, title=f"{day.symbol} {day.date}")) if plot else None,

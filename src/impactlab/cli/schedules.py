@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from impactlab.errors import InfeasibleScheduleError
+from impactlab.errors import ImpactLabError, InfeasibleScheduleError
 
 schedule_app = typer.Typer(
     no_args_is_help=True,
@@ -222,31 +222,49 @@ def transient(
         main.out.print(f"cost {cost.total:,.4g}")
 
 
-def _data_root(data: Path | None) -> Path:
-    from impactlab.config import data_dir
+def _day(symbol: str, data: Path | None, date: str | None = None, **kw: Any) -> Any:
+    from impactlab.cli.market import resolve_market
 
-    return (data or data_dir()) / "lobster"
-
-
-def _lobster_days(root: Path, symbols: list[str]) -> list[Any]:
-    from impactlab.calibration.pretrade import lobster_paths
-    from impactlab.data.lobster import load_lobster
-
-    days = []
-    for sym in symbols:
-        pr = lobster_paths(root, sym)
-        if pr is not None:
-            days.append(load_lobster(*pr))
-    return days
+    return resolve_market(symbol=symbol, date=date, data=data, **kw)
 
 
-def _volume_days(root: Path, symbol_day: Any) -> list[Any]:
-    """The symbol's day plus the other LOBSTER symbols' deepest days (outside the fixtures folder)."""
-    from impactlab.data.lobster import find_lobster_pairs
+def volume_days(day: Any, data: Path | None) -> list[Any]:
+    """The days a volume curve is averaged over: for a full session, the day plus the other instruments'
+    full days on the same venue in the catalog (deepest file each, fixtures left out); else the day alone."""
+    from impactlab.data.catalog import catalog, load_market
 
-    found = {p[0].name.split("_")[0] for p in find_lobster_pairs(root) if "fixtures" not in p[0].parts}
-    others = sorted(found - {symbol_day.symbol})
-    return [symbol_day, *_lobster_days(root, others)]
+    if not day.covers_session:
+        return [day]
+    try:
+        cat = catalog(data)
+    except ImpactLabError:
+        return [day]
+    others = sorted(
+        {
+            e.symbol
+            for e in cat.entries
+            if e.venue == day.venue
+            and e.symbol != day.symbol
+            and "test fixture" not in e.notes
+            and (e.last_ns - e.first_ns) / 1e9 >= 0.9 * day.session_s
+        }
+    )
+    out = [day]
+    for sym in others:
+        try:
+            d = load_market(sym, data=data, venue=day.venue)
+        except ImpactLabError:
+            continue
+        if d.covers_session and abs(d.session_s - day.session_s) < 1.0:
+            out.append(d)
+    return out
+
+
+def default_start_s(day: Any, start: str | None) -> float:
+    """``--start`` as seconds after the day's start; by default 30 minutes, or a tenth of a shorter day."""
+    if start is not None:
+        return float(_cli().parse_duration_s(start)) if start not in ("0", "0s") else 0.0
+    return min(1800.0, 0.1 * float(day.session_s))
 
 
 @schedule_app.command("nonlinear")
@@ -261,9 +279,7 @@ def nonlinear(
     cap: Annotated[float | None, typer.Option("--max-participation", help="Participation cap.")] = None,
     step: Annotated[str, typer.Option(help="Step length.")] = "5m",
     start: Annotated[str, typer.Option(help="Start, time after the open.")] = "30m",
-    symbol: Annotated[
-        str | None, typer.Option(help="Estimate the volume curve from this symbol's LOBSTER days.")
-    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="Estimate the volume curve from this symbol's day.")] = None,
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -275,10 +291,7 @@ def nonlinear(
     with main._errors():
         curve = VolumeCurve.uniform()
         if symbol:
-            days = _lobster_days(_data_root(data), [symbol])
-            if not days:
-                raise InfeasibleScheduleError(f"no LOBSTER data for {symbol!r} under {_data_root(data)}")
-            curve = VolumeCurve.from_lobster(days)
+            curve = VolumeCurve.from_days(volume_days(_day(symbol, data), data))
         h, st, s0 = main.parse_duration_s(horizon), main.parse_duration_s(step), main.parse_duration_s(start)
         if h < st:
             raise InfeasibleScheduleError(f"the horizon ({h:g} s) is shorter than one step ({st:g} s)")
@@ -309,7 +322,7 @@ def nonlinear(
 @schedule_app.command("volume")
 def volume_schedule(
     shares: SharesOpt,
-    symbol: Annotated[str, typer.Option(help="Symbol whose LOBSTER days give the volume curve and ADV.")],
+    symbol: Annotated[str, typer.Option(help="Symbol whose day gives the volume curve and ADV.")],
     kind: Annotated[VolumeKind, typer.Option(help="twap, vwap or pov.")] = VolumeKind.vwap,
     horizon: Annotated[str, typer.Option(help="Horizon (twap, vwap), e.g. 1h.")] = "1h",
     rate: Annotated[float, typer.Option(help="Participation (pov).")] = 0.1,
@@ -318,18 +331,15 @@ def volume_schedule(
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """TWAP, VWAP or POV on the volume curve estimated from the LOBSTER days."""
+    """TWAP, VWAP or POV on the volume curve estimated from the symbol's day (and its venue's other days)."""
     from impactlab.calibration.blocks import day_context
     from impactlab.schedules import VolumeCurve, pov, twap, vwap
 
     main = _cli()
     with main._errors():
-        root = _data_root(data)
-        days = _lobster_days(root, [symbol])
-        if not days:
-            raise InfeasibleScheduleError(f"no LOBSTER data for {symbol!r} under {root}")
-        curve = VolumeCurve.from_lobster(_volume_days(root, days[0]))
-        adv = day_context(days[0])[0]
+        day = _day(symbol, data)
+        curve = VolumeCurve.from_days(volume_days(day, data))
+        adv = day_context(day)[0]
         h, st, s0 = main.parse_duration_s(horizon), main.parse_duration_s(step), main.parse_duration_s(start)
         if kind == VolumeKind.pov:
             sch = pov(shares, rate, curve=curve, daily_volume=adv, step_s=st, start_s=s0)
@@ -347,17 +357,31 @@ def volume_schedule(
 
 
 def pretrade_cmd(
-    symbol: Annotated[str, typer.Option(help="Symbol (its deepest LOBSTER day is the market).")],
     side: Annotated[Side, typer.Option(help="buy or sell.")],
-    qty: Annotated[float, typer.Option(help="Shares.")],
-    model: Annotated[
-        Path | None, typer.Option(help="A saved impact model (JSON) [default: calibrate on the symbol's LOBSTER day].")
+    qty: Annotated[float, typer.Option(help="Quantity in the instrument's unit (shares, contracts, coins).")],
+    symbol: Annotated[
+        str | None, typer.Option(help="Symbol, found through the data catalog (its deepest file is the market).")
     ] = None,
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD [default: the first one].")] = None,
+    depth: Annotated[int | None, typer.Option(help="Book depth to choose [default: the deepest].")] = None,
+    venue: Annotated[str | None, typer.Option(help="Venue, where the symbol trades on several.")] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", help="Explicit market-data file(s) instead of --symbol.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A saved impact model (JSON) [default: calibrate on the symbol's day].")
+    ] = None,
+    allow_other_instrument: Annotated[
+        bool, typer.Option("--allow-other-instrument", help="Use a --model fitted on another instrument.")
+    ] = False,
     horizon: Annotated[
         str | None, typer.Option(help="Longest horizon allowed, e.g. 2h [default: the session].")
     ] = None,
     urgency: Annotated[Urgency | None, typer.Option(help="Strategy to recommend [default: least 95% VaR].")] = None,
-    start: Annotated[str, typer.Option(help="Arrival, time after the open.")] = "30m",
+    start: Annotated[
+        str | None,
+        typer.Option(help="Arrival, time after the day's start [default: 30m, or a tenth of a shorter day]."),
+    ] = None,
     threshold: Annotated[float, typer.Option(help="Report P(cost > threshold bps).")] = 10.0,
     max_participation: Annotated[float, typer.Option("--max-participation", help="Participation cap.")] = 0.25,
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
@@ -367,17 +391,22 @@ def pretrade_cmd(
     """Pre-trade analysis of a block: cost curve over horizons and aggressive / balanced / passive strategies."""
     main = _cli()
     with main._errors():
+        from impactlab.cli.market import resolve_market
+
+        day = resolve_market(symbol=symbol, date=date, depth=depth, venue=venue, files=file, data=data)
         report = build_pretrade(
-            symbol,
+            day.symbol,
             1 if side == Side.buy else -1,
             qty,
             model=model,
             horizon_s=main.parse_duration_s(horizon) if horizon else None,
             urgency=urgency.value if urgency else None,
-            start_s=main.parse_duration_s(start),
+            start_s=default_start_s(day, start),
             threshold_bps=threshold,
             max_participation=max_participation,
             data=data,
+            day=day,
+            allow_other_instrument=allow_other_instrument,
         )
         if html_out is not None:
             html_out.parent.mkdir(parents=True, exist_ok=True)
@@ -401,37 +430,47 @@ def build_pretrade(
     model: Path | None = None,
     horizon_s: float | None = None,
     urgency: str | None = None,
-    start_s: float = 1800.0,
+    start_s: float | None = None,
     threshold_bps: float = 10.0,
     max_participation: float = 0.25,
     data: Path | None = None,
+    day: Any = None,
+    allow_other_instrument: bool = False,
 ) -> Any:
     """The report ``impactlab pretrade`` prints: market and (unless ``model`` is given) cost model calibrated on
-    the symbol's LOBSTER day."""
-    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market
+    the symbol's day (``day``, or found through the catalog)."""
+    from impactlab.calibration.pretrade import book_cost_model, market_context
     from impactlab.impact import load_model
     from impactlab.schedules import ModelCost, pretrade
 
-    root = _data_root(data)
-    days = _lobster_days(root, [symbol])
-    if not days:
-        raise InfeasibleScheduleError(f"no LOBSTER data for {symbol!r} under {root}")
-    day = days[0]
-    market = lobster_market(day, start_s=start_s, side=side, volume_days=_volume_days(root, day))
+    day = day if day is not None else _day(symbol, data)
+    start = default_start_s(day, None) if start_s is None else start_s
+    market = market_context(day, start_s=start, side=side, volume_days=volume_days(day, data))
+    notes: list[str] = list(day.notes)
     if model is not None:
         fitted = load_model(model)
+        check_model_instrument(fitted, day, allow=allow_other_instrument, path=model, notes=notes)
         cost: Any = ModelCost(fitted)
         name = f"{type(fitted).__name__} from {model.name}"
     else:
-        book = lobster_book_cost_model(day)
+        book = book_cost_model(day)
         d = book.describe()
         cost = book.model
-        name = (
-            f"{symbol} {day.date}: half-spread {d['half_spread_bps']:.2f} bps + OW transient "
-            f"(q {d['depth_shares_per_bps']:.0f} sh/bps, half-life {d['half_life_s']:.1f} s) + ½ square-root "
-            f"permanent (Y {d['sqrt_Y']:.2f}, δ {d['sqrt_delta']:.2f})"
-        )
-    return pretrade(
+        notes.extend(book.notes)
+        if book.ow is not None:
+            name = (
+                f"{day.label} ({day.source}): half-spread {d['half_spread_bps']:.3g} bps + OW transient "
+                f"(q {d['depth_shares_per_bps']:.0f} per bps, half-life {d['half_life_s']:.1f} s) + ½ square-root "
+                f"permanent (Y {d['sqrt_Y']:.3g}, δ {d['sqrt_delta']:.2f})"
+            )
+        else:
+            name = (
+                f"{day.label} ({day.source}): half-spread {d['half_spread_bps']:.3g} bps + square-root law "
+                f"(Y {d['sqrt_Y']:.3g}, δ {d['sqrt_delta']:.2f}); no transient book term ("
+                + ("top of book only" if day.depth < 2 else "Obizhaeva–Wang not identified on this book")
+                + ")"
+            )
+    report = pretrade(
         qty,
         side=side,
         model=cost,
@@ -442,3 +481,36 @@ def build_pretrade(
         max_participation=max_participation,
         model_name=name,
     )
+    return attach_market(report, day, notes)
+
+
+def attach_market(report: Any, day: Any, notes: list[str]) -> Any:
+    """The report with the instrument, its units and the loaders' notes added."""
+    import dataclasses
+
+    spec = day.spec
+    extra = [
+        f"instrument: {spec.symbol} on {spec.venue} ({spec.asset_class}, {spec.contract_type}"
+        + (f", contract value {spec.contract_value:g} {spec.quote_currency}" if spec.inverse else "")
+        + (f", multiplier {spec.multiplier:g}" if spec.multiplier != 1 else "")
+        + f"; quantities in {spec.size_unit}, money in {spec.settlement_currency})"
+    ]
+    merged = list(dict.fromkeys([*extra, *notes, *report.notes]))
+    return dataclasses.replace(report, notes=tuple(merged), instrument=spec)
+
+
+def check_model_instrument(model: Any, day: Any, *, allow: bool, path: Any, notes: list[str]) -> None:
+    """Refuse a model fitted on another instrument unless ``allow`` (and say so either way)."""
+    from impactlab.errors import CalibrationError
+
+    fitted_on = getattr(model, "instrument_", None)
+    if not fitted_on:
+        notes.append(f"{path}: the model file names no instrument (saved before instruments were recorded)")
+        return
+    sym, ven = str(fitted_on.get("symbol", "")), str(fitted_on.get("venue", ""))
+    if sym.upper() == day.symbol.upper() and ven.upper() == day.venue.upper():
+        return
+    msg = f"{path} was fitted on {sym} ({ven}), not {day.symbol} ({day.venue})"
+    if not allow:
+        raise CalibrationError(msg + "; pass --allow-other-instrument to use it anyway")
+    notes.append(msg + " (used because --allow-other-instrument was given)")

@@ -39,18 +39,37 @@ class Style(StrEnum):
     limit = "limit"
 
 
-def _day(symbol: str, data: Path | None) -> Any:
-    from impactlab.cli.schedules import _data_root, _lobster_days
+def _day(symbol: str | None, data: Path | None, date: str | None = None, files: list[Path] | None = None) -> Any:
+    from impactlab.cli.market import resolve_market
 
-    root = _data_root(data)
-    days = _lobster_days(root, [symbol])
-    if not days:
-        raise SimulationError(f"no LOBSTER data for {symbol!r} under {root}")
-    return days[0]
+    return resolve_market(symbol=None if files else symbol, date=date, files=files, data=data)
+
+
+def overlay_for(day: Any, notes: list[str]) -> Any:
+    """The own-impact overlay (Obizhaeva–Wang measured from the day's book), or ``None`` with a note."""
+    from impactlab.calibration import calibrate_ow_book
+    from impactlab.errors import CalibrationError, InsufficientDepthError
+    from impactlab.simulation import ImpactOverlay
+
+    try:
+        return ImpactOverlay.from_model(calibrate_ow_book(day).model(), price=day.first_mid())
+    except (CalibrationError, InsufficientDepthError) as exc:
+        notes.append(
+            f"no own-impact overlay ({exc}): the trader's fills still consume liquidity, but later prices are not moved"
+        )
+        return None
 
 
 def build_simulation(
-    model: str, symbol: str, duration_s: float, *, seed: int = 0, start_s: float = 0.0, data: Path | None = None
+    model: str,
+    symbol: str | None,
+    duration_s: float,
+    *,
+    seed: int = 0,
+    start_s: float = 0.0,
+    data: Path | None = None,
+    date: str | None = None,
+    files: list[Path] | None = None,
 ) -> dict[str, Any]:
     """What ``impactlab simulate`` reports: the calibrated flow, the run's speed and its final book."""
     from impactlab.simulation import (
@@ -62,11 +81,19 @@ def build_simulation(
         market_order_times,
     )
 
-    day = _day(symbol, data)
-    out: dict[str, Any] = {"model": model, "symbol": symbol, "date": str(day.date), "seed": seed}
+    day = _day(symbol, data, date, files)
+    out: dict[str, Any] = {
+        "model": model,
+        "symbol": day.symbol,
+        "venue": day.venue,
+        "date": str(day.date),
+        "source_format": day.source,
+        "seed": seed,
+        "notes": list(day.notes),
+    }
     if model == "replay":
-        rd = ReplayData.from_lobster(day)
-        start = rd.start_ns + int(start_s * NS)
+        rd = ReplayData.from_day(day)
+        start = max(rd.start_ns, day.start_ns + int(start_s * NS))
         m: Any = ReplayMarket(rd, start_ns=start, seed=seed)
         out["source"] = rd.source
         out["counts"] = rd.counts
@@ -131,14 +158,18 @@ def build_simulation(
 
 def simulate_cmd(
     model: Annotated[FlowModel, typer.Option("--model", help="cst, hawkes (both fitted on the day) or replay.")],
-    symbol: Annotated[str, typer.Option(help="LOBSTER symbol to calibrate on / replay.")] = "GOOG",
+    symbol: Annotated[
+        str, typer.Option(help="Symbol to calibrate on / replay (see `impactlab data catalog`).")
+    ] = "GOOG",
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Explicit market-data file(s).")] = None,
     duration: Annotated[str, typer.Option(help="Simulated time, e.g. 600s, 10m, 1h.")] = "10m",
     start: Annotated[str, typer.Option(help="Replay: time after the open to start at.")] = "1s",
     seed: Annotated[int, typer.Option(help="Seed of the simulated flow.")] = 0,
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run the market simulator (CST / Hawkes fitted on a LOBSTER day) or a replay of the day."""
+    """Run the market simulator (CST / Hawkes fitted on a day's order events) or a replay of any day."""
     main = _cli()
     with main._errors():
         res = build_simulation(
@@ -148,12 +179,14 @@ def simulate_cmd(
             seed=seed,
             start_s=main.parse_duration_s(start),
             data=data,
+            date=date,
+            files=file,
         )
     if as_json:
         main._emit(res)
         return
     main.out.print(
-        f"{res['model']} {symbol} {res['date']}: {res['events']:,} events in {res['wall_s']:.3f} s "
+        f"{res['model']} {res['symbol']} {res['date']}: {res['events']:,} events in {res['wall_s']:.3f} s "
         f"({res['events_per_s'] / 1e6:.2f} M/s); mid {res['book']['mid']:.4f}, spread {res['book']['spread']:.4f}"
     )
     if "rates" in res:
@@ -182,11 +215,11 @@ def _schedule(kind: str, qty: float, side: int, horizon_s: float, children: int,
     if kind == "twap":
         return twap(qty, horizon_s, step_s=step, start_s=start_s, side=side)
     if kind == "vwap":
-        curve = VolumeCurve.from_lobster([day])
+        curve = VolumeCurve.from_days([day])
         return vwap(qty, horizon_s, curve=curve, daily_volume=1e6, step_s=step, start_s=start_s, side=side)
-    from impactlab.calibration.pretrade import lobster_almgren_chriss
+    from impactlab.calibration.pretrade import calibrated_almgren_chriss
 
-    ac = lobster_almgren_chriss(day, quantity=qty, horizon_s=horizon_s, n_steps=children, side=side)
+    ac = calibrated_almgren_chriss(day, quantity=qty, horizon_s=horizon_s, n_steps=children, side=side)
     return ac.solve(1e-6)
 
 
@@ -204,11 +237,11 @@ def build_backtest(
     overlay: bool = True,
     seed: int = 0,
     data: Path | None = None,
+    date: str | None = None,
+    files: list[Path] | None = None,
 ) -> dict[str, Any]:
     """What ``impactlab backtest`` reports."""
-    from impactlab.calibration import calibrate_ow_book
     from impactlab.simulation import (
-        ImpactOverlay,
         QueueReactiveMarket,
         ReplayData,
         ReplayMarket,
@@ -216,24 +249,37 @@ def build_backtest(
         run_schedule,
     )
 
-    day = _day(symbol, data)
+    day = _day(symbol, data, date, files)
+    notes: list[str] = list(day.notes)
+    if start_s + horizon_s > day.session_s:
+        raise SimulationError(
+            f"start {start_s:g} s + horizon {horizon_s:g} s run past the {day.session_s:.0f} s of {day.label}"
+        )
     sched = _schedule(schedule, qty, side, horizon_s, children, start_s, day)
     times = np.asarray(sched.times, float)
     trades = np.asarray(sched.trades, float)
     offsets = times[:-1] - times[0]
-    info: dict[str, Any] = {"schedule": schedule, "venue": venue, "symbol": symbol, "style": style, "seed": seed}
+    info: dict[str, Any] = {
+        "schedule": schedule,
+        "venue": venue,
+        "symbol": day.symbol,
+        "market": day.label,
+        "source_format": day.source,
+        "style": style,
+        "seed": seed,
+        "notes": notes,
+    }
     if venue == "replay":
-        rd = ReplayData.from_lobster(day)
-        ov = None
-        if overlay:
-            ov = ImpactOverlay.from_model(calibrate_ow_book(day).model(), price=float(day.price_e4[0] / 1e4))
+        rd = ReplayData.from_day(day)
+        ov = overlay_for(day, notes) if overlay else None
+        if ov is not None:
             info["overlay"] = {
                 "permanent_per_share": ov.permanent_per_share,
                 "transient_per_share": ov.transient_per_share,
                 "resilience_per_s": ov.resilience_per_s,
                 "source": ov.source,
             }
-        v: Any = ReplayMarket(rd, overlay=ov, start_ns=rd.start_ns + int(start_s * NS), seed=seed)
+        v: Any = ReplayMarket(rd, overlay=ov, start_ns=max(rd.start_ns, day.start_ns + int(start_s * NS)), seed=seed)
         info["source"] = rd.source
     else:
         params = fit_queue_reactive(day)
@@ -252,7 +298,9 @@ def backtest_cmd(
     venue: Annotated[
         VenueKind, typer.Option("--venue", help="sim (CST fitted on the day) or replay.")
     ] = VenueKind.replay,
-    symbol: Annotated[str, typer.Option(help="LOBSTER symbol.")] = "GOOG",
+    symbol: Annotated[str, typer.Option(help="Symbol (see `impactlab data catalog`).")] = "GOOG",
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD.")] = None,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="Explicit market-data file(s).")] = None,
     side: Annotated[str, typer.Option(help="buy or sell.")] = "buy",
     qty: Annotated[float, typer.Option(help="Shares.")] = 5_000.0,
     horizon: Annotated[str, typer.Option(help="Execution horizon, e.g. 30m.")] = "30m",
@@ -274,15 +322,17 @@ def backtest_cmd(
         res = build_backtest(
             schedule.value, venue.value, symbol=symbol, side=1 if side == "buy" else -1, qty=qty,
             horizon_s=main.parse_duration_s(horizon), children=children, start_s=main.parse_duration_s(start),
-            style=style.value, overlay=overlay, seed=seed, data=data,
+            style=style.value, overlay=overlay, seed=seed, data=data, date=date, files=file,
         )  # fmt: skip
     if as_json:
         main._emit(res)
         return
-    t = Table(title=f"{schedule.value} on {venue.value}: {side} {qty:,.0f} {symbol}")
+    t = Table(title=f"{schedule.value} on {venue.value}: {side} {qty:,.0f} {res['symbol']}")
     t.add_column("part")
     t.add_column("bps", justify="right")
     for k in ("execution_bps", "timing_bps", "fees_bps", "opportunity_bps", "shortfall_bps", "own_impact_bps"):
         t.add_row(k.removesuffix("_bps"), f"{res[k]:.2f}")
     main.out.print(t)
     main.out.print(f"filled {res['filled']:,.0f} of {res['quantity']:,.0f} in {res['fills']} fills")
+    for n in res.get("notes", []):
+        main.out.print(f"[dim]note: {n}[/dim]")

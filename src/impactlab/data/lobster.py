@@ -1,10 +1,15 @@
-"""LOBSTER message + order-book file pairs.
+"""LOBSTER message + order-book file pairs, loaded into a :class:`~impactlab.data.market.MarketDay`.
 
 A LOBSTER day is two CSV files (plain or gzip): messages ``time, type, order id, size, price×10⁴,
 direction`` and the book after each message ``askP1, askS1, bidP1, bidS1, …`` for L levels.  Row k of
 the book is the state after message k.  Times are seconds after midnight, New York time, on the date in
 the file name; they become int64 ns since the epoch (UTC).  Empty levels carry the dummy prices
-±9999999999 with size 0; they are kept in the raw integer arrays and shown as NaN in float views.
+±9999999999 with size 0; they become NaN prices and zero sizes.  This module is the only one that knows
+that layout.
+
+Event mapping: type 1 → ``ADD``; 2 → ``CANCEL`` (partial); 3 → ``CANCEL`` with the ``DELETE`` flag; 4 →
+``FILL`` (a visible resting order executed; the aggressor is the other side); 5 → ``FILL`` with the
+``HIDDEN`` flag; 7 → ``STATUS`` (halt / resume).
 """
 
 from __future__ import annotations
@@ -20,11 +25,21 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
-from impactlab.data.schemas import MESSAGES, LobsterEventType, book_snapshot_schema
+from impactlab.data.market import (
+    BookStates,
+    EventFlag,
+    EventKind,
+    Events,
+    InstrumentSpec,
+    MarketDay,
+    SessionCalendar,
+    Trades,
+)
+from impactlab.data.schemas import LobsterEventType
 from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv
 from impactlab.errors import DataValidationError
 
-__all__ = ["LobsterDay", "find_lobster_pairs", "load_lobster", "parse_lobster_name"]
+__all__ = ["find_lobster_pairs", "load_lobster", "parse_lobster_name"]
 
 PRICE_SCALE = 10_000
 """LOBSTER prices are dollars × 10⁴."""
@@ -92,88 +107,6 @@ def midnight_ns(date: dt.date, tz: str = EXCHANGE_TZ) -> int:
     return int((midnight_utc - offset).timestamp()) * 1_000_000_000  # whole seconds: exact
 
 
-@dataclass(frozen=True, eq=False)
-class LobsterDay:
-    """One validated LOBSTER day: messages and the book after each, as typed arrays.
-
-    Attributes
-    ----------
-    symbol, date, levels
-        From the file name (levels checked against the book file's columns).
-    ts_ns
-        Event times, int64 ns since the epoch (UTC).
-    event_type, order_id, size, side
-        Message fields; ``side`` is +1 for a bid (buy limit order), −1 for an ask.
-    price_e4
-        Price × 10⁴ as int64 (LOBSTER's exact units); :attr:`price` is the float64 view in currency.
-    book
-        ``(n, 4·levels)`` int64, LOBSTER's raw layout (prices × 10⁴, dummies kept).
-    line
-        1-based line of each row in both source files.
-    tick_size
-        Minimum price increment, currency.
-    """
-
-    symbol: str
-    date: dt.date
-    levels: int
-    ts_ns: NDArray[np.int64]
-    event_type: NDArray[np.int8]
-    order_id: NDArray[np.int64]
-    size: NDArray[np.int64]
-    price_e4: NDArray[np.int64]
-    side: NDArray[np.int8]
-    book: NDArray[np.int64]
-    line: NDArray[np.int64]
-    message_path: Path
-    book_path: Path
-    report: LoadReport
-    quarantine: Quarantine
-    tick_size: float = 0.01
-
-    def __len__(self) -> int:
-        return int(self.ts_ns.size)
-
-    @property
-    def session_open_ns(self) -> int:
-        """09:30 New York time on the day, ns since the epoch."""
-        return midnight_ns(self.date) + 34_200 * 1_000_000_000
-
-    @property
-    def price(self) -> NDArray[np.float64]:
-        """Message prices in currency."""
-        return self.price_e4 / PRICE_SCALE
-
-    def _side_view(self, offset: int, dummy: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        px = self.book[:, offset::4]
-        sz = self.book[:, offset + 1 :: 4]
-        empty = (px == dummy) | (sz <= 0)
-        price = np.where(empty, np.nan, px / PRICE_SCALE)
-        size = np.where(empty, 0.0, sz.astype(np.float64))
-        return price, size
-
-    def ask(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``(price, size)`` of the ask levels, each ``(n, levels)``; empty levels are NaN / 0."""
-        return self._side_view(0, DUMMY_ASK)
-
-    def bid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """``(price, size)`` of the bid levels, each ``(n, levels)``; empty levels are NaN / 0."""
-        return self._side_view(2, DUMMY_BID)
-
-    def messages_table(self) -> pa.Table:
-        """Messages in the :data:`~impactlab.data.schemas.MESSAGES` schema."""
-        return pa.table([self.ts_ns, self.event_type, self.order_id, self.size, self.price, self.side], schema=MESSAGES)
-
-    def book_table(self) -> pa.Table:
-        """Book snapshots in :func:`~impactlab.data.schemas.book_snapshot_schema` form."""
-        ap, asz = self.ask()
-        bp, bsz = self.bid()
-        cols: list[NDArray[np.float64] | NDArray[np.int64]] = [self.ts_ns]
-        for k in range(self.levels):
-            cols += [ap[:, k], asz[:, k], bp[:, k], bsz[:, k]]
-        return pa.table(cols, schema=book_snapshot_schema(self.levels))
-
-
 def _read_int_csv(path: Path, names: list[str], types: dict[str, pa.DataType]) -> pa.Table:
     kinds = ["float" if pa.types.is_floating(types[n]) else "int" for n in names]
     try:
@@ -210,8 +143,8 @@ def load_lobster(
     symbol: str | None = None,
     date: dt.date | None = None,
     tick_size: float = 0.01,
-) -> LobsterDay:
-    """Load and validate a LOBSTER message/order-book pair.
+) -> MarketDay:
+    """Load and validate a LOBSTER message/order-book pair into a :class:`MarketDay`.
 
     Parameters
     ----------
@@ -226,8 +159,9 @@ def load_lobster(
 
     Returns
     -------
-    LobsterDay
-        Validated arrays; rows that break a rule are in ``.quarantine`` and counted in ``.report``.
+    MarketDay
+        Events, the book after each (at the file's depth) and the executions; rows that break a rule are
+        in ``.quarantine`` and counted in ``.report``.
 
     Raises
     ------
@@ -337,21 +271,125 @@ def load_lobster(
     report = LoadReport.build(
         "lobster", f"{mpath} + {bpath.name}", n, q, symbol=symbol, date=date.isoformat(), levels=levels
     )
-    return LobsterDay(
+    return _to_market(
         symbol=symbol,
         date=date,
         levels=levels,
         ts_ns=ts_ns,
-        event_type=etype[keep].astype(np.int8),
-        order_id=oid[keep],
+        etype=etype[keep],
+        oid=oid[keep],
         size=size[keep],
         price_e4=price[keep],
-        side=direction[keep].astype(np.int8),
-        book=np.ascontiguousarray(book[keep]),
+        side=direction[keep],
+        book=book[keep],
         line=line[keep],
-        message_path=mpath,
-        book_path=bpath,
+        paths=(mpath, bpath),
         report=report,
         quarantine=q,
         tick_size=tick_size,
+    )
+
+
+_KIND = np.zeros(8, dtype=np.int8)
+_KIND[1], _KIND[2], _KIND[3], _KIND[4], _KIND[5], _KIND[7] = (
+    EventKind.ADD,
+    EventKind.CANCEL,
+    EventKind.CANCEL,
+    EventKind.FILL,
+    EventKind.FILL,
+    EventKind.STATUS,
+)
+_FLAGS = np.zeros(8, dtype=np.uint8)
+_FLAGS[3], _FLAGS[5] = EventFlag.DELETE, EventFlag.HIDDEN
+
+
+def _to_market(
+    *,
+    symbol: str,
+    date: dt.date,
+    levels: int,
+    ts_ns: NDArray[np.int64],
+    etype: NDArray[np.int64],
+    oid: NDArray[np.int64],
+    size: NDArray[np.int64],
+    price_e4: NDArray[np.int64],
+    side: NDArray[np.int64],
+    book: NDArray[np.int64],
+    line: NDArray[np.int64],
+    paths: tuple[Path, ...],
+    report: LoadReport,
+    quarantine: Quarantine,
+    tick_size: float,
+) -> MarketDay:
+    """LOBSTER arrays → the format-neutral model (dummies to NaN, prices to currency and ticks)."""
+    n = ts_ns.size
+    tick_e4 = round(tick_size * PRICE_SCALE)
+    price = price_e4 / PRICE_SCALE
+    halt = etype == LobsterEventType.TRADING_HALT
+    events = Events(
+        ts_ns=ts_ns,
+        exch_ns=ts_ns,
+        kind=_KIND[etype],
+        side=side.astype(np.int8),
+        price=np.where(halt, np.nan, price),
+        price_ticks=np.where(halt, 0, np.rint(price_e4 / tick_e4)).astype(np.int64),
+        size=size.astype(np.float64),
+        order_id=oid.astype(np.int64),
+        flags=_FLAGS[etype] | np.uint8(EventFlag.LAST),
+        line=line,
+    )
+
+    def side_view(offset: int, dummy: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        px = book[:, offset::4]
+        sz = book[:, offset + 1 :: 4]
+        empty = (px == dummy) | (sz <= 0)
+        return np.where(empty, np.nan, px / PRICE_SCALE), np.where(empty, 0.0, sz.astype(np.float64))
+
+    ap, az = side_view(0, DUMMY_ASK)
+    bp, bz = side_view(2, DUMMY_BID)
+    states = BookStates(
+        ts_ns=ts_ns,
+        bid_price=bp,
+        bid_size=bz,
+        ask_price=ap,
+        ask_size=az,
+        event_index=np.arange(n, dtype=np.int64),
+        synced=np.ones(n, dtype=bool),
+    )
+    ex = np.flatnonzero(events.kind == EventKind.FILL)
+    trades = Trades(
+        ts_ns=ts_ns[ex],
+        exch_ns=ts_ns[ex],
+        price=price[ex],
+        size=size[ex].astype(np.float64),
+        sign=(-side[ex]).astype(np.int8),  # the message's direction is the resting order's side
+        trade_id=-np.ones(ex.size, dtype=np.int64),
+        event_index=ex.astype(np.int64),
+        hidden=etype[ex] == LobsterEventType.EXECUTION_HIDDEN,
+    )
+    spec = InstrumentSpec(
+        symbol=symbol,
+        venue="XNAS",
+        asset_class="equity",
+        tick_size=tick_size,
+        lot_size=1.0,
+        calendar=SessionCalendar.us_equities(),
+        size_unit="shares",
+    )
+    off_grid = int(((price_e4 % tick_e4) != 0)[~halt].sum())
+    notes = [f"NASDAQ TotalView-ITCH via LOBSTER, {levels} visible level(s): depth beyond level {levels} is unknown"]
+    if off_grid:
+        notes.append(f"{off_grid} event price(s) off the {tick_size:g} tick grid (hidden executions); ticks rounded")
+    return MarketDay(
+        spec=spec,
+        date=date,
+        source="lobster",
+        events=events,
+        book=states,
+        trades=trades,
+        paths=paths,
+        report=report,
+        quarantine=quarantine,
+        has_order_ids=True,
+        notes=tuple(notes),
     )

@@ -8,6 +8,7 @@ A cell that cannot be converted (text in a numeric field) or a file that cannot 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,68 @@ class TableLoad:
         return np.asarray(self.table.column(name).to_numpy(zero_copy_only=False))
 
 
-def _read_raw(path: Path) -> tuple[pa.Table, int]:
-    """All columns as strings (CSV) or as stored (Parquet); returns the table and the header offset."""
+_FORMATS = (
+    ({"action", "order_id", "side", "price", "size"}, "an order-by-order (MBO) file, not a table of trades or quotes"),
+    (
+        {"DT", "EX", "SYMBOL", "COND", "SIZE", "PRICE", "CORR"},
+        "a raw TAQ trades file: load it with its quotes file (load_taq)",
+    ),
+    ({"DT", "EX", "BID", "BIDSIZ", "OFR", "OFRSIZ"}, "a raw TAQ quotes file: load it with its trades file (load_taq)"),
+)
+
+
+def sniff(path: Path) -> None:
+    """Refuse files that are not tables: binary (a DBN file, compressed or not), a LOBSTER file with no
+    header, or a known vendor format that has its own loader."""
     if not path.exists():
         raise DataValidationError("file not found", path=path)
+    if path.suffix == ".parquet":
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head[:3] == b"DBN" or head[:4] == b"\x28\xb5\x2f\xfd":
+        raise DataValidationError(
+            "a Databento DBN file (binary), not a CSV table: use load_databento", path=path, line=1
+        )
+    if head[:2] == b"\x1f\x8b":
+        import gzip
+
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(4096)
+        except (OSError, EOFError) as exc:
+            raise DataValidationError(f"corrupt or truncated gzip stream: {exc}", path=path) from exc
+    if b"\0" in head:
+        raise DataValidationError("a binary file, not a CSV table", path=path, line=1)
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    if re.match(r"^\d+ \{", first):
+        raise DataValidationError(
+            "a Binance capture (<ns> <json> lines), not a CSV table: use load_binance",
+            path=path,
+            line=1,
+            value=first[:60],
+        )
+    cols = {c.strip() for c in first.split(",")}
+    if first and all(_is_number(c) for c in cols):
+        raise DataValidationError(
+            "no header row (a LOBSTER file? use load_lobster)", path=path, line=1, value=first[:60]
+        )
+    for needed, what in _FORMATS:
+        if needed <= cols:
+            raise DataValidationError(f"{what}", path=path, line=1, value=first[:80])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_raw(path: Path) -> tuple[pa.Table, int]:
+    """All columns as strings (CSV) or as stored (Parquet); returns the table and the header offset."""
+    sniff(path)
     if path.suffix == ".parquet":
         try:
             return pq.read_table(path), 0
@@ -91,8 +150,17 @@ def _convert(
         raise
 
 
-def _time_ns(col: pa.ChunkedArray, unit: TimeUnit, path: Path, offset: int, name: str) -> pa.ChunkedArray:
+def _time_ns(
+    col: pa.ChunkedArray, unit: TimeUnit, path: Path, offset: int, name: str, tz: str | None = None
+) -> pa.ChunkedArray:
     utc_ns = pa.timestamp("ns", tz="UTC")
+    if unit == "iso" and tz is not None and not pa.types.is_timestamp(col.type):
+        naive = _convert(col, pa.timestamp("ns"), path, offset, name, f"an ISO-8601 time without offset (in {tz})")
+        try:
+            local = pc.assume_timezone(naive, tz, ambiguous="earliest", nonexistent="earliest")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataValidationError(f"cannot place times in {tz!r}: {exc}", path=path, field=name) from exc
+        return pc.cast(pc.cast(local, utc_ns), pa.int64())
     if unit == "iso":
         ts = col if pa.types.is_timestamp(col.type) else _convert(col, utc_ns, path, offset, name, "an ISO-8601 time")
         return pc.cast(pc.cast(ts, utc_ns), pa.int64())
@@ -118,6 +186,7 @@ def load_table(
     time_unit: TimeUnit = "ns",
     unique: str | None = None,
     monotone: str | None = None,
+    tz: str | None = None,
 ) -> TableLoad:
     """Load ``path`` into ``schema``: map, convert, validate, quarantine.
 
@@ -155,7 +224,7 @@ def load_table(
             )
         col = raw.column(src)
         if fld.name.endswith("_ns") and pa.types.is_integer(fld.type):
-            cols[fld.name] = _time_ns(col, time_unit, p, offset, src)
+            cols[fld.name] = _time_ns(col, time_unit, p, offset, src, tz)
         elif pa.types.is_string(fld.type):
             cols[fld.name] = pc.cast(col, pa.string())
         else:
@@ -205,7 +274,9 @@ def _bad_side(name: str = "side") -> Callable[[Mapping[str, NDArray[Any]]], NDAr
     return lambda a: ~np.isin(a[name], (1, -1))
 
 
-def load_trades(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
+def load_trades(
+    path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns", tz: str | None = None
+) -> TableLoad:
     """Trades into :data:`~impactlab.data.schemas.TRADES`; ``sign`` and ``trade_id`` are optional."""
     rules: list[Rule] = [
         ("non_positive_price", "price", _not_pos("price")),
@@ -213,11 +284,13 @@ def load_trades(path: str | Path, *, mapping: Mapping[str, str] | None = None, t
         ("invalid_sign", "sign", lambda a: ~np.isin(a["sign"], (-1, 0, 1))),
     ]
     return load_table(
-        path, TRADES, "trades", rules, mapping=mapping, time_unit=time_unit, unique="trade_id", monotone="ts_ns"
+        path, TRADES, "trades", rules, mapping=mapping, time_unit=time_unit, unique="trade_id", monotone="ts_ns", tz=tz
     )
 
 
-def load_quotes(path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns") -> TableLoad:
+def load_quotes(
+    path: str | Path, *, mapping: Mapping[str, str] | None = None, time_unit: TimeUnit = "ns", tz: str | None = None
+) -> TableLoad:
     """Top-of-book quotes into :data:`~impactlab.data.schemas.QUOTES`."""
     rules: list[Rule] = [
         ("non_positive_price", "bid_price", _not_pos("bid_price")),
@@ -226,7 +299,7 @@ def load_quotes(path: str | Path, *, mapping: Mapping[str, str] | None = None, t
         ("negative_size", "ask_size", lambda a: ~(a["ask_size"] >= 0)),
         ("crossed_book", "bid_price", lambda a: a["bid_price"] >= a["ask_price"]),
     ]
-    return load_table(path, QUOTES, "quotes", rules, mapping=mapping, time_unit=time_unit, monotone="ts_ns")
+    return load_table(path, QUOTES, "quotes", rules, mapping=mapping, time_unit=time_unit, monotone="ts_ns", tz=tz)
 
 
 def load_parent_orders(

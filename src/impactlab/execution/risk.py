@@ -255,9 +255,10 @@ class RiskGate:
 
 
 def session_window_volume(day: Any, window_s: float) -> float:
-    """A LOBSTER day's mean executed volume per ``window_s`` of its 6.5-hour session (shares): the market
-    volume the participation limit is checked against."""
-    return float(day.size[day.event_type == 4].sum()) * window_s / (6.5 * 3600)
+    """A day's mean visible traded volume per ``window_s`` of its session (:attr:`MarketDay.session_s`):
+    the market volume the participation limit is checked against."""
+    tr = day.trades
+    return float(tr.size[~tr.hidden].sum()) * window_s / max(float(day.session_s), 1.0)
 
 
 def guarded_order_manager(

@@ -274,7 +274,7 @@ def queue_outflow_samples(
     improve_ticks: int = 0,
     max_samples: int | None = None,
 ) -> F64:
-    """Cont–Kukanov's ξ samples from a LOBSTER day: in each window of ``horizon_s`` seconds, how much of the
+    """Cont–Kukanov's ξ samples from a day: in each window of ``horizon_s`` seconds, how much of the
     queue at the price that was best on ``side`` (+1: the bid, where a buyer's limit order rests) when the
     window began was executed or cancelled during it.
 
@@ -287,27 +287,44 @@ def queue_outflow_samples(
     its price: what reaches it is every execution on ``side`` at its price or worse (the seller went through
     it) and every new order on the other side priced through it (as the replay fills it).
     """
-    d = day
-    book = d.book  # type: ignore[attr-defined]
-    col = 2 if side > 0 else 0  # LOBSTER: ask price 1, ask size 1, bid price 1, bid size 1
-    t = d.ts_ns  # type: ignore[attr-defined]
+    from impactlab.data.market import EventFlag, EventKind, MarketDay
+
+    if not isinstance(day, MarketDay):
+        raise TypeError(f"expected a MarketDay, got {type(day).__name__}")
+    ev, b = day.events, day.book
+    bid_t, ask_t = b.ticks(day.tick_size)
+    best = bid_t[:, 0] if side > 0 else ask_t[:, 0]
+    if day.has_order_ids and len(ev):
+        t, esd, px, sz = ev.ts_ns, ev.side, ev.price_ticks, ev.size
+        hidden = (ev.flags & np.uint8(EventFlag.HIDDEN)) != 0
+        fill = (ev.kind == EventKind.FILL) & ~hidden
+        add = ev.kind == EventKind.ADD
+        cancel = ev.kind == EventKind.CANCEL
+        pre = np.searchsorted(b.event_index, np.arange(len(ev)), side="left") - 1
+    else:  # no order events: the prints at the price are the outflow (cancellations are not seen)
+        tr = day.trades
+        t, esd = tr.ts_ns, (-tr.sign).astype(np.int8)
+        px, sz = np.rint(tr.price / day.tick_size).astype(np.int64), tr.size
+        fill = tr.sign != 0
+        add = cancel = np.zeros(t.size, dtype=bool)
+        pre = np.searchsorted(b.ts_ns, t, side="left") - 1
+    if t.size == 0:
+        return np.zeros(0, dtype=np.float64)
     win = ((t - t[0]) // int(horizon_s * 1e9)).astype(np.int64)
     first = np.searchsorted(win, np.arange(int(win[-1]) + 1), side="left")
-    # the best price just before each window's first message (the book row before it)
-    p_start = book[np.maximum(first - 1, 0), col]
-    et = d.event_type  # type: ignore[attr-defined]
+    # the best price just before each window's first event (the book state before it)
+    p_start = best[np.clip(pre[first], 0, None)]
     if improve_ticks > 0:
-        ours = p_start[win] + side * improve_ticks * round(d.tick_size * 1e4)  # type: ignore[attr-defined]
-        px = d.price_e4  # type: ignore[attr-defined]
-        hit = (d.side == side) & (et == 4) & (side * (ours - px) >= 0)  # type: ignore[attr-defined]
-        cross = (d.side == -side) & (et == 1) & (side * (ours - px) >= 0)  # type: ignore[attr-defined]
+        ours = p_start[win] + side * improve_ticks
+        hit = (esd == side) & fill & (side * (ours - px) >= 0)
+        cross = (esd == -side) & add & (side * (ours - px) >= 0)
         mask = hit | cross
-        sums = np.bincount(win[mask], weights=d.size[mask].astype(float), minlength=int(win[-1]) + 1)  # type: ignore[attr-defined]
+        sums = np.bincount(win[mask], weights=sz[mask].astype(float), minlength=int(win[-1]) + 1)
         return (sums[-max_samples:] if max_samples is not None else sums).astype(np.float64)
-    flow = (d.side == side) & (et == 4) if executions_only else (d.side == side) & ((et == 2) | (et == 3) | (et == 4))  # type: ignore[attr-defined]
-    at_price = d.price_e4 == p_start[win]  # type: ignore[attr-defined]
+    flow = (esd == side) & fill if executions_only else (esd == side) & (cancel | fill)
+    at_price = px == p_start[win]
     mask = flow & at_price
-    sums = np.bincount(win[mask], weights=d.size[mask].astype(float), minlength=int(win[-1]) + 1)  # type: ignore[attr-defined]
+    sums = np.bincount(win[mask], weights=sz[mask].astype(float), minlength=int(win[-1]) + 1)
     if max_samples is not None:
         sums = sums[-max_samples:]
     return sums.astype(np.float64)

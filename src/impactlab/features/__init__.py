@@ -2,10 +2,10 @@
 
 from impactlab.features.bars import time_bars
 from impactlab.features.blocks import BLOCK_FEATURES
-from impactlab.features.book import book_features, lobster_l1_features, ofi_events
+from impactlab.features.book import book_features, l1_features, ofi_events
 from impactlab.features.daily import DailyBars, DailyStats, find_daily
-from impactlab.features.pipeline import FeatureSet, binance_features, lobster_features
-from impactlab.features.trades import adverse_selection_bps, binance_trades, lobster_trades
+from impactlab.features.pipeline import FeatureSet, market_features
+from impactlab.features.trades import adverse_selection_bps, pre_trade_state, trade_state
 
 __all__ = [
     "BLOCK_FEATURES",
@@ -13,13 +13,12 @@ __all__ = [
     "DailyStats",
     "FeatureSet",
     "adverse_selection_bps",
-    "binance_features",
-    "binance_trades",
     "book_features",
     "find_daily",
-    "lobster_features",
-    "lobster_l1_features",
-    "lobster_trades",
+    "l1_features",
+    "market_features",
     "ofi_events",
+    "pre_trade_state",
     "time_bars",
+    "trade_state",
 ]

@@ -1,4 +1,4 @@
-"""Compiled L1 feature kernel on LOBSTER's raw integer book (plain-Python twin ``l1_features_py``)."""
+"""Compiled L1 feature kernel on the model's float book (plain-Python twin ``l1_features_py``)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,34 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-DUMMY_ASK = 9_999_999_999
-DUMMY_BID = -9_999_999_999
 
-
-def l1_features_py(l1: NDArray[np.int64], price_scale: float, tick_size: float, out: NDArray[np.float64]) -> None:
-    """One pass over the first four columns of ``l1`` (ask price, ask size, bid price, bid size of level 1,
-    prices × ``price_scale``: LOBSTER's book layout, read in place).
+def l1_features_py(
+    bid_price: NDArray[np.float64],
+    bid_size: NDArray[np.float64],
+    ask_price: NDArray[np.float64],
+    ask_size: NDArray[np.float64],
+    tick_size: float,
+    out: NDArray[np.float64],
+) -> None:
+    """One pass over the level-1 prices and sizes (``(n,)`` each; an empty level is NaN-priced).
 
     Fills ``out`` (``(n, 6)``) with mid, microprice, spread in ticks, spread in bps, L1 imbalance and
     the Cont–Kukanov–Stoikov OFI contribution, exactly as :func:`impactlab.features.book_features` and
     :func:`impactlab.features.ofi_events` define them (an empty side is NaN-priced with size 0; for OFI
     an empty bid is −∞ and an empty ask +∞).
     """
-    n = l1.shape[0]
+    n = bid_price.shape[0]
     pb_prev = -math.inf
     pa_prev = math.inf
     qb_prev = 0.0
     qa_prev = 0.0
     for k in range(n):
-        a_ok = l1[k, 0] != DUMMY_ASK and l1[k, 1] > 0
-        b_ok = l1[k, 2] != DUMMY_BID and l1[k, 3] > 0
-        pa = l1[k, 0] / price_scale if a_ok else math.inf
-        qa = float(l1[k, 1]) if a_ok else 0.0
-        pb = l1[k, 2] / price_scale if b_ok else -math.inf
-        qb = float(l1[k, 3]) if b_ok else 0.0
+        a_ok = not math.isnan(ask_price[k]) and ask_size[k] > 0
+        b_ok = not math.isnan(bid_price[k]) and bid_size[k] > 0
+        pa = ask_price[k] if a_ok else math.inf
+        qa = ask_size[k] if a_ok else 0.0
+        pb = bid_price[k] if b_ok else -math.inf
+        qb = bid_size[k] if b_ok else 0.0
         if a_ok and b_ok:
             mid = 0.5 * (pa + pb)
             out[k, 0] = mid

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.data.lobster import PRICE_SCALE, LobsterDay
+from impactlab.data.market import MarketDay
+from impactlab.errors import DataValidationError
 from impactlab.features import _kernels as fk
 
-__all__ = ["book_features", "lobster_l1_features", "ofi_events"]
+__all__ = ["book_features", "l1_features", "ofi_events"]
 
 F64 = NDArray[np.float64]
 
@@ -38,8 +41,8 @@ def book_features(
     -----
     Microprice = ``(P^A q^B + P^B q^A) / (q^A + q^B)``: the mid tilted toward the thinner side.
     """
-    if tick_size <= 0:
-        raise ValueError(f"'tick_size' must be > 0, got {tick_size}")
+    if not tick_size > 0:
+        raise DataValidationError(f"'tick_size' must be > 0, got {tick_size}", field="tick_size", value=tick_size)
     pb, qb, pa, qa = bid_price[:, 0], bid_size[:, 0], ask_price[:, 0], ask_size[:, 0]
     mid = 0.5 * (pb + pa)
     spread = pa - pb
@@ -105,12 +108,15 @@ def ofi_events(bid_price: F64, bid_size: F64, ask_price: F64, ask_size: F64) -> 
     return e
 
 
-def lobster_l1_features(day: LobsterDay, *, compiled: bool = True) -> dict[str, F64]:
-    """L1 features of every row of a LOBSTER day in one compiled pass over its raw integer book.
+def l1_features(day: MarketDay, *, compiled: bool = True) -> dict[str, F64]:
+    """L1 features of every book state of a day in one compiled pass over its level-1 columns.
 
     Returns ``mid``, ``microprice``, ``spread_ticks``, ``spread_bps``, ``imbalance_1`` and ``ofi``, equal to
     :func:`book_features` and :func:`ofi_events` on the float views (tested), without building them.
     """
     out = np.empty((len(day), len(fk.L1_COLUMNS)), dtype=np.float64)
-    (fk.l1_features if compiled else fk.l1_features_py)(day.book, float(PRICE_SCALE), day.tick_size, out)
+    b = day.book
+    cols = [np.ascontiguousarray(a[:, 0]) for a in (b.bid_price, b.bid_size, b.ask_price, b.ask_size)]
+    fn: Any = fk.l1_features if compiled else fk.l1_features_py
+    fn(*cols, day.tick_size, out)
     return {name: out[:, j] for j, name in enumerate(fk.L1_COLUMNS)}

@@ -1,8 +1,7 @@
-"""Feature sets for a whole LOBSTER day or Binance capture: events, trades and bars."""
+"""Feature sets of a whole instrument-day from any source: per book state, per trade and per bar."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,18 +10,15 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from impactlab.book.binance import BinanceBook, rebuild_binance
-from impactlab.data.binance import PRICE_SCALE, BinanceCapture
-from impactlab.data.lobster import LobsterDay, midnight_ns
+from impactlab.data.market import MarketDay
 from impactlab.data.store import write_parquet
+from impactlab.errors import DataValidationError
 from impactlab.features.bars import time_bars
 from impactlab.features.book import book_features, ofi_events
 from impactlab.features.daily import DailyBars, find_daily
-from impactlab.features.trades import adverse_selection_bps, binance_trades, lobster_trades, state_at
+from impactlab.features.trades import adverse_selection_bps, pre_trade_state, trade_state
 
-__all__ = ["FeatureSet", "binance_features", "lobster_features"]
-
-SESSION_CLOSE_S = 57_600  # 16:00 New York
+__all__ = ["FeatureSet", "market_features"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,8 +78,8 @@ def _assemble(
     return FeatureSet(symbol=symbol, events=events, trades=trade_table, bars=bars, meta=meta)
 
 
-def lobster_features(
-    day: LobsterDay,
+def market_features(
+    day: MarketDay,
     *,
     bar_s: float = 10.0,
     depth_levels: int = 5,
@@ -91,34 +87,44 @@ def lobster_features(
     adv: float | None = None,
     daily_path: str | Path | None = None,
 ) -> FeatureSet:
-    """Features of a LOBSTER day.
+    """Features of an instrument-day from any source.
 
     Parameters
     ----------
     bar_s
-        Bar length, seconds; bars start at 09:30 New York time and end at 16:00.
+        Bar length, seconds.  Bars start at :attr:`MarketDay.start_ns` (the session open for a full
+        day; a capture's first state floored to the bar otherwise) and end at the close for a full day.
     depth_levels
-        Levels for cumulative depth and depth imbalance.
+        Levels for cumulative depth and depth imbalance (at most the depth the source shows).
     horizon_s
         Horizon of the adverse-selection proxy, seconds.
     adv
-        Average daily volume in shares for participation.  By default it is computed from the
-        ``daily/yahoofinance-SYMBOL-*.csv`` file (``daily_path`` to name another), over the 20 trading
-        days before the day, put on LOBSTER's share basis; with no file, participation is null and
-        ``meta['adv_source']`` says why.
+        Average daily volume (in the instrument's size unit) for participation.  By default it comes
+        from the ``daily/yahoofinance-SYMBOL-*.csv`` file (``daily_path`` to name another), over the 20
+        trading days before the day, put on the data's share basis; with no file, participation is null
+        and ``meta['adv_source']`` says why.
     """
+    if len(day.book) == 0:
+        raise DataValidationError(f"{day.label}: no book states to compute features from", path=day.paths[0])
     bp, bz = day.bid()
     ap, az = day.ask()
     feats = book_features(bp, bz, ap, az, tick_size=day.tick_size, depth_levels=depth_levels)
     ofi = ofi_events(bp[:, 0], bz[:, 0], ap[:, 0], az[:, 0])
-    tr = lobster_trades(day)
+    tr = day.trades
     n = len(day)
+    at = trade_state(day)
     trade_sign = np.zeros(n, np.int8)
     trade_size = np.zeros(n, np.float64)
-    trade_sign[tr["event_index"]] = tr["sign"]
-    trade_size[tr["event_index"]] = tr["size"]
-
-    meta: dict[str, Any] = {"source": str(day.message_path), "bar_s": bar_s, "horizon_s": horizon_s}
+    np.add.at(trade_size, at, tr.size)
+    trade_sign[at] = tr.sign
+    meta: dict[str, Any] = {
+        "source": " + ".join(str(p) for p in day.paths),
+        "format": day.source,
+        "depth": day.depth,
+        "bar_s": bar_s,
+        "horizon_s": horizon_s,
+        "tick_size": day.tick_size,
+    }
     if adv is None:
         path = Path(daily_path) if daily_path else find_daily(day.symbol)
         if path is None:
@@ -131,73 +137,29 @@ def lobster_features(
             meta.update(adv_source=stats.source, adv=adv, daily_vol=stats.daily_vol, split_factor=stats.split_factor)
     else:
         meta.update(adv_source="given", adv=adv)
+    open_ns, close_ns = day.session_bounds_ns
+    bar_ns = round(bar_s * 1e9)
+    origin = day.start_ns if day.start_ns == open_ns else day.first_ns // bar_ns * bar_ns
+    end = day.end_ns - 1 if day.end_ns == close_ns else None
+    trades: dict[str, NDArray[Any]] = {
+        "ts_ns": tr.ts_ns,
+        "price": tr.price,
+        "size": tr.size,
+        "sign": tr.sign,
+        "hidden": tr.hidden,
+    }
     return _assemble(
         symbol=day.symbol,
         state_ts=day.ts_ns,
         feats=feats,
         ofi=ofi,
-        event_extra={"trade_sign": trade_sign, "trade_size": trade_size},
-        trades={k: tr[k] for k in ("ts_ns", "price", "size", "sign", "hidden")},
-        pre_index=tr["event_index"] - 1,  # the state before the execution message
+        event_extra={"trade_sign": trade_sign, "trade_size": trade_size, "synced": day.book.synced},
+        trades=trades,
+        pre_index=pre_trade_state(day),
         horizon_s=horizon_s,
         bar_s=bar_s,
-        origin_ns=day.session_open_ns,
-        end_ns=midnight_ns(day.date) + SESSION_CLOSE_S * 1_000_000_000 - 1,
-        adv=adv,
-        meta=meta,
-    )
-
-
-def _infer_tick(prices: NDArray[np.float64]) -> float:
-    keys = np.unique(np.rint(prices[np.isfinite(prices)] * PRICE_SCALE).astype(np.int64))
-    if keys.size < 2:
-        return 1.0 / PRICE_SCALE
-    return float(np.gcd.reduce(np.diff(keys))) / PRICE_SCALE
-
-
-def binance_features(
-    cap: BinanceCapture,
-    book: BinanceBook | None = None,
-    *,
-    bar_s: float = 1.0,
-    depth_levels: int = 5,
-    horizon_s: float = 5.0,
-    adv: float | None = None,
-) -> FeatureSet:
-    """Features of a Binance capture, from its rebuilt book (rebuilt here if not given).
-
-    Times are local receive times; bars start at the first state, floored to the bar length.  Crypto
-    has no daily file here, so participation is null unless ``adv`` is given.
-    """
-    book = book if book is not None else rebuild_binance(cap, depth=max(depth_levels, 1))
-    tick = _infer_tick(np.concatenate([book.bid_price[:, 0], book.ask_price[:, 0]]))
-    feats = book_features(
-        book.bid_price, book.bid_size, book.ask_price, book.ask_size, tick_size=tick, depth_levels=depth_levels
-    )
-    ofi = ofi_events(book.bid_price[:, 0], book.bid_size[:, 0], book.ask_price[:, 0], book.ask_size[:, 0])
-    if not math.isfinite(tick) or tick <= 0:
-        raise ValueError(f"could not infer a tick size, got {tick}")
-    tr = binance_trades(cap)
-    bar_ns = round(bar_s * 1e9)
-    meta = {
-        "source": " + ".join(str(p) for p in cap.paths),
-        "bar_s": bar_s,
-        "horizon_s": horizon_s,
-        "tick_size": tick,
-        "adv_source": "given" if adv else "none: no daily volume for crypto captures",
-    }
-    return _assemble(
-        symbol=cap.symbol,
-        state_ts=book.local_ns,
-        feats=feats,
-        ofi=ofi,
-        event_extra={"synced": book.synced},
-        trades=tr,
-        pre_index=state_at(book.local_ns, tr["ts_ns"], strict=True),
-        horizon_s=horizon_s,
-        bar_s=bar_s,
-        origin_ns=int(book.local_ns[0] // bar_ns * bar_ns),
-        end_ns=None,
+        origin_ns=origin,
+        end_ns=end,
         adv=adv,
         meta=meta,
     )

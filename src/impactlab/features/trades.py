@@ -1,45 +1,35 @@
-"""Trades from order-book data, their signs, and the adverse-selection proxy."""
+"""Where trades sit among the book states, and the adverse-selection proxy."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.data.binance import BinanceCapture
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
+from impactlab.errors import DataValidationError
 
-__all__ = ["adverse_selection_bps", "binance_trades", "lobster_trades", "state_at"]
+__all__ = ["adverse_selection_bps", "pre_trade_state", "state_at", "trade_state"]
 
 
-def lobster_trades(day: LobsterDay) -> dict[str, NDArray[Any]]:
-    """Executions (types 4 and 5) of a LOBSTER day with their aggressor sign.
+def pre_trade_state(day: MarketDay) -> NDArray[np.int64]:
+    """Index of the book state just before each trade (its pre-trade mid), −1 where none.
 
-    The message's direction is the side of the resting order that was hit, so the aggressor sign is
-    its negative: executing a sell limit order is a buyer-initiated trade (LOBSTER readme).
-
-    Returns
-    -------
-    dict
-        ``event_index`` (row in the day), ``ts_ns``, ``price``, ``size``, ``sign`` (+1 buyer-initiated),
-        ``hidden`` (type 5).
+    Where trades and states both point into the event stream, the last state whose events end before
+    the trade's (exact: the state before an execution message); otherwise the last state strictly
+    earlier in time.
     """
-    idx = np.flatnonzero((day.event_type == 4) | (day.event_type == 5))
-    return {
-        "event_index": idx.astype(np.int64),
-        "ts_ns": day.ts_ns[idx],
-        "price": day.price_e4[idx] / 10_000.0,
-        "size": day.size[idx].astype(np.float64),
-        "sign": (-day.side[idx]).astype(np.int8),
-        "hidden": day.event_type[idx] == 5,
-    }
+    tr, b = day.trades, day.book
+    if len(day.events) and (tr.event_index >= 0).all() and (b.event_index >= 0).all():
+        return np.searchsorted(b.event_index, tr.event_index, side="left").astype(np.int64) - 1
+    return state_at(b.ts_ns, tr.ts_ns, strict=True)
 
 
-def binance_trades(cap: BinanceCapture) -> dict[str, NDArray[Any]]:
-    """Trades of a capture; the sign is −1 when the buyer was the maker (``m`` true), else +1."""
-    t = cap.trades
-    return {"ts_ns": t["local_ns"], "price": t["price"], "size": t["size"], "sign": t["sign"]}
+def trade_state(day: MarketDay) -> NDArray[np.int64]:
+    """Index of the first book state that includes each trade (the state in force after it)."""
+    tr, b = day.trades, day.book
+    if len(day.events) and (tr.event_index >= 0).all() and (b.event_index >= 0).all():
+        return np.minimum(np.searchsorted(b.event_index, tr.event_index, side="left"), len(b) - 1).astype(np.int64)
+    return np.maximum(state_at(b.ts_ns, tr.ts_ns), 0)
 
 
 def state_at(state_ts: NDArray[np.int64], when_ns: NDArray[np.int64], *, strict: bool = False) -> NDArray[np.int64]:
@@ -79,8 +69,8 @@ def adverse_selection_bps(
         Bps; positive when the price moved in the trade's direction (the liquidity provider lost).
         NaN when the horizon runs past the data or a mid is undefined.
     """
-    if horizon_s <= 0:
-        raise ValueError(f"'horizon_s' must be > 0, got {horizon_s}")
+    if not horizon_s > 0:
+        raise DataValidationError(f"'horizon_s' must be > 0, got {horizon_s}", field="horizon_s", value=horizon_s)
     target = trade_ts + round(horizon_s * 1e9)
     post = state_at(state_ts, target)
     valid = (pre_index >= 0) & (target <= state_ts[-1])

@@ -100,7 +100,7 @@ async def run_live(
     t_start = time.perf_counter()
     first = source.first()
     mid0 = 0.5 * (first["bid"] + first["ask"])
-    sigma_annual = model.sigma / mid0 * math.sqrt(252 * 6.5 * 3600)
+    sigma_annual = model.sigma / mid0 * math.sqrt(252 * source.day.spec.calendar.length_s())
     with Store(store_path) as store:
         portfolio = _portfolio(source.day, book or BookSpec(), first["ts_ns"], mid0, sigma_annual)
         executor = source.executor(store, router=router)

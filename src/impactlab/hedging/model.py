@@ -2,7 +2,7 @@
 from the engine's own fills.
 
 A version is an Almgren–Chriss parameter set in seconds (σ, η, γ, ε: :class:`HedgeCostModel`), first
-calibrated on a LOBSTER day (:func:`~impactlab.calibration.pretrade.lobster_almgren_chriss`).  Recalibration
+calibrated on a market day (:func:`~impactlab.calibration.pretrade.calibrated_almgren_chriss`).  Recalibration
 fits one scale factor ``c`` to the temporary cost of the hedges done (TCA's temporary impact: fills against
 the mid when each child was sent, which leaves out most of the price's own moves) by least squares through
 the origin, ``measured_i = c · predicted_i`` (with its standard error), and writes a new version with ε and
@@ -60,16 +60,17 @@ class HedgeCostModel:
             raise HedgingError(f"model {self.version!r}: 'eta' and 'price' must be > 0")
 
     @classmethod
-    def from_lobster(cls, day: Any, *, version: str = "v1") -> HedgeCostModel:
-        """Calibrate on a LOBSTER day: σ, η, γ from the book (Obizhaeva–Wang fit), ε half the mean spread."""
-        from impactlab.calibration.pretrade import lobster_almgren_chriss
-        from impactlab.features.book import lobster_l1_features
+    def from_day(cls, day: Any, *, version: str = "v1") -> HedgeCostModel:
+        """Calibrate on a market day: σ, η, γ from the book (Obizhaeva–Wang fit; with one level, the
+        half-spread + square-root law linearised at a 1,000-share, 5-minute hedge), ε half the mean spread."""
+        from impactlab.calibration.pretrade import calibrated_almgren_chriss
+        from impactlab.features.book import l1_features
 
-        ac = lobster_almgren_chriss(day, quantity=1_000.0, horizon_s=300.0, n_steps=5)
-        spread_bps = float(np.nanmean(lobster_l1_features(day)["spread_bps"]))
-        price = float(day.price_e4[0] / 1e4)
+        ac = calibrated_almgren_chriss(day, quantity=1_000.0, horizon_s=300.0, n_steps=5)
+        spread_bps = float(np.nanmean(l1_features(day)["spread_bps"]))
+        price = day.first_mid()
         return cls(version, ac.sigma, ac.eta, ac.gamma, 0.5 * spread_bps * 1e-4 * price, price,
-                   f"{day.symbol} {day.date} L{day.levels}")  # fmt: skip
+                   f"{day.label} ({day.source})")  # fmt: skip
 
     def problem(self, quantity: float, horizon_s: float, step_s: float, side: int) -> AlmgrenChriss:
         n = max(1, round(horizon_s / step_s))

@@ -87,13 +87,15 @@ class ScenarioResult:
 
 
 def market_stream(day: Any, *, start_s: float, end_s: float, step_s: float) -> list[dict[str, Any]]:
-    """Best bid and ask of a LOBSTER day every ``step_s`` seconds (as the engine's messages)."""
-    t = day.session_open_ns + (np.arange(start_s, end_s, step_s) * NS).astype(np.int64)
+    """Best bid and ask of a day every ``step_s`` seconds from its start (as the engine's messages)."""
+    t = day.start_ns + (np.arange(start_s, end_s, step_s) * NS).astype(np.int64)
     idx = np.searchsorted(day.ts_ns, t, side="right") - 1
     ok = idx >= 0
     out = []
     for i, (ts, j) in enumerate(zip(t[ok], idx[ok], strict=True)):
-        bid, ask = day.book[j, 2] / 1e4, day.book[j, 0] / 1e4
+        bid, ask = day.book.bid_price[j, 0], day.book.ask_price[j, 0]
+        if not (np.isfinite(bid) and np.isfinite(ask)):
+            continue
         out.append({"ts_ns": int(ts), "bid": float(bid), "ask": float(ask), "offset": i})
     return out
 
@@ -174,14 +176,14 @@ class ReplaySource:
 
     def __init__(self, day: Any, *, start_s: float, end_s: float, md_step_s: float, data: Any = None) -> None:
         from impactlab.simulation import ReplayData
-        from impactlab.tca import LobsterPath
+        from impactlab.tca import MarketPath
 
         self.day = day
-        self.data = data if data is not None else ReplayData.from_lobster(day)
+        self.data = data if data is not None else ReplayData.from_day(day)
         self.stream = market_stream(day, start_s=start_s, end_s=end_s, step_s=md_step_s)
         if not self.stream:
             raise HedgingError(f"no market data between {start_s} s and {end_s} s")
-        self.mid_at = LobsterPath(day).mid_at
+        self.mid_at = MarketPath(day).mid_at
         self.describe = (f"{day.symbol} {day.date} replay, {start_s:g}–{end_s:g} s after the open, quotes every "
                          f"{md_step_s:g} s")  # fmt: skip
 
@@ -331,8 +333,8 @@ def run_scenario(
     day = source.day
     first = source.first()
     mid0 = 0.5 * (first["bid"] + first["ask"])
-    # the model's σ ($/√s of trading time) as an annual relative volatility: 252 sessions of 6.5 hours
-    sigma_annual = model.sigma / mid0 * math.sqrt(252 * 6.5 * 3600)
+    # the model's σ ($/√s of trading time) as an annual relative volatility: 252 sessions of the calendar's length
+    sigma_annual = model.sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s())
     with Store(store_path) as store:
         if not source.restartable and store.count("hedges"):
             raise HedgingError(f"{store_path} already holds hedges and a {source.kind} scenario cannot resume")

@@ -30,7 +30,7 @@ class ObizhaevaWangImpact(ImpactModel):
     -----
     A trade of x shares moves the price by ``x/q``: ``λx`` stays (permanent) and ``κx`` decays at rate ρ,
     so the mid τ seconds later has moved by ``m(τ) = x (λ + κ e^{−ρτ})``.  Fitted on
-    :func:`impactlab.calibration.lobster_impact_events` rows (target ``move_bps``), with λ and κ in bps
+    :func:`impactlab.calibration.large_order_events` rows (target ``move_bps``), with λ and κ in bps
     per share; ``1/q = λ + κ``.  ``result_.extra`` gives the depth in shares per bps, the permanent
     fraction ``λ/(λ+κ)`` and the half-life ``ln 2 / ρ`` when resilience is identified (κ's 95% interval
     above zero); otherwise ``resilience_identified`` is false and ``diagnosis`` says why.  For an order of

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from impactlab.config import data_dir
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
 from impactlab.errors import PolicyError
 from impactlab.schedules import AlmgrenChriss, VolumeCurve
 from impactlab.simulation import (
@@ -90,16 +90,15 @@ class ExecutionTask:
 
 
 @functools.lru_cache(maxsize=4)
-def load_day(symbol: str, root: Path | None = None) -> LobsterDay:
-    """The deepest LOBSTER day of ``symbol`` under ``root/lobster`` (default ``IMPACTLAB_DATA``), cached."""
-    from impactlab.calibration.pretrade import lobster_paths
-    from impactlab.data.lobster import load_lobster
+def load_day(symbol: str, root: Path | None = None) -> MarketDay:
+    """The day of ``symbol`` in the catalog of ``root`` (default ``IMPACTLAB_DATA``; the deepest file), cached."""
+    from impactlab.data.catalog import load_market
+    from impactlab.errors import DataValidationError
 
-    base = (root or data_dir()) / "lobster"
-    pr = lobster_paths(base, symbol)
-    if pr is None:
-        raise PolicyError(f"no LOBSTER data for {symbol!r} under {base}")
-    return load_lobster(*pr)
+    try:
+        return load_market(symbol, data=root or data_dir())
+    except DataValidationError as exc:
+        raise PolicyError(str(exc)) from exc
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,7 +106,7 @@ class MarketSetup:
     """Everything calibrated on the day that the environments and the classical schedules need."""
 
     task: ExecutionTask
-    day: LobsterDay
+    day: MarketDay
     replay: ReplayData | None
     overlay: ImpactOverlay | None
     volume_curve: VolumeCurve
@@ -134,33 +133,33 @@ class MarketSetup:
         """Clock of the volume curve at an episode's start (0 on the simulator, which has no time of day)."""
         if self.task.market == "sim":
             return 0.0
-        return max(float(start_ns - self.day.session_open_ns) / NS, 0.0)
+        return max(float(start_ns - self.day.start_ns) / NS, 0.0)
 
 
 @functools.lru_cache(maxsize=8)
-def _fitted_flow(day: LobsterDay) -> Any:
+def _fitted_flow(day: MarketDay) -> Any:
     return fit_queue_reactive(day)
 
 
 @functools.lru_cache(maxsize=8)
-def _replay(day: LobsterDay) -> ReplayData:
-    return ReplayData.from_lobster(day)
+def _replay(day: MarketDay) -> ReplayData:
+    return ReplayData.from_day(day)
 
 
 @functools.lru_cache(maxsize=8)
-def _book(day: LobsterDay) -> Any:
+def _book(day: MarketDay) -> Any:
     from impactlab.calibration import calibrate_ow_book
 
     return calibrate_ow_book(day)
 
 
 def market_setup(task: ExecutionTask, *, root: Path | None = None, risk_aversion: float = 1e-6) -> MarketSetup:
-    """Calibrate the task's market on its symbol's LOBSTER day.
+    """Calibrate the task's market on its symbol's day (any source with two or more book levels).
 
     ``risk_aversion`` (per currency) sets the Almgren–Chriss baseline's λ; its η, γ and σ come from
-    :func:`impactlab.calibration.pretrade.lobster_almgren_chriss`.
+    :func:`impactlab.calibration.pretrade.calibrated_almgren_chriss`.
     """
-    from impactlab.calibration.pretrade import lobster_almgren_chriss
+    from impactlab.calibration.pretrade import calibrated_almgren_chriss
 
     day = load_day(task.symbol, root)
     book = _book(day)
@@ -169,13 +168,13 @@ def market_setup(task: ExecutionTask, *, root: Path | None = None, risk_aversion
     if task.market == "replay":
         replay = _replay(day)
         if task.overlay:
-            overlay = ImpactOverlay.from_model(book.model(), price=float(day.price_e4[0] / 1e4))
-    ac = lobster_almgren_chriss(
+            overlay = ImpactOverlay.from_model(book.model(), price=day.first_mid())
+    ac = calibrated_almgren_chriss(
         day, quantity=task.quantity, horizon_s=task.horizon_s, n_steps=task.n_steps, side=task.side, book=book
     )
     if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
         raise PolicyError(f"'risk_aversion' must be >= 0, got {risk_aversion!r}")
-    return MarketSetup(task, day, replay, overlay, VolumeCurve.from_lobster([day]), ac, float(risk_aversion))
+    return MarketSetup(task, day, replay, overlay, VolumeCurve.from_days([day]), ac, float(risk_aversion))
 
 
 def liquidation_env(

@@ -2,7 +2,7 @@
 
 from impactlab.schedules._schedule import CostModel, Schedule, ScheduleCost
 from impactlab.schedules.almgren_chriss import AlmgrenChriss, EfficientFrontier, serial_correlation_gain
-from impactlab.schedules.costs import CombinedCost, LinearImpact, ModelCost
+from impactlab.schedules.costs import CombinedCost, LinearImpact, ModelCost, SpreadCost
 from impactlab.schedules.market import MarketContext
 from impactlab.schedules.nonlinear import PowerLawTemporaryImpact, optimal_nonlinear
 from impactlab.schedules.pretrade import CurvePoint, PreTradeReport, StrategyResult, pretrade
@@ -31,6 +31,7 @@ __all__ = [
     "PriceManipulationWarning",
     "Schedule",
     "ScheduleCost",
+    "SpreadCost",
     "StrategyResult",
     "TransientImpact",
     "VolumeCurve",

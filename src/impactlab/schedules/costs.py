@@ -15,7 +15,7 @@ from impactlab.impact._base import ImpactModel
 from impactlab.schedules._schedule import CostModel, Schedule, ScheduleCost
 from impactlab.schedules.market import MarketContext
 
-__all__ = ["CombinedCost", "LinearImpact", "ModelCost"]
+__all__ = ["CombinedCost", "LinearImpact", "ModelCost", "SpreadCost"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,21 @@ class LinearImpact:
         temp = self.epsilon * float(np.abs(n).sum()) + self.eta * quad
         perm = 0.5 * self.gamma * (schedule.quantity**2 - float(n @ n))
         return ScheduleCost(temp, perm, temp + perm, "currency", model="LinearImpact")
+
+
+@dataclass(frozen=True)
+class SpreadCost:
+    """Crossing half the spread on every share: ``half_spread_bps``, whatever the schedule's shape or horizon."""
+
+    half_spread_bps: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.half_spread_bps) and self.half_spread_bps >= 0):
+            raise InfeasibleScheduleError(f"'half_spread_bps' must be finite and >= 0, got {self.half_spread_bps!r}")
+
+    def schedule_cost(self, schedule: Schedule, market: MarketContext | None = None) -> ScheduleCost:
+        """The half-spread, bps (temporary; no permanent part)."""
+        return ScheduleCost(self.half_spread_bps, 0.0, self.half_spread_bps, "bps", model="half-spread")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from scipy import optimize, stats
 
 from impactlab._html import svg
+from impactlab.data.market import InstrumentSpec
 from impactlab.errors import InfeasibleScheduleError
 from impactlab.schedules._schedule import CostModel, Schedule, ScheduleCost
 from impactlab.schedules.market import MarketContext
@@ -72,6 +73,7 @@ class PreTradeReport:
     strategies: tuple[StrategyResult, ...]
     recommended: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    instrument: InstrumentSpec | None = None
 
     def strategy(self, name: str) -> StrategyResult:
         """The row named ``name``."""
@@ -82,8 +84,11 @@ class PreTradeReport:
 
     @property
     def notional(self) -> float:
-        """Quantity × arrival price."""
-        return self.quantity * self.market.price
+        """The order's value in the quote currency: quantity × arrival price × multiplier, or quantity ×
+        contract value for an inverse contract (quantity × price without an instrument)."""
+        if self.instrument is None:
+            return self.quantity * self.market.price
+        return float(self.instrument.notional(self.quantity, self.market.price))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: inputs, the cost curve, the strategies (with their trade lists), the recommendation."""
@@ -106,6 +111,8 @@ class PreTradeReport:
             "side": "buy" if self.side > 0 else "sell",
             "quantity": self.quantity,
             "notional": self.notional,
+            "notional_currency": self.instrument.quote_currency if self.instrument else None,
+            "instrument": self.instrument.to_dict() if self.instrument else None,
             "quantity_over_adv": self.quantity / self.market.adv,
             "model": self.model,
             "threshold_bps": self.threshold_bps,
@@ -310,9 +317,9 @@ def _horizon_for(market: MarketContext, volume: float) -> float:
     )
 
 
-def _steps(horizon_s: float) -> float:
-    """Step length: one-minute steps, at least 10 and at most 390 of them."""
-    n = min(390, max(10, round(horizon_s / 60)))
+def _steps(horizon_s: float, unit_s: float = 60.0) -> float:
+    """Step length: steps of ``unit_s`` (a minute), at least 10 and at most 390 of them."""
+    n = min(390, max(10, round(horizon_s / unit_s)))
     return horizon_s / n
 
 
@@ -376,12 +383,23 @@ def pretrade(
     if not 0 < max_participation <= 1:
         raise InfeasibleScheduleError(f"'max_participation' must be in (0, 1], got {max_participation!r}")
     session = market.session_s
+    h_min = min(60.0, session / 10)  # a minute, or a tenth of a session shorter than ten minutes (a capture)
     cap = session if horizon_s is None else float(horizon_s)
-    if not (math.isfinite(cap) and 60.0 <= cap <= 5 * session):
-        raise InfeasibleScheduleError(f"'horizon_s' must be between 60 s and five sessions, got {horizon_s!r}")
-    grid = np.geomspace(60.0, session, 20) if horizons_s is None else np.asarray(horizons_s, float)
-    if grid.ndim != 1 or grid.size < 2 or grid.size > 200 or np.any(grid < 1) or not np.all(np.isfinite(grid)):
-        raise InfeasibleScheduleError("'horizons_s' must hold 2 to 200 finite horizons of at least 1 s")
+    if not (math.isfinite(cap) and h_min <= cap <= 5 * session):
+        raise InfeasibleScheduleError(
+            f"'horizon_s' must be between {h_min:g} s and five sessions ({5 * session:g} s), got {horizon_s!r}"
+        )
+    grid = np.geomspace(h_min, session, 20) if horizons_s is None else np.asarray(horizons_s, float)
+    if (
+        grid.ndim != 1
+        or grid.size < 2
+        or grid.size > 200
+        or np.any(grid < min(1.0, h_min))
+        or not np.all(np.isfinite(grid))
+    ):
+        raise InfeasibleScheduleError(
+            f"'horizons_s' must hold 2 to 200 finite horizons of at least {min(1.0, h_min):g} s"
+        )
 
     cache: dict[float, tuple[Schedule, ScheduleCost]] = {}
 
@@ -392,7 +410,7 @@ def pretrade(
                 h,
                 curve=market.volume_curve,
                 daily_volume=market.adv,
-                step_s=_steps(h),
+                step_s=_steps(h, h_min),
                 start_s=market.start_s,
                 side=side,
             )
@@ -415,7 +433,7 @@ def pretrade(
     for name, share in STRATEGY_PARTICIPATION.items():
         target = max_participation * share
         h_needed = _horizon_for(market, quantity / target)
-        h = float(min(max(h_needed, 60.0), cap))
+        h = float(min(max(h_needed, h_min), cap))
         sch, c = price(h)
         results.append(StrategyResult(name, target, h, sch, c, c.prob_exceeds(threshold_bps)))
     z95 = float(stats.norm.ppf(0.95))

@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
 from impactlab.errors import InfeasibleScheduleError
-from impactlab.features.trades import lobster_trades
 from impactlab.schedules._schedule import Schedule
 
 __all__ = ["SESSION_S", "VolumeCurve", "pov", "twap", "vwap"]
@@ -73,18 +72,30 @@ class VolumeCurve:
         return cls(edges, w / w.sum(), 0, ("uniform",))
 
     @classmethod
-    def from_lobster(cls, days: Sequence[LobsterDay], *, bin_s: float = 300.0) -> VolumeCurve:
-        """Average over ``days`` of each day's executed volume (visible and hidden) per bin, each day
-        normalised to sum to one."""
+    def from_days(cls, days: Sequence[MarketDay], *, bin_s: float = 300.0) -> VolumeCurve:
+        """Average over ``days`` of each day's traded volume (visible and hidden) per bin, each day
+        normalised to sum to one.
+
+        The curve spans the first day's :attr:`MarketDay.session_s` from :attr:`MarketDay.start_ns` (the
+        regular session for a full equity day, the capture itself for a few minutes of crypto); bins are
+        shortened to a tenth of a span shorter than ten bins.  Where some bins saw no trade at all (a few seconds
+        of a thin market) every bin gets half a median print, so that no interval is expected to trade nothing.
+        """
         if not days:
-            raise InfeasibleScheduleError("need at least one LOBSTER day to estimate a volume curve")
-        edges = np.arange(0.0, SESSION_S + bin_s / 2, bin_s, dtype=np.float64)
-        edges[-1] = SESSION_S
+            raise InfeasibleScheduleError("need at least one market day to estimate a volume curve")
+        span = float(days[0].session_s)
+        if span <= 0:
+            raise InfeasibleScheduleError(f"{days[0].label}: the data span no time")
+        bin_s = min(bin_s, span / 10.0) if span < 10 * bin_s else bin_s
+        grid = np.arange(0.0, span + bin_s / 2, bin_s, dtype=np.float64)
+        edges: F64 = np.append(grid[grid < span], span).astype(np.float64)
         profiles = []
         for day in days:
-            tr = lobster_trades(day)
-            t = (tr["ts_ns"] - day.session_open_ns) / 1e9
-            vol, _ = np.histogram(np.clip(t, 0, SESSION_S - 1e-9), bins=edges, weights=tr["size"])
+            tr = day.trades
+            t = (tr.ts_ns - day.start_ns) / 1e9
+            vol, _ = np.histogram(np.clip(t, 0, span - 1e-9), bins=edges, weights=tr.size)
+            if vol.sum() > 0 and (vol == 0).any():  # sparse data: half a median print in every bin (Laplace)
+                vol = vol + 0.5 * float(np.median(tr.size))
             if vol.sum() <= 0:
                 raise InfeasibleScheduleError(f"{day.symbol} {day.date}: no executions to estimate volume from")
             profiles.append(vol / vol.sum())

@@ -91,9 +91,9 @@ class ServiceState:
 
     def mid_at(self, symbol: str) -> Callable[[int], float]:
         if symbol not in self._paths:
-            from impactlab.tca import LobsterPath
+            from impactlab.tca import MarketPath
 
-            self._paths[symbol] = LobsterPath(self.models.get(symbol).day)
+            self._paths[symbol] = MarketPath(self.models.get(symbol).day)
         return self._paths[symbol].mid_at  # type: ignore[no-any-return]
 
     # -- drift ----------------------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
     @app.post("/schedule", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def schedule(req: ScheduleRequest) -> dict[str, Any]:
-        from impactlab.calibration.pretrade import lobster_almgren_chriss
+        from impactlab.calibration.pretrade import calibrated_almgren_chriss
         from impactlab.schedules.volume import pov, twap, vwap
 
         s = st()
@@ -276,7 +276,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         if n > 2_000:
             raise ApiError(422, "validation_error", f"horizon_s / step_s gives {n} steps (at most 2,000)")
         if req.kind == "almgren-chriss":
-            ac = lobster_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=n, side=side,
+            ac = calibrated_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=n, side=side,
                                         book=m.book)  # fmt: skip
             sch = ac.solve(req.risk_aversion) if n > 1 else ac.twap()
         elif req.kind == "twap":
@@ -286,7 +286,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
                        step_s=req.horizon_s / n, start_s=mk.start_s, side=side)  # fmt: skip
         else:
             sch = pov(req.quantity, req.participation, curve=mk.volume_curve, daily_volume=mk.adv,
-                      step_s=req.step_s, start_s=mk.start_s, max_horizon_s=5 * 23_400.0, side=side)  # fmt: skip
+                      step_s=req.step_s, start_s=mk.start_s, max_horizon_s=5 * mk.session_s, side=side)  # fmt: skip
         if sch.n_steps > 10_000:
             raise ApiError(422, "validation_error", f"the schedule would have {sch.n_steps} steps (at most 10,000)")
         c = m.schedule_cost(sch, mk)
@@ -295,10 +295,10 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
     @app.post("/frontier", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def frontier(req: FrontierRequest) -> dict[str, Any]:
-        from impactlab.calibration.pretrade import lobster_almgren_chriss
+        from impactlab.calibration.pretrade import calibrated_almgren_chriss
 
         m = st().models.get(req.symbol)
-        ac = lobster_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=req.n_steps,
+        ac = calibrated_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=req.n_steps,
                                     side=_SIDE[req.side], book=m.book)  # fmt: skip
         f = ac.frontier(n_points=req.n_points)
         notional = req.quantity * float(m.market(1).price)
@@ -422,7 +422,7 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
         if not day.ts_ns[0] <= p.start_ns <= day.ts_ns[-1]:
             raise ApiError(422, "validation_error", f"mid_path: needed — the order is outside the recorded {m.source}")
         mid_at = s.mid_at(sym)
-    horizon = min(max((p.end_ns - p.start_ns) / NS, 60.0), 5 * 23_400.0)
+    horizon = min(max((p.end_ns - p.start_ns) / NS, 60.0), 5 * m.market(1).session_s)
     est = s.models.estimate(sym, side, p.quantity, horizon, 10.0)
     if s.store.read("parent_orders", where="order_id = ?", params=[p.order_id]).num_rows:
         raise ApiError(409, "conflict", f"parent order {p.order_id!r} was already submitted")

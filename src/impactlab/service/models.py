@@ -194,29 +194,28 @@ class ServiceModels:
 
 
 def calibrate_symbols(symbols: tuple[str, ...], *, data_dir: Path | None = None) -> dict[str, SymbolModel]:
-    """Each symbol's pre-trade model calibrated on its LOBSTER day (unversioned)."""
-    from impactlab.calibration.pretrade import lobster_book_cost_model, lobster_market, lobster_paths
-    from impactlab.config import data_dir as default_data
-    from impactlab.data.lobster import find_lobster_pairs, load_lobster
+    """Each symbol's pre-trade model calibrated on its day, found through the data catalog (unversioned).
 
-    root = (data_dir or default_data()) / "lobster"
-    days = {}
-    for sym in symbols:
-        pr = lobster_paths(root, sym)
-        if pr is None:
-            raise ServiceError(f"no LOBSTER data for {sym!r} under {root}")
-        days[sym] = load_lobster(*pr)
-    found = {p[0].name.split("_")[0] for p in find_lobster_pairs(root) if "fixtures" not in p[0].parts}
-    for sym in sorted(found - set(days)):  # the volume curve averages every symbol's day
-        pr = lobster_paths(root, sym)
-        if pr is not None:
-            days[sym] = load_lobster(*pr)
+    A symbol is ``SYMBOL`` or ``SYMBOL@VENUE`` (where it trades on several venues) and may carry a date,
+    ``SYMBOL:YYYY-MM-DD``.
+    """
+    from impactlab.calibration.pretrade import book_cost_model, market_context
+    from impactlab.cli.schedules import volume_days
+    from impactlab.data.catalog import load_market
+    from impactlab.errors import ImpactLabError
+
     out = {}
-    for sym in symbols:
-        day = days[sym]
-        book = lobster_book_cost_model(day)
-        vdays = [day, *[d for d in days.values() if d is not day]]
-        markets = {s: lobster_market(day, side=s, volume_days=vdays) for s in (1, -1)}
-        out[sym] = SymbolModel(sym, f"{day.symbol} {day.date} L{day.levels}", day, markets, book.model, book.book,
-                               book.describe(), "", 0)  # fmt: skip
+    for raw in symbols:
+        name, _, date = raw.partition(":")
+        sym, _, venue = name.partition("@")
+        try:
+            day = load_market(sym, date or None, data=data_dir, venue=venue or None)
+        except ImpactLabError as exc:
+            raise ServiceError(f"no market data for {raw!r}: {exc}") from exc
+        book = book_cost_model(day)
+        vdays = volume_days(day, data_dir)
+        start = min(1800.0, 0.1 * day.session_s)
+        markets = {s: market_context(day, start_s=start, side=s, volume_days=vdays) for s in (1, -1)}
+        out[day.symbol] = SymbolModel(day.symbol, f"{day.label} ({day.source})", day, markets, book.model, book.book,
+                                      book.describe(), "", 0)  # fmt: skip
     return out

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
 from impactlab.simulation.flow import QueueReactiveMarket, market_order_times
 
-__all__ = ["MarketSample", "StylisedFacts", "sample_lobster", "sample_market", "stylised_facts"]
+__all__ = ["MarketSample", "StylisedFacts", "sample_day", "sample_market", "stylised_facts"]
 
 F64 = NDArray[np.float64]
 NS = 1_000_000_000
@@ -70,8 +70,8 @@ def _acf(x: F64, lags: list[int]) -> list[float]:
     return [float(x[:-lag] @ x[lag:] / v) if lag < x.size else float("nan") for lag in lags]
 
 
-def sample_lobster(day: LobsterDay, *, every_s: float = 1.0, levels: int = 5) -> MarketSample:
-    """Sample a LOBSTER day on a regular clock (the book in force at each instant)."""
+def sample_day(day: MarketDay, *, every_s: float = 1.0, levels: int = 5) -> MarketSample:
+    """Sample a day on a regular clock (the book in force at each instant)."""
     t = day.ts_ns
     grid = np.arange(t[0], t[-1], int(every_s * NS))
     rows = np.searchsorted(t, grid, side="right") - 1
@@ -79,15 +79,15 @@ def sample_lobster(day: LobsterDay, *, every_s: float = 1.0, levels: int = 5) ->
     bp, bsz = day.bid()
     mid = (ap[rows, 0] + bp[rows, 0]) / 2
     spread = np.rint((ap[rows, 0] - bp[rows, 0]) / day.tick_size)
-    lv = min(levels, day.levels)
+    lv = min(levels, day.depth)
     _, sign, _ = market_order_times(day)
-    return MarketSample(f"LOBSTER {day.symbol} {day.date}", every_s, mid, spread, bsz[rows, :lv], asz[rows, :lv], sign)
+    return MarketSample(f"{day.source} {day.label}", every_s, mid, spread, bsz[rows, :lv], asz[rows, :lv], sign)
 
 
 def sample_market(
     market: QueueReactiveMarket, duration_s: float, *, every_s: float = 1.0, levels: int = 5
 ) -> MarketSample:
-    """Run a simulated market for ``duration_s`` and sample it like :func:`sample_lobster` (the market
+    """Run a simulated market for ``duration_s`` and sample it like :func:`sample_day` (the market
     must record its events, for the trade signs)."""
     n = int(duration_s / every_s)
     mid = np.empty(n)

@@ -22,7 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import optimize
 
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import EventFlag, EventKind, MarketDay
 from impactlab.errors import CalibrationError, SimulationError
 from impactlab.simulation import _kernels as k
 from impactlab.simulation.venue import Venue
@@ -200,79 +200,92 @@ class HawkesParams:
 
 
 # --------------------------------------------------------------------------------------------------
-# Calibration from LOBSTER
+# Calibration from order events
 # --------------------------------------------------------------------------------------------------
 
 
-def market_order_times(day: LobsterDay) -> tuple[F64, NDArray[np.int8], F64]:
-    """Market orders of a LOBSTER day: visible executions (type 4) with the same time and resting side are
-    one market order.  Returns seconds since the first message, the aggressor sign (+1 buy) and size."""
-    m = day.event_type == 4
-    t = day.ts_ns[m]
-    side = day.side[m]
-    size = day.size[m].astype(float)
+def market_order_times(day: MarketDay) -> tuple[F64, NDArray[np.int8], F64]:
+    """Market orders of a day: visible prints with the same time and aggressor sign are one market order.
+
+    Returns seconds since the first book state, the aggressor sign (+1 buy) and the size.  Unsigned
+    prints (sign 0) and hidden executions are left out.
+    """
+    tr = day.trades
+    m = ~tr.hidden & (tr.sign != 0)
+    t = tr.ts_ns[m]
+    sign_all = tr.sign[m]
+    size = tr.size[m].astype(float)
     if t.size == 0:
-        raise CalibrationError(f"{day.symbol} {day.date}: no visible executions to fit market orders on")
+        raise CalibrationError(f"{day.label}: no signed visible trades to fit market orders on")
     new = np.ones(t.size, dtype=bool)
-    new[1:] = (t[1:] != t[:-1]) | (side[1:] != side[:-1])
+    new[1:] = (t[1:] != t[:-1]) | (sign_all[1:] != sign_all[:-1])
     gid = np.cumsum(new) - 1
     sizes = np.bincount(gid, weights=size)
     times = (t[new] - day.ts_ns[0]) / 1e9
-    sign = (-side[new]).astype(np.int8)  # an execution of a resting sell is a buy
-    return np.asarray(times, dtype=np.float64), sign, np.asarray(sizes, dtype=np.float64)
+    return np.asarray(times, dtype=np.float64), sign_all[new].astype(np.int8), np.asarray(sizes, dtype=np.float64)
 
 
 def fit_queue_reactive(
-    day: LobsterDay, *, max_distance: int | None = None, tick_size: float | None = None
+    day: MarketDay, *, max_distance: int | None = None, tick_size: float | None = None
 ) -> QueueReactiveParams:
-    """Estimate the CST rates from a LOBSTER day, as Cont, Stoikov & Talreja (2010, Section 4) do.
+    """Estimate the CST rates from a day's order events, as Cont, Stoikov & Talreja (2010, Section 4) do.
 
     λ(i) = N_l(i) / (2T), μ = N_m / (2T) per side; θ(i) = N_c(i) · S_l / (2 T Q̄_i), with distances in
-    ticks from the opposite best quote before each message and Q̄_i the time-weighted mean volume at
-    distance i, taken over the time the book file shows that distance.  The power law λ(i) ≈ k/i^α is
+    ticks from the opposite best quote before each event and Q̄_i the time-weighted mean volume at
+    distance i, taken over the time the book shows that distance.  The power law λ(i) ≈ k/i^α is
     fitted on i = 1..5 by least squares on logs.  ``max_distance`` defaults to twice the mean spread in
     ticks (within 5..100), so that a wide-spread stock's orders behind its own best quote are covered.
+    Needs order-by-order events (LOBSTER, Databento MBO) and at least two book levels.
     """
-    if day.levels < 2:
-        raise CalibrationError(f"{day.symbol} {day.date}: CST needs a multi-level book file, got level {day.levels}")
+    if day.depth < 2 or not day.has_order_ids:
+        raise CalibrationError(
+            f"{day.label}: the CST fit needs order-by-order events and at least 2 book levels; {day.source} has "
+            f"{day.depth} level(s) and {'order ids' if day.has_order_ids else 'no order ids'}"
+        )
     tick = float(tick_size or day.tick_size)
-    tick_e4 = round(tick * 1e4)
-    n = len(day)
-    t_s = (day.ts_ns - day.ts_ns[0]) / 1e9
+    ev = day.events
+    b = day.book
+    n = len(ev)
+    t_s = (b.ts_ns - b.ts_ns[0]) / 1e9
     T = float(t_s[-1] - t_s[0])
     if T <= 0:
-        raise CalibrationError(f"{day.symbol} {day.date}: the file spans no time")
-    book = day.book
+        raise CalibrationError(f"{day.label}: the data span no time")
+    bid_t, ask_t = b.ticks(tick)
+    bid_ok = np.isfinite(b.bid_price) & (b.bid_size > 0)
+    ask_ok = np.isfinite(b.ask_price) & (b.ask_size > 0)
+    both = bid_ok[:, 0] & ask_ok[:, 0]
     if max_distance is None:
-        sp = (book[:, 0] - book[:, 2]) / tick_e4
-        max_distance = int(np.clip(np.ceil(2 * np.mean(sp[np.abs(book[:, 0]) < 9_000_000_000])), 5, 100))
-    ask1 = book[:, 0]
-    bid1 = book[:, 2]
-    prev_ask = np.r_[ask1[0], ask1[:-1]]
-    prev_bid = np.r_[bid1[0], bid1[:-1]]
-    et = day.event_type
-    dist = np.where(day.side == 1, (prev_ask - day.price_e4) // tick_e4, (day.price_e4 - prev_bid) // tick_e4)
-    valid = np.arange(n) > 0
+        sp = (ask_t[both, 0] - bid_t[both, 0]).astype(float)
+        max_distance = int(np.clip(np.ceil(2 * np.mean(sp)), 5, 100))
+    ask1 = ask_t[:, 0]
+    bid1 = bid_t[:, 0]
+    pre = np.searchsorted(b.event_index, np.arange(n), side="left") - 1  # the state before each event
+    ok_pre = (pre >= 0) & both[np.clip(pre, 0, None)] & b.synced[np.clip(pre, 0, None)]
+    prev_ask = ask1[np.clip(pre, 0, None)]
+    prev_bid = bid1[np.clip(pre, 0, None)]
+    snap = (ev.flags & np.uint8(EventFlag.SNAPSHOT)) != 0
+    dist = np.where(ev.side == 1, prev_ask - ev.price_ticks, ev.price_ticks - prev_bid)
+    valid = ok_pre & ~snap
     kmax = int(max_distance)
-    lim = valid & (et == 1)
-    can = valid & ((et == 2) | (et == 3))
+    lim = valid & (ev.kind == EventKind.ADD)
+    can = valid & (ev.kind == EventKind.CANCEL)
+    if lim.sum() == 0 or can.sum() == 0:
+        raise CalibrationError(f"{day.label}: no limit orders or cancellations after the first book state")
     n_l = np.bincount(np.clip(dist[lim], 0, kmax + 1), minlength=kmax + 2)[1 : kmax + 1]
     n_c = np.bincount(np.clip(dist[can], 0, kmax + 1), minlength=kmax + 2)[1 : kmax + 1]
-    s_l = float(day.size[lim].mean())
-    s_c = float(day.size[can].mean())
+    s_l = float(ev.size[lim].mean())
+    s_c = float(ev.size[can].mean())
     mt, _, msz = market_order_times(day)
     s_m = float(msz.mean())
     # time-weighted depth at distance i from the opposite quote
     dur = np.diff(t_s, append=t_s[-1])
     vol_t = np.zeros(kmax + 2)
     obs_t = np.zeros(kmax + 2)
-    for off, opp, sign in ((2, ask1, 1), (0, bid1, -1)):
-        px = book[:, off::4]
-        sz = book[:, off + 1 :: 4].astype(float)
-        ok = (sz > 0) & (np.abs(px) < 9_000_000_000)
-        d = np.where(ok, sign * (opp[:, None] - px) // tick_e4, 0)
-        deepest = np.where(ok, d, 0).max(axis=1)
-        w = np.where(ok & (d >= 1) & (d <= kmax), sz * dur[:, None], 0.0)
+    for px, szs, okk, opp, sign in ((bid_t, b.bid_size, bid_ok, ask1, 1), (ask_t, b.ask_size, ask_ok, bid1, -1)):
+        okr = okk & both[:, None]
+        d = np.where(okr, sign * (opp[:, None] - px), 0)
+        deepest = np.where(okr, d, 0).max(axis=1)
+        w = np.where(okr & (d >= 1) & (d <= kmax), szs * dur[:, None], 0.0)
         np.add.at(vol_t, np.clip(d, 0, kmax + 1).ravel(), w.ravel())
         for i in range(1, kmax + 1):
             obs_t[i] += dur[deepest >= i].sum()
@@ -290,7 +303,7 @@ def fit_queue_reactive(
         pk, pa = float(np.exp(icept)), float(-slope)
     else:
         pk, pa = float("nan"), float("nan")
-    spread_ticks = (ask1 - bid1) / tick_e4
+    spread_ticks = np.where(both, ask1 - bid1, 0).astype(float)
     return QueueReactiveParams(
         tuple(float(x) for x in lam),
         tuple(float(x) for x in theta),
@@ -299,7 +312,7 @@ def fit_queue_reactive(
         s_m,
         s_c,
         tuple(float(x) for x in qbar),
-        source=f"LOBSTER {day.symbol} {day.date} L{day.levels}: {n:,} messages over {T:,.0f} s",
+        source=f"{day.source} {day.label}: {n:,} events over {T:,.0f} s",
         extra={
             "power_law_k": pk,
             "power_law_alpha": pa,
@@ -307,8 +320,8 @@ def fit_queue_reactive(
             "n_cancel": int(can.sum()),
             "n_market": int(mt.size),
             "seconds": T,
-            "mean_spread_ticks": float(np.average(spread_ticks, weights=np.maximum(dur, 0))),
-            "price": float(day.price_e4[0] / 1e4),
+            "mean_spread_ticks": float(np.average(spread_ticks[both], weights=np.maximum(dur[both], 1e-12))),
+            "price": day.first_mid(),
             "tick_size": tick,
         },
     )

@@ -40,8 +40,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from impactlab.data.binance import BinanceCapture
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import EventFlag, EventKind, MarketDay
 from impactlab.errors import SimulationError
 from impactlab.impact.obizhaeva_wang import ObizhaevaWangImpact
 from impactlab.simulation import _kernels as k
@@ -51,7 +50,6 @@ __all__ = ["ImpactOverlay", "ReplayData", "ReplayMarket"]
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
-_DUMMY = 9_000_000_000
 
 
 @dataclass(frozen=True)
@@ -138,50 +136,73 @@ class ReplayData:
         return int(self.ev_t[-1])
 
     @classmethod
-    def from_lobster(cls, day: LobsterDay, *, margin_ticks: int = 2000) -> ReplayData:
-        """Messages of a LOBSTER day (the book file supplies the first state and levels that come into view)."""
-        tick_e4 = round(day.tick_size * 1e4)
-        book = day.book
-        px_all = np.concatenate([day.price_e4, book[:, 0::2].ravel()])
-        px_all = px_all[np.abs(px_all) < _DUMMY]
-        lo, hi = int(px_all.min() // tick_e4), int(px_all.max() // tick_e4)
+    def from_day(cls, day: MarketDay, *, margin_ticks: int = 2000, band_fraction: float = 0.1) -> ReplayData:
+        """The replay of any day, from the richest events its source has.
+
+        * Order events with one recorded state per event (LOBSTER): every message, with the exact queue
+          ahead; the recorded states supply the first book and levels that come into view.
+        * Level updates (Binance depth diffs and snapshots): absolute level sizes and the trades, on the
+          exchange clock, within ``band_fraction`` of the traded price range.
+        * Anything else (Databento MBO / MBP, TAQ, generic quotes): the recorded book states as absolute
+          level sizes (a level that leaves the visible depth is taken as empty: depth beyond what the
+          source shows is unknown) and the trades as prints.
+        """
+        if len(day.book) == 0:
+            raise SimulationError(f"{day.label}: no book states to replay")
+        if EventKind.LEVEL in set(np.unique(day.events.kind).tolist()):
+            return cls._from_levels(day, margin_ticks=margin_ticks, band_fraction=band_fraction)
+        if (
+            day.has_order_ids
+            and len(day.events) == len(day.book)
+            and np.array_equal(day.book.event_index, np.arange(len(day.book)))
+        ):
+            return cls._from_order_events(day, margin_ticks=margin_ticks)
+        return cls._from_states(day, margin_ticks=margin_ticks)
+
+    @classmethod
+    def _from_order_events(cls, day: MarketDay, *, margin_ticks: int) -> ReplayData:
+        ev = day.events
+        bid_t, ask_t = day.book.ticks(day.tick_size)
+        bz, az = day.book.bid_size, day.book.ask_size
+        bid_ok, ask_ok = np.isfinite(day.book.bid_price) & (bz > 0), np.isfinite(day.book.ask_price) & (az > 0)
+        visible = ev.kind != EventKind.STATUS
+        px_all = np.concatenate([ev.price_ticks[visible], bid_t[bid_ok], ask_t[ask_ok]])
+        lo, hi = int(px_all.min()), int(px_all.max())
         base = lo - margin_ticks
         n_lad = hi - lo + 1 + 2 * margin_ticks
         init = np.zeros((2, n_lad))
-        row0 = book[0]
-        for j in range(day.levels):
-            for s, off in ((1, 0), (0, 2)):
-                p, q = row0[4 * j + off], row0[4 * j + off + 1]
-                if abs(p) < _DUMMY and q > 0:
-                    init[s, p // tick_e4 - base] = q
-        et = day.event_type
-        keep = np.zeros(len(day), dtype=bool)
-        keep[1:] = np.isin(et[1:], (1, 2, 3, 4))
-        kind_map = np.zeros(8, dtype=np.int8)
-        kind_map[1], kind_map[2], kind_map[3], kind_map[4] = k.K_ADD, k.K_CANCEL, k.K_CANCEL, k.K_EXEC
+        for j in range(day.depth):
+            if ask_ok[0, j]:
+                init[1, ask_t[0, j] - base] = az[0, j]
+            if bid_ok[0, j]:
+                init[0, bid_t[0, j] - base] = bz[0, j]
+        hidden = (ev.flags & np.uint8(EventFlag.HIDDEN)) != 0
+        code = np.zeros(len(ev), dtype=np.int8)
+        code[ev.kind == EventKind.ADD] = k.K_ADD
+        code[ev.kind == EventKind.CANCEL] = k.K_CANCEL
+        code[(ev.kind == EventKind.FILL) & ~hidden] = k.K_EXEC
+        keep = code != 0
+        keep[0] = False
         # arrival time of each order id (adds in the file; −1 for orders resting before it began)
-        adds = et == 1
-        first_add = pd.Series(day.ts_ns[adds], index=day.order_id[adds])
+        adds = ev.kind == EventKind.ADD
+        first_add = pd.Series(ev.ts_ns[adds], index=ev.order_id[adds])
         first_add = first_add[~first_add.index.duplicated()]
-        arr = pd.Series(day.order_id).map(first_add).fillna(-1).to_numpy(np.int64)
+        arr = pd.Series(ev.order_id).map(first_add).fillna(-1).to_numpy(np.int64)
         rows = np.flatnonzero(keep)
-        t = day.ts_ns[rows]
-        kind = kind_map[et[rows]]
-        side = day.side[rows].astype(np.int8)
-        px = day.price_e4[rows] // tick_e4 - base
-        qty = day.size[rows].astype(float)
+        t = ev.ts_ns[rows]
+        kind = code[rows]
+        side = ev.side[rows].astype(np.int8)
+        px = ev.price_ticks[rows] - base
+        qty = ev.size[rows].astype(float)
         arrs = arr[rows]
         order = rows.astype(np.float64)
         # levels entering the visible range from beyond it: the deepest non-empty visible level moved
-        # outward (set it from the book file, and empty what the ladder still holds between the two)
+        # outward (set it from the recorded state, and empty what the ladder still holds between the two)
         sync_t, sync_side, sync_px, sync_q, sync_o, sync_prev = [], [], [], [], [], []
         rows_all = np.arange(len(day))
-        for s_sign, off in ((1, 2), (-1, 0)):
-            pxs = book[:, off::4]
-            szs = book[:, off + 1 :: 4]
-            ok = (np.abs(pxs) < _DUMMY) & (szs > 0)
+        for s_sign, pxs, szs, ok in ((1, bid_t, bz, bid_ok), (-1, ask_t, az, ask_ok)):
             has: NDArray[np.bool_] = np.asarray(ok.any(axis=1), dtype=bool)
-            last = np.where(has, day.levels - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
+            last = np.where(has, day.depth - 1 - np.argmax(ok[:, ::-1], axis=1), 0)
             dp = np.where(has, pxs[rows_all, last], 0)
             dq = np.where(has, szs[rows_all, last], 0)
             prev = np.r_[dp[0], dp[:-1]]
@@ -190,12 +211,12 @@ class ReplayData:
             moved = has & prev_has & outward
             moved[0] = False
             idx = np.flatnonzero(moved)
-            sync_t.append(day.ts_ns[idx])
+            sync_t.append(ev.ts_ns[idx])
             sync_side.append(np.full(idx.size, s_sign, np.int8))
-            sync_px.append(dp[idx] // tick_e4 - base)
+            sync_px.append(dp[idx] - base)
             sync_q.append(dq[idx].astype(float))
             sync_o.append(idx + 0.5)  # just after the message that exposed it
-            sync_prev.append(prev[idx] // tick_e4 - base)
+            sync_prev.append(prev[idx] - base)
         st = np.concatenate(sync_t)
         all_o = np.concatenate([order, *sync_o])
         perm = np.argsort(all_o, kind="stable")
@@ -209,81 +230,112 @@ class ReplayData:
             "messages": len(day),
             "replayed": int(rows.size),
             "level_syncs": int(st.size),
-            "hidden_executions_skipped": int((et == 5).sum()),
-            "halts_skipped": int((et == 7).sum()),
+            "hidden_executions_skipped": int(((ev.kind == EventKind.FILL) & hidden).sum()),
+            "halts_skipped": int((ev.kind == EventKind.STATUS).sum()),
         }
         return cls(
-            day.symbol, f"LOBSTER {day.symbol} {day.date} L{day.levels}", day.tick_size, base, n_lad, init,
+            day.symbol, f"{day.source} {day.label}", day.tick_size, base, n_lad, init,
             ev_t, ev_kind, ev_side, ev_px, ev_qty, ev_arr, counts,
         )  # fmt: skip
 
     @classmethod
-    def from_binance(
-        cls,
-        cap: BinanceCapture,
-        *,
-        tick_size: float | None = None,
-        margin_ticks: int = 2000,
-        band_fraction: float = 0.1,
-    ) -> ReplayData:
-        """Depth diffs (absolute level sizes) and trades of a Binance capture, on the exchange clock.
+    def _from_levels(cls, day: MarketDay, *, margin_ticks: int, band_fraction: float) -> ReplayData:
+        """Absolute level updates (and snapshot levels) plus trades, within a band around the traded range.
 
-        The ladder spans the traded price range widened by ``band_fraction`` on each side; level updates
-        outside it (resting orders tens of percent away, which Binance's diff stream carries) are left
-        out of the replay and counted in ``counts["levels_outside_band"]``.
+        Level updates outside the band (resting orders tens of percent away, which Binance's diff stream
+        carries) are left out of the replay and counted in ``counts["levels_outside_band"]``.
         """
         if not 0 < band_fraction <= 10:
             raise SimulationError(f"'band_fraction' must be in (0, 10], got {band_fraction!r}")
-        d = cap.depth
-        lp = d.level_price
-        tr_px = np.asarray(cap.trades["price"], float)
+        ev = day.events
+        lvl = (ev.kind == EventKind.LEVEL) | (ev.kind == EventKind.SNAPSHOT)
+        trd = ev.kind == EventKind.TRADE
+        tr_px = ev.price[trd]
         if tr_px.size == 0:
-            raise SimulationError(f"{cap.symbol}: the capture has no trades to place the price band")
+            raise SimulationError(f"{day.label}: no trades to place the price band")
         lo_px, hi_px = float(tr_px.min()) * (1 - band_fraction), float(tr_px.max()) * (1 + band_fraction)
-        in_band = (lp >= lo_px) & (lp <= hi_px)
-        if tick_size is None:
-            u = np.unique(np.concatenate([lp[in_band], tr_px]))
-            gaps = np.diff(u)
-            tick_size = float(np.round(gaps[gaps > 0].min(), 10))
-        tick = float(tick_size)
-        lvl_tick = np.rint(lp[in_band] / tick).astype(np.int64)
-        tr_tick = np.rint(tr_px / tick).astype(np.int64)
-        ticks = np.concatenate([lvl_tick, tr_tick])
+        in_band = lvl & (ev.price >= lo_px) & (ev.price <= hi_px)
+        use = in_band | trd
+        tick = day.tick_size
+        ticks = np.rint(ev.price[use] / tick).astype(np.int64)
         lo, hi = int(ticks.min()), int(ticks.max())
         base = lo - margin_ticks
         n_lad = hi - lo + 1 + 2 * margin_ticks
         if n_lad > 20_000_000:
-            raise SimulationError(f"{cap.symbol}: price range of {n_lad:,} ticks is too wide for a dense ladder")
-        ev_of_level = np.repeat(np.arange(len(d)), d.stop - d.start)[in_band]
-        lt = d.exch_ns[ev_of_level]
-        snaps_t, snaps_side, snaps_px, snaps_q = [], [], [], []
-        outside = int((~in_band).sum())
-        for sn in cap.snapshots:
-            for sgn, pxs, qs in ((1, sn.bid_price, sn.bid_qty), (-1, sn.ask_price, sn.ask_qty)):
-                keep = (pxs >= lo_px) & (pxs <= hi_px)
-                outside += int((~keep).sum())
-                snaps_t.append(np.full(int(keep.sum()), sn.local_ns, np.int64))
-                snaps_side.append(np.full(int(keep.sum()), sgn, np.int8))
-                snaps_px.append(np.rint(pxs[keep] / tick).astype(np.int64))
-                snaps_q.append(np.asarray(qs, float)[keep])
-        t = np.concatenate([lt, np.asarray(cap.trades["exch_ns"], np.int64), *snaps_t])
-        kind = np.concatenate(
-            [np.full(lt.size, k.K_SET, np.int8), np.full(tr_px.size, k.K_PRINT, np.int8)]
-            + [np.full(a.size, k.K_SET, np.int8) for a in snaps_t]
-        )
-        side = np.concatenate([d.level_side[in_band], (-np.asarray(cap.trades["sign"])).astype(np.int8), *snaps_side])
-        px = np.concatenate([lvl_tick, tr_tick, *snaps_px]) - base
-        qty = np.concatenate([d.level_qty[in_band], np.asarray(cap.trades["size"], float), *snaps_q])
+            raise SimulationError(f"{day.label}: price range of {n_lad:,} ticks is too wide for a dense ladder")
+        rows = np.flatnonzero(use)
+        t = ev.exch_ns[rows]
+        kind = np.where(trd[rows], k.K_PRINT, k.K_SET).astype(np.int8)
+        side = np.where(trd[rows], -ev.side[rows], ev.side[rows]).astype(np.int8)
         perm = np.argsort(t, kind="stable")
         counts = {
-            "level_updates": int(lt.size),
-            "trades": int(tr_px.size),
-            "snapshot_levels": int(sum(map(len, snaps_t))),
-            "levels_outside_band": outside,
+            "level_updates": int((in_band & (ev.kind == EventKind.LEVEL)).sum()),
+            "trades": int(trd.sum()),
+            "snapshot_levels": int((in_band & (ev.kind == EventKind.SNAPSHOT)).sum()),
+            "levels_outside_band": int((lvl & ~in_band).sum()),
         }
         return cls(
-            cap.symbol, f"Binance {cap.market} {cap.symbol}", tick, base, n_lad, np.zeros((2, n_lad)),
-            t[perm], kind[perm], side[perm].astype(np.int8), px[perm].astype(np.int64), qty[perm],
+            day.symbol, f"{day.source} {day.label}", tick, base, n_lad, np.zeros((2, n_lad)),
+            t[perm], kind[perm], side[perm], (ticks - base)[perm].astype(np.int64), ev.size[rows][perm],
+            np.full(rows.size, k.ARR_UNKNOWN, np.int64), counts,
+        )  # fmt: skip
+
+    @classmethod
+    def _from_states(cls, day: MarketDay, *, margin_ticks: int) -> ReplayData:
+        """Recorded book states as absolute level sizes, plus the trades as prints."""
+        b = day.book
+        bid_t, ask_t = b.ticks(day.tick_size)
+        bid_ok = np.isfinite(b.bid_price) & (b.bid_size > 0)
+        ask_ok = np.isfinite(b.ask_price) & (b.ask_size > 0)
+        tr = day.trades
+        tr_t = np.rint(tr.price / day.tick_size).astype(np.int64)
+        px_all = np.concatenate([bid_t[bid_ok], ask_t[ask_ok], tr_t])
+        lo, hi = int(px_all.min()), int(px_all.max())
+        base = lo - margin_ticks
+        n_lad = hi - lo + 1 + 2 * margin_ticks
+        if n_lad > 20_000_000:
+            raise SimulationError(f"{day.label}: price range of {n_lad:,} ticks is too wide for a dense ladder")
+        init = np.zeros((2, n_lad))
+        t_l, s_l, p_l, q_l = [], [], [], []
+        prev: list[dict[int, float]] = [{}, {}]
+        for r in range(len(b)):
+            for s, (pt, sz, ok) in enumerate(((bid_t, b.bid_size, bid_ok), (ask_t, b.ask_size, ask_ok))):
+                cur = {int(pt[r, j]) - base: float(sz[r, j]) for j in np.flatnonzero(ok[r])}
+                if r == 0:
+                    for p, q in cur.items():
+                        init[0 if s == 0 else 1, p] = q
+                else:
+                    for p, q in cur.items():
+                        if prev[s].get(p) != q:
+                            t_l.append(int(b.ts_ns[r]))
+                            s_l.append(1 if s == 0 else -1)
+                            p_l.append(p)
+                            q_l.append(q)
+                    for p in prev[s].keys() - cur.keys():  # left the visible depth: taken as empty
+                        t_l.append(int(b.ts_ns[r]))
+                        s_l.append(1 if s == 0 else -1)
+                        p_l.append(p)
+                        q_l.append(0.0)
+                prev[s] = cur
+        lt = np.asarray(t_l, np.int64)
+        t = np.concatenate([lt, tr.ts_ns])
+        kind = np.concatenate([np.full(lt.size, k.K_SET, np.int8), np.full(len(tr), k.K_PRINT, np.int8)])
+        side = np.concatenate([np.asarray(s_l, np.int8), (-tr.sign).astype(np.int8)])
+        px = np.concatenate([np.asarray(p_l, np.int64), tr_t - base])
+        qty = np.concatenate([np.asarray(q_l, float), tr.size])
+        signed = np.concatenate([np.ones(lt.size, bool), tr.sign != 0])
+        t, kind, side, px, qty = t[signed], kind[signed], side[signed], px[signed], qty[signed]
+        perm = np.argsort(t, kind="stable")
+        counts = {
+            "book_states": len(b),
+            "level_updates": int(lt.size),
+            "trades": int((tr.sign != 0).sum()),
+            "unsigned_trades_skipped": int((tr.sign == 0).sum()),
+            "depth": day.depth,
+        }
+        return cls(
+            day.symbol, f"{day.source} {day.label} (book states; depth beyond L{day.depth} unknown)", day.tick_size,
+            base, n_lad, init, t[perm], kind[perm], side[perm], px[perm].astype(np.int64), qty[perm],
             np.full(t.size, k.ARR_UNKNOWN, np.int64), counts,
         )  # fmt: skip
 

@@ -7,27 +7,24 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.data.lobster import LobsterDay
+from impactlab.data.market import MarketDay
 
-__all__ = ["LobsterPath", "RecordedPath"]
+__all__ = ["MarketPath", "RecordedPath"]
 
 
-class LobsterPath:
-    """The mid, trades and close of a LOBSTER day (the book after each message)."""
+class MarketPath:
+    """The mid, trades and close of a market day from any source (the book states and the prints)."""
 
-    def __init__(self, day: LobsterDay) -> None:
+    def __init__(self, day: MarketDay) -> None:
         self.day = day
         self._ts = day.ts_ns
-        ask, bid = day.book[:, 0].astype(float), day.book[:, 2].astype(float)
-        ok = (np.abs(ask) < 9e9) & (np.abs(bid) < 9e9) & (ask > 0) & (bid > 0)
-        self._mid = np.where(ok, (ask + bid) / 2e4, np.nan)
-        ex = (day.event_type == 4) | (day.event_type == 5)
-        self._trade_ts = day.ts_ns[ex]
-        self._trade_px = day.price_e4[ex] / 1e4
-        self._trade_sz = day.size[ex].astype(float)
+        self._mid = day.mid
+        self._trade_ts = day.trades.ts_ns
+        self._trade_px = day.trades.price
+        self._trade_sz = day.trades.size
 
     def mid_at(self, ts_ns: int) -> float:
-        """The mid after the last message at or before ``ts_ns`` (the last known mid after the close)."""
+        """The mid of the last state at or before ``ts_ns`` (the last known mid after the close)."""
         i = int(np.searchsorted(self._ts, ts_ns, side="right")) - 1
         if i < 0:
             return float("nan")
@@ -36,7 +33,7 @@ class LobsterPath:
         return float(self._mid[i])
 
     def interval_vwap(self, start_ns: int, end_ns: int) -> float:
-        """The market's VWAP (visible and hidden executions) over ``[start_ns, end_ns]``."""
+        """The market's VWAP (visible and hidden prints) over ``[start_ns, end_ns]``."""
         lo, hi = np.searchsorted(self._trade_ts, [start_ns, end_ns], side="left")
         hi = int(np.searchsorted(self._trade_ts, end_ns, side="right"))
         sz = self._trade_sz[lo:hi]

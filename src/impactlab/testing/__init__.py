@@ -10,14 +10,15 @@ from impactlab.testing.impact import (
     simulate_trades,
 )
 from impactlab.testing.paths import shared_files
-from impactlab.testing.reference import reference_lobster_replay
+from impactlab.testing.reference import ReferenceL3Book, reference_replay
 from impactlab.testing.synthetic import SyntheticDay, write_synthetic_lobster
 
 __all__ = [
     "FlakyFit",
+    "ReferenceL3Book",
     "SyntheticDay",
     "check_impact_model",
-    "reference_lobster_replay",
+    "reference_replay",
     "shared_files",
     "simulate_bars",
     "simulate_book_resilience",

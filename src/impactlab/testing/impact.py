@@ -223,8 +223,8 @@ def simulate_book_resilience(
     each level is ``q × gap × ε`` with ε log-normal of mean 1, so the *average* book is linear with slope q
     while single snapshots are not.  Events: near-quote jumps J exponential (mean 1.5 bps); the spread
     excess is ``J e^{−ρτ} + c`` and the near quote ``J (f + (1 − f) e^{−ρτ}) + φ · later``, each plus noise
-    (a per-event shock and independent parts).  Columns as :func:`impactlab.calibration.lobster_depth_profile`
-    and :func:`impactlab.calibration.lobster_resilience_events`.
+    (a per-event shock and independent parts).  Columns as :func:`impactlab.calibration.depth_profile`
+    and :func:`impactlab.calibration.resilience_events`.
     """
     rng = np.random.default_rng(seed)
     gaps = rng.exponential(0.7, (n_snapshots, levels - 1))

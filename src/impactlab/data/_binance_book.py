@@ -1,4 +1,5 @@
-"""Rebuild Binance books from a REST snapshot plus depth diffs, or from diffs alone.
+"""Rebuild Binance books from a REST snapshot plus depth diffs, or from diffs alone (for
+:func:`impactlab.data.load_binance`).
 
 Synchronisation follows Binance's documented procedure.  Diffs received before the snapshot are kept;
 when the snapshot arrives the book is emptied and set to it, diffs already received that end after
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from impactlab.book import _kernels as k
+from impactlab.data import _kernels as k
 from impactlab.data.binance import PRICE_SCALE, BinanceCapture
 
 __all__ = ["BinanceBook", "rebuild_binance"]
@@ -50,6 +51,7 @@ class BinanceBook:
 
     symbol: str
     local_ns: NDArray[np.int64]
+    order: NDArray[np.int64]
     kind: NDArray[np.int8]
     last_id: NDArray[np.int64]
     synced: NDArray[np.bool_]
@@ -66,7 +68,7 @@ class BinanceBook:
 def _plan(cap: BinanceCapture, use_snapshot: bool) -> tuple[list[tuple[int, int, bool, int]], int]:
     """Operations ``(kind, index, synced, last_id)`` in application order, and the gap count."""
     d = cap.depth
-    futures = cap.market == "usdm"
+    futures = cap.market in ("usdm", "coinm")
     snaps = sorted(cap.snapshots, key=lambda s: s.order) if use_snapshot else []
     ops: list[tuple[int, int, bool, int]] = []
     si = 0
@@ -171,13 +173,19 @@ def rebuild_binance(
     local_ns = np.where(clear, 0, d.local_ns[np.where(diff_like, idx, 0)] if len(d) else 0).astype(np.int64)
     for j in np.flatnonzero(clear):
         local_ns[j] = cap.snapshots[idx[j]].local_ns
+    order = np.where(diff_like, d.order[np.where(diff_like, idx, 0)] if len(d) else 0, 0).astype(np.int64)
+    for j in np.flatnonzero(clear):
+        order[j] = cap.snapshots[idx[j]].order
     # a replayed diff becomes visible when the snapshot arrives
     last_snap_t = 0
+    last_snap_o = 0
     for j in range(n_ops):
         if kind[j] == KIND_SNAPSHOT:
             last_snap_t = local_ns[j]
+            last_snap_o = order[j]
         elif kind[j] == KIND_REPLAYED:
             local_ns[j] = last_snap_t
+            order[j] = last_snap_o
 
     fn = k.ladder_replay if compiled else k.ladder_replay_py
     t0 = time.perf_counter()
@@ -217,6 +225,7 @@ def rebuild_binance(
     book = BinanceBook(
         symbol=cap.symbol,
         local_ns=local_ns,
+        order=order,
         kind=kind,
         last_id=np.array([o[3] for o in ops], dtype=np.int64),
         synced=np.array([o[2] for o in ops], dtype=bool),
