@@ -20,8 +20,8 @@ from impactlab.data._kernels import (  # noqa: F401 - re-exported for the book t
     ladder_set_py,
 )
 
-DUMMY_ASK = 9_999_999_999
-DUMMY_BID = -9_999_999_999
+EMPTY_ASK = 9_999_999_999
+EMPTY_BID = -9_999_999_999
 UNKNOWN = -1  # size marking a visible slot whose level lies beyond the known depth
 
 # --------------------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def lob_sub_py(state: NDArray[np.int64], levels: int, side: int, price: int, qty
     Returns 0, 1 if the price is not a visible level, 2 if more was removed than the level held.
     """
     off = 2 if side == 1 else 0
-    dummy = DUMMY_BID if side == 1 else DUMMY_ASK
+    dummy = EMPTY_BID if side == 1 else EMPTY_ASK
     for k in range(levels):
         if state[4 * k + off] == price:
             left = state[4 * k + off + 1] - qty

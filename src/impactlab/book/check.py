@@ -86,9 +86,9 @@ def _layout(day: MarketDay) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArra
     code[fill & hidden] = 5
     bid_t, ask_t = b.ticks(day.tick_size)
     raw = np.empty((len(b), 4 * day.depth), dtype=np.int64)
-    raw[:, 0::4] = np.where(ask_t == np.iinfo(np.int64).max, k.DUMMY_ASK, ask_t)
+    raw[:, 0::4] = np.where(ask_t == np.iinfo(np.int64).max, k.EMPTY_ASK, ask_t)
     raw[:, 1::4] = np.rint(b.ask_size).astype(np.int64)
-    raw[:, 2::4] = np.where(bid_t == np.iinfo(np.int64).min, k.DUMMY_BID, bid_t)
+    raw[:, 2::4] = np.where(bid_t == np.iinfo(np.int64).min, k.EMPTY_BID, bid_t)
     raw[:, 3::4] = np.rint(b.bid_size).astype(np.int64)
     return code, ev.price_ticks, np.rint(ev.size).astype(np.int64), raw
 

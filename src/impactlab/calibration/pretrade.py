@@ -209,7 +209,12 @@ def calibrated_almgren_chriss(
     span_s = float(day.ts_ns[-1] - day.ts_ns[0]) / 1e9
     sigma = float(np.std(np.diff(mids[::every])) / np.sqrt(span_s / (len(mids) / every)))
     if book is None and day.depth >= 2:
-        book = calibrate_ow_book(day)
+        from impactlab.errors import InsufficientDepthError
+
+        try:
+            book = calibrate_ow_book(day)
+        except (CalibrationError, InsufficientDepthError):
+            book = None  # Obizhaeva–Wang not identified on this book: linearise the square-root law below
     if book is not None:
         p = book.model().result_.params_dict()
         eta = p["kappa_bps"] * price * 1e-4 / max(p["rho_per_s"], 1e-6)

@@ -60,6 +60,7 @@ class DataSource:
     builders: dict[str, Callable[[], pd.DataFrame]]
     notes: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
+    day: MarketDay | None = None
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def dataset(self, name: str) -> pd.DataFrame:
@@ -91,7 +92,7 @@ def day_source(day: MarketDay, *, bar_s: float = 10.0) -> DataSource:
     measured from the book) only where the source shows two or more levels: elsewhere they are absent
     and :data:`SKIPPED` says why.
     """
-    src = DataSource(day.source, f"{day.label} ({day.source})", {})
+    src = DataSource(day.source, f"{day.label} ({day.source})", {}, day=day)
     src.notes.extend(day.notes)
 
     def bars() -> pd.DataFrame:
@@ -184,6 +185,8 @@ def calibrate(model_name: str, source: DataSource, *, n_splits: int = 5, save: P
     fitted: ImpactModel = ev["fitted"]
     res = fitted.result_
     if save is not None:
+        if source.day is not None:
+            fitted.set_market(source.day)
         fitted.save(save)
 
     extra = {k: v for k, v in res.to_dict()["extra"].items() if not isinstance(v, list) or len(v) <= 4}
@@ -223,6 +226,8 @@ def _calibrate_ow_book(source: DataSource, *, n_splits: int, save: Path | None) 
     book = ev["fitted"]
     model = book.model()
     if save is not None:
+        if source.day is not None:
+            model.set_market(source.day)
         model.save(save)
     source.notes.append(
         f"OW from the book: depth from {book.snapshots:,} snapshots, resilience and permanent fraction from "

@@ -165,7 +165,8 @@ def _work(
     with Store(store_path) as store:
         # participation is checked against the day's mean 5-minute volume
         five_min_volume = session_window_volume(day, 300.0)
-        oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume)
+        oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume,
+                                    instrument=day.spec)  # fmt: skip
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
         inside = {sv.name: queue_outflow_samples(day, side, step_s, improve_ticks=1)}
         rt = ContKukanovRouter(under_penalty_bps=under_penalty_bps) if router == "ck" else NaiveRouter()

@@ -51,7 +51,8 @@ def build_hedge_scenario(
 
     Defaults follow the market: on an equity, 400 short calls of 100 shares and a 1,000-share threshold over
     10 minutes to 6 h 15 after the open; elsewhere a book whose delta is about 2% of the day's volume (options
-    of one unit each), a threshold of 0.2% of it, and the day's data from 10% to 95% of its span."""
+    of one unit each), a threshold of a quarter of the delta its gamma is expected to make over the window
+    (Γ σ √T / 4), and the day's data from 10% to 95% of its span."""
     from impactlab.config import data_dir
     from impactlab.hedging import HedgeCostModel, HedgingConfig
     from impactlab.hedging.scenario import BookSpec, ReplaySource, SimulatorSource, compare_policies
@@ -66,8 +67,8 @@ def build_hedge_scenario(
     lot = day.spec.lot_size
     if contracts is None:
         contracts = -400.0 if equity else -max(round(0.04 * vol / lot) * lot, lot)
-    if threshold_shares is None:
-        threshold_shares = 1_000.0 if equity else max(round(0.002 * vol / lot) * lot, lot)
+    if threshold_shares is None and equity:
+        threshold_shares = 1_000.0
     span = day.session_s
     start_s = (600.0 if span >= 22_500.0 else 0.1 * span) if start_s is None else start_s
     end_s = (22_500.0 if span >= 22_500.0 else 0.95 * span) if end_s is None else end_s
@@ -75,6 +76,17 @@ def build_hedge_scenario(
     if not 0 <= start_s < end_s <= span:
         raise HedgingError(f"the window {start_s:g}–{end_s:g} s is not within the {span:.0f} s of {day.label}")
     book = BookSpec(contracts=contracts, multiplier=100.0 if equity else 1.0)
+    if threshold_shares is None:  # a quarter of the delta the book's gamma is expected to make over the window
+        import math
+
+        from impactlab.hedging.greeks import book_greeks
+        from impactlab.hedging.scenario import _portfolio
+
+        mid0 = day.first_mid()
+        t0 = day.start_ns + int(start_s * 1e9)
+        p = _portfolio(day, book, t0, mid0, model.sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s()))
+        drift = abs(book_greeks(p, mid0, t0).gamma_shares_per_unit) * model.sigma * math.sqrt(end_s - start_s)
+        threshold_shares = max(round(drift / 4 / lot) * lot, lot)
     base = {"underlying": symbol, "threshold_shares": threshold_shares}
     policies: list[tuple[str, Any, Any]] = [
         ("immediate", HedgingConfig.from_dict({**base, "policy": "immediate"}), None)
@@ -112,6 +124,7 @@ def build_hedge_scenario(
 
     task = progress.add_task("hedging scenarios", total=len(policies)) if progress is not None else None
     results = compare_policies(source, model, out_dir, policies=policies, book=book,
+                               pnl_interval_s=min(300.0, (end_s - start_s) / 20),
                                on_done=None if task is None else lambda _: progress.advance(task))  # fmt: skip
     described = sources[-1].describe if sources else ""
     meta = {
@@ -121,7 +134,23 @@ def build_hedge_scenario(
         "market": day.label,
         "source_format": day.source,
         "instrument": day.spec.to_dict(),
-        "notes": list(day.notes),
+        "notes": list(day.notes)
+        + (
+            [
+                f"costs and P&L are in price × quantity units of {day.spec.symbol}: multiply by the contract multiplier "
+                f"({day.spec.multiplier:g}) for {day.spec.settlement_currency}"
+            ]
+            if day.spec.multiplier != 1
+            else []
+        )
+        + (
+            [
+                f"inverse contract: costs and P&L are in price × contracts units (USD per 1-USD contract), not "
+                f"{day.spec.settlement_currency}; a contract here is worth {day.spec.contract_value:g} USD"
+            ]
+            if day.spec.inverse
+            else []
+        ),
         "threshold_shares": threshold_shares,
         "model": {
             "version": model.version,

@@ -785,10 +785,12 @@ def forecast_train(
     with _errors():
         if model not in FORECAST_MODELS:
             raise CalibrationError(f"unknown forecast model {model!r}; choose from {sorted(FORECAST_MODELS)}")
-        data, label = _blocks(_day_of(lobster, symbol, date), blocks, seed)
+        train_day = _day_of(lobster, symbol, date)
+        data, label = _blocks(train_day, blocks, seed)
         if target not in data:
             raise CalibrationError(f"unknown target {target!r}; use immediate_cost_bps or cost_bps")
         fitted = FORECAST_MODELS[model](target).fit(data, data[target].to_numpy(float))
+        fitted.set_market(train_day)
         fitted.save(save)
         written = {"model": str(save)}
         if onnx is not None:

@@ -431,10 +431,9 @@ def _mbp(
     keep = ~bad
     b = {k: v[keep] for k, v in b.items()}
     bp, ap, bs, az = bp[keep], ap[keep], bs[keep], az[keep]
+    # the record's action and size describe the order event behind the update (no order id): they stay order
+    # events; the level's new size is in the book state
     events = replace(_events(b, -np.ones(int(keep.sum()), np.int64)), line=line[keep])
-    kind = events.kind.copy()
-    kind[np.isin(kind, [EventKind.ADD, EventKind.CANCEL, EventKind.MODIFY])] = EventKind.LEVEL
-    events = replace(events, kind=kind)
     empty_b = (bp == UNDEF_PRICE) | (bs <= 0)
     empty_a = (ap == UNDEF_PRICE) | (az <= 0)
     last = (b["flags"] & F_LAST) != 0

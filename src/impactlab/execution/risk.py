@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from impactlab.data import ChildOrder, OrderType, Store
+from impactlab.data.market import InstrumentSpec
 from impactlab.errors import RiskLimitError
 from impactlab.execution.orders import OrderManager
 
@@ -169,6 +170,7 @@ class RiskGate:
         kill_switch: KillSwitch | None = None,
         open_orders: Callable[[], int] | None = None,
         open_quantity: Callable[[str], float] | None = None,
+        instrument: InstrumentSpec | None = None,
     ) -> None:
         if not isinstance(limits, RiskLimits):
             raise RiskLimitError(f"'limits' must be a RiskLimits, got {type(limits).__name__}", check="config")
@@ -178,6 +180,7 @@ class RiskGate:
         self.kill_switch = kill_switch or KillSwitch()
         self._open_orders = open_orders or (lambda: 0)
         self._open_quantity = open_quantity or (lambda symbol: 0.0)
+        self._instrument = instrument
         self._filled: dict[str, deque[tuple[int, float]]] = {}
         self._parent_sent: dict[str, float] = {}
         self.accepted = 0
@@ -216,7 +219,8 @@ class RiskGate:
             if through_bps > lim.price_collar_bps + 1e-9:
                 self._refuse(order, "price_collar", worst, collar,
                              f"limit {worst:g} is {through_bps:.1f} bps through the mid {mid:g}")  # fmt: skip
-        notional = qty * max(worst, mid)
+        px = max(worst, mid)  # in the quote currency: the multiplier, or an inverse contract's fixed value
+        notional = float(self._instrument.notional(qty, px)) if self._instrument is not None else qty * px
         if notional > lim.max_order_notional:
             self._refuse(order, "max_order_notional", notional, lim.max_order_notional,
                          f"{notional:,.0f} > {lim.max_order_notional:,.0f}")  # fmt: skip
@@ -269,6 +273,7 @@ def guarded_order_manager(
     clock: Callable[[], int],
     market_volume: float,
     restore: bool = False,
+    instrument: InstrumentSpec | None = None,
 ) -> OrderManager:
     """An :class:`~impactlab.execution.OrderManager` whose every order passes a :class:`RiskGate` on
     ``limits``: the gate reads the mid from the venues (their mean, NaN when none has one), counts the
@@ -291,6 +296,7 @@ def guarded_order_manager(
         clock=clock,
         open_orders=lambda: len(oms.open_orders()),
         open_quantity=lambda symbol: oms.open_quantity(symbol),
+        instrument=instrument,
     )
     if restore:
         oms = OrderManager.restore(store, dict(venues), clock=clock, risk=gate)

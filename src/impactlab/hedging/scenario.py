@@ -146,7 +146,8 @@ class _Work:
 
         sv = SimulatedVenue("NASDAQ", raw_venue, collar=self.limits.collar_price)
         oms = guarded_order_manager(self.store, {"NASDAQ": sv}, limits=self.limits, clock=clock,
-                                    market_volume=self.five_min_volume, restore=resume)  # fmt: skip
+                                    market_volume=self.five_min_volume, restore=resume,
+                                    instrument=self.day.spec)  # fmt: skip
         if resume:
             oms.abandon_open("venue session lost in a restart (cancel on disconnect)")
         rt: Any = ContKukanovRouter() if router == "ck" else NaiveRouter()

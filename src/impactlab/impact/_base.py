@@ -277,8 +277,27 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
             "resid_std_bps": self.resid_std_bps_,
             "fitted_window_ns": list(self.fitted_window_) if self.fitted_window_ else None,
             "data_fingerprint": self.data_fingerprint_,
+            "instrument": getattr(self, "instrument_", None),
+            "market_data": getattr(self, "market_data_", None),
+            "units": {
+                "cost": "bps of the arrival mid",
+                "quantity": (getattr(self, "instrument_", None) or {}).get("size_unit", "shares"),
+            },
             "saved_at": dt.datetime.now(dt.UTC).isoformat(),
         }
+
+    def set_market(self, day: Any) -> ImpactModel:
+        """Record the instrument and the market data the model was fitted on (saved in its file, checked by
+        ``pretrade --model``); returns self."""
+        self.instrument_ = day.spec.to_dict()
+        self.market_data_ = {
+            "label": day.label,
+            "source": day.source,
+            "files": [str(p) for p in day.paths],
+            "span_ns": [int(day.first_ns), int(day.last_ns)],
+            "fingerprint": _fingerprint([day.ts_ns, day.mid, day.trades.price, day.trades.size]),
+        }
+        return self
 
     def save(self, path: str | Path) -> Path:
         """Write the model as JSON (never a pickle)."""
@@ -292,6 +311,8 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         self.resid_std_bps_ = float(doc["resid_std_bps"])
         self.fitted_window_ = tuple(doc["fitted_window_ns"]) if doc["fitted_window_ns"] else None
         self.data_fingerprint_ = doc["data_fingerprint"]
+        self.instrument_ = doc.get("instrument")
+        self.market_data_ = doc.get("market_data")
         self.n_features_in_ = len(self._columns())
 
 
