@@ -137,7 +137,7 @@ def build_hedge_scenario(
         "notes": list(day.notes)
         + (
             [
-                f"costs and P&L are in price × quantity units of {day.spec.symbol}: multiply by the contract multiplier "
+                f"costs and P&L are in price × quantity units of {day.spec.symbol}: multiply by the multiplier "
                 f"({day.spec.multiplier:g}) for {day.spec.settlement_currency}"
             ]
             if day.spec.multiplier != 1

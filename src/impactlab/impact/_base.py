@@ -289,8 +289,8 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
     def set_market(self, day: Any) -> ImpactModel:
         """Record the instrument and the market data the model was fitted on (saved in its file, checked by
         ``pretrade --model``); returns self."""
-        self.instrument_ = day.spec.to_dict()
-        self.market_data_ = {
+        self.instrument_: dict[str, Any] | None = day.spec.to_dict()
+        self.market_data_: dict[str, Any] | None = {
             "label": day.label,
             "source": day.source,
             "files": [str(p) for p in day.paths],
