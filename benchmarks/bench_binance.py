@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from impactlab.book.binance import rebuild_binance
 
 from benchmarks._common import DATA, Section, fmt_rate, timed
-from impactlab.data.binance import load_binance
+from impactlab.data._binance_book import rebuild_binance
+from impactlab.data.binance import read_binance as load_binance
 
 FILES = ["usdm/btcusdt_20240719.gz", "usdm/ethusdt_20240719.gz"]
 

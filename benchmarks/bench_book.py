@@ -6,9 +6,9 @@ import resource
 
 import numpy as np
 import pandas as pd
-from impactlab.book.lobster import replay_check
 
 from benchmarks._common import DATA, Section, fmt_rate, peak_traced_mb, timed
+from impactlab.book.check import replay_check
 from impactlab.data.lobster import load_lobster
 from impactlab.features.book import l1_features
 from impactlab.testing import reference_replay
@@ -22,9 +22,10 @@ def _l1_features(day):  # type: ignore[no-untyped-def]
 
 def _pandas_l1(day):  # type: ignore[no-untyped-def]
     """The same L1 features written the obvious pandas way (the baseline)."""
-    df = pd.DataFrame(day.book[:, :4], columns=["ap", "az", "bp", "bz"]).astype(float)
-    df["ap"] /= 1e4
-    df["bp"] /= 1e4
+    b = day.book
+    df = pd.DataFrame(
+        {"ap": b.ask_price[:, 0], "az": b.ask_size[:, 0], "bp": b.bid_price[:, 0], "bz": b.bid_size[:, 0]}
+    )
     out = pd.DataFrame({"mid": (df.ap + df.bp) / 2})
     out["spread_bps"] = (df.ap - df.bp) / out.mid * 1e4
     out["microprice"] = (df.ap * df.bz + df.bp * df.az) / (df.az + df.bz)

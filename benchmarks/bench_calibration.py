@@ -19,7 +19,7 @@ from impactlab.calibration import (
 from impactlab.calibration.runner import _bars_with_flows
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
-from impactlab.features import lobster_trades, market_features
+from impactlab.features import market_features, pre_trade_state
 from impactlab.features.trades import state_at
 from impactlab.impact import ObizhaevaWangImpact, OFIImpact, PowerLawImpact, PropagatorModel, SquareRootImpact
 from impactlab.impact.propagator import _design
@@ -308,9 +308,9 @@ def ow_diagnostics() -> Section:
         ap, _ = day.ask()
         bid, ask = bp[:, 0], ap[:, 0]
         mid = (bid + ask) / 2
-        tr = lobster_trades(day)
-        pre = tr["event_index"] - 1
-        o = trade_series(tr["ts_ns"], tr["sign"], tr["size"], mid[np.clip(pre, 0, None)])
+        tr = day.trades
+        pre = pre_trade_state(day)
+        o = trade_series(tr.ts_ns, tr.sign, tr.size, mid[np.clip(pre, 0, None)])
         ts, sgn, size = o["ts_ns"].to_numpy(), o["sign"].to_numpy(), o["size"].to_numpy()
         i0 = state_at(day.ts_ns, ts, strict=True)
         m0 = mid[i0]

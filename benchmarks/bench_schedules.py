@@ -152,8 +152,8 @@ def speed(quick: bool = False) -> list[Section]:
 
 
 def pretrade_bench(quick: bool = False) -> Section:
-    from impactlab.calibration.pretrade import book_cost_model, lobster_paths, market_context
-    from impactlab.data.lobster import load_lobster
+    from impactlab.calibration.pretrade import book_cost_model, market_context
+    from impactlab.data.catalog import load_market
     from impactlab.schedules import CombinedCost, TransientImpact, pretrade
 
     sec = Section(
@@ -165,10 +165,8 @@ def pretrade_bench(quick: bool = False) -> Section:
         "schedule (what the memo on its inputs replaces), same run",
         ["what", "median time", "vs baseline"],
     )
-    root = DATA / "lobster"
-    day = load_lobster(*lobster_paths(root, "GOOG"))  # type: ignore[misc]
-    amzn = lobster_paths(root, "AMZN")
-    days = [day, load_lobster(*amzn)] if amzn else [day]
+    day = load_market("GOOG", data=DATA)
+    days = [day, load_market("AMZN", data=DATA)]
     market = market_context(day, volume_days=days)
     book = book_cost_model(day)
     report = pretrade(50_000, side=1, model=book.model, market=market)

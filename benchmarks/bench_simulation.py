@@ -8,9 +8,9 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
-from impactlab.book.lobster import replay_check
 
 from benchmarks._common import DATA, Section, fmt_rate, timed
+from impactlab.book.check import replay_check
 from impactlab.data.binance import load_binance
 from impactlab.data.lobster import load_lobster
 from impactlab.simulation import (
@@ -207,10 +207,11 @@ def _twap_section(quick: bool) -> Section:
         columns=["engine", "impact overlay", "median s", "capture events", "events/s", "vs hftbacktest", "filled BTC"],
     )
     cap = load_binance(BINANCE)
-    rd = ReplayData.from_binance(cap, tick_size=0.1)
+    rd = ReplayData.from_day(cap)
+    assert rd.tick_size == 0.1
     capture_events = rd.counts["level_updates"] + rd.counts["levels_outside_band"] + rd.counts["trades"]
     # illustrative OW-style overlay: 0.5 bp permanent and 1 bp transient per BTC, half-life 7 s
-    px = float(np.median(cap.trades["price"]))
+    px = float(np.median(cap.trades.price))
     overlay = ImpactOverlay(
         permanent_per_share=0.5e-4 * px, transient_per_share=1e-4 * px, resilience_per_s=0.1, source="illustrative"
     )
@@ -264,7 +265,7 @@ def _twap_section(quick: bool) -> Section:
         )
     sec.notes.append(
         "Both times cover building the backtest and running the whole capture with the TWAP (not the parse: "
-        "hftbacktest's convert and our ReplayData.from_binance are outside). Rates use each engine's own event "
+        "hftbacktest's convert and our ReplayData.from_day are outside). Rates use each engine's own event "
         f"count of the same capture; ours counts every depth-level update and trade in the file, including the "
         f"{rd.counts['levels_outside_band']:,} level updates more than 10% away from any trade that the replay "
         "leaves out."
@@ -303,7 +304,7 @@ def _lobster_replay_section(quick: bool) -> Section:
         name = f"{sym} L{lv}"
         sec.add(name, "ReplayMarket (order-id queue, consumed liquidity, overlay off)", f"{med:.4f}", f"{n:,}",
                 fmt_rate(n / med), f"{base / med:.2f}×")  # fmt: skip
-        sec.add(name, "ReplayData.from_lobster (prepare: level syncs, arrival times)", f"{build:.4f}", f"{n:,}",
+        sec.add(name, "ReplayData.from_day (prepare: level syncs, arrival times)", f"{build:.4f}", f"{n:,}",
                 fmt_rate(n / build), "-")  # fmt: skip
         sec.add(name, "replay_check (book rebuild + row check)", f"{base:.4f}", f"{n:,}", fmt_rate(n / base), "1.00×")
     sec.notes.append(

@@ -22,6 +22,7 @@ from benchmarks import (
     bench_book,
     bench_bus,
     bench_calibration,
+    bench_data,
     bench_execution,
     bench_hedging,
     bench_load,
@@ -37,6 +38,7 @@ from benchmarks._common import pin_one_core
 BENCHES = [
     bench_book,
     bench_binance,
+    bench_data,
     bench_load,
     bench_calibration,
     bench_ml,

@@ -470,3 +470,27 @@ def test_cli_serves_a_bus_and_feeds_it_in_frames(tmp_path: Path, data: Path) -> 
         assert serve.stderr is not None
         serve.stderr.close()
         assert code == 0  # SIGTERM stops it cleanly
+
+
+@pytest.mark.parametrize(("symbol", "date"), [("ESM4", None), ("ESU4", None), ("XXX", "2018-01-03"),
+                                              ("BTCUSD_PERP", "2024-08-09")])  # fmt: skip
+def test_feed_carries_every_format_onto_the_bus(data: Path, symbol: str, date: str | None) -> None:
+    from impactlab.data import load_market
+
+    day = load_market(symbol, date, data=data)
+    q = day_quotes(day)
+    ok = np.isfinite(q.bid) & np.isfinite(q.ask)
+    assert len(q) > 10 and q.symbol == symbol and (q.bid[ok] < q.ask[ok]).mean() > 0.95
+
+    async def go() -> list[dict]:  # type: ignore[type-arg]
+        bus = InMemoryBus()
+        stats = await replay_feed(bus, q, frame=16)
+        assert stats.quotes == len(q)
+        sub = await bus.subscribe(f"md.{symbol}", start_seq=1)
+        got = []
+        while (m := await sub.next(0.05)) is not None:
+            got.extend(x for x in decode_quotes(m.data) if "ts_ns" in x)
+        return got
+
+    got = run(go())
+    assert len(got) == len(q) and got[0]["ts_ns"] == int(q.ts_ns[0]) and got[-1]["bid"] == pytest.approx(q.bid[-1])

@@ -317,7 +317,7 @@ def test_nbbo_kernel_equals_a_brute_force_reference(data: Path, ttl_s: float) ->
     import pandas as pd
 
     q = pd.read_csv(data / TAQ_Q, nrows=6000)
-    ts = pd.to_datetime(q["DT"], utc=True).astype("int64").to_numpy()
+    ts = pd.to_datetime(q["DT"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
     order = np.argsort(ts, kind="stable")
     q, ts = q.iloc[order].reset_index(drop=True), ts[order]
     exch, code = np.unique(q["EX"].astype(str), return_inverse=True)
@@ -412,3 +412,24 @@ def test_gzip_and_plain_binance_give_the_same_day(data: Path, tmp_path: Path) ->
     p.write_bytes(gzip.decompress((data / "binance/usdm/ethusdt_20240718.gz").read_bytes()))
     a, b = load_binance(p), load_binance(data / "binance/usdm/ethusdt_20240718.gz")
     assert np.array_equal(a.book.bid_price, b.book.bid_price, equal_nan=True) and a.spec == b.spec
+
+
+def test_split_levels_kernel_and_twin_agree(data: Path) -> None:
+    from impactlab.data.lobster import DUMMY_ASK, DUMMY_BID
+    from impactlab.data.market import EMPTY_ASK_TICK, EMPTY_BID_TICK
+
+    raw = np.loadtxt(data / "lobster/fixtures/AAPL_2012-06-21_34200000_57600000_orderbook_10.csv", delimiter=",",
+                     dtype=np.int64)  # fmt: skip
+    raw[5, 0], raw[6, 2], raw[7, 3] = DUMMY_ASK, DUMMY_BID, 0  # empty levels of each kind
+    outs = []
+    for fn in (dk.split_levels, dk.split_levels_py):
+        arrs = [np.empty((raw.shape[0], 10)) for _ in range(2)] + [np.empty((raw.shape[0], 10), np.int64)]
+        arrs += [np.empty((raw.shape[0], 10)) for _ in range(2)] + [np.empty((raw.shape[0], 10), np.int64)]
+        fn(raw, 10, 1e4, 100, DUMMY_ASK, DUMMY_BID, EMPTY_ASK_TICK, EMPTY_BID_TICK, *arrs)
+        outs.append(arrs)
+    for a, b in zip(*outs, strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+    ap, az, at, bp, bz, bt = outs[0]
+    assert np.isnan(ap[5, 0]) and at[5, 0] == EMPTY_ASK_TICK and np.isnan(bp[6, 0]) and bt[6, 0] == EMPTY_BID_TICK
+    assert np.isnan(bp[7, 0]) and bz[7, 0] == 0
+    assert at[0, 0] == raw[0, 0] // 100 and ap[0, 0] == raw[0, 0] / 1e4

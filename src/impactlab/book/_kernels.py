@@ -20,8 +20,8 @@ from impactlab.data._kernels import (  # noqa: F401 - re-exported for the book t
     ladder_set_py,
 )
 
-EMPTY_ASK = 9_999_999_999
-EMPTY_BID = -9_999_999_999
+EMPTY_ASK = 10**15  # impactlab.data.market.EMPTY_ASK_TICK: an empty level in integer ticks
+EMPTY_BID = -(10**15)  # EMPTY_BID_TICK
 UNKNOWN = -1  # size marking a visible slot whose level lies beyond the known depth
 
 # --------------------------------------------------------------------------------------------------

@@ -68,7 +68,19 @@ class ReplayReport:
 
 
 def _layout(day: MarketDay) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Kernel codes, integer prices and sizes of the events, and the recorded book as ``(n, 4·depth)`` ticks."""
+    """Kernel codes, integer prices and sizes of the events, and the recorded book as ``(n, 4·depth)`` ticks.
+
+    Built once per day and kept in ``day.extras`` (the day is immutable, so the layout cannot go stale).
+    """
+    cached = day.extras.get("_check_layout")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    out = _build_layout(day)
+    day.extras["_check_layout"] = out
+    return out
+
+
+def _build_layout(day: MarketDay) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     ev, b = day.events, day.book
     if len(ev) != len(b) or not np.array_equal(b.event_index, np.arange(len(b))):
         raise DataValidationError(
@@ -84,12 +96,12 @@ def _layout(day: MarketDay) -> tuple[NDArray[np.int8], NDArray[np.int64], NDArra
     hidden = (ev.flags & np.uint8(EventFlag.HIDDEN)) != 0
     code[fill & ~hidden] = 4
     code[fill & hidden] = 5
-    bid_t, ask_t = b.ticks(day.tick_size)
+    bid_t, ask_t = b.ticks(day.tick_size)  # empty levels at the kernel's sentinels
     raw = np.empty((len(b), 4 * day.depth), dtype=np.int64)
-    raw[:, 0::4] = np.where(ask_t == np.iinfo(np.int64).max, k.EMPTY_ASK, ask_t)
-    raw[:, 1::4] = np.rint(b.ask_size).astype(np.int64)
-    raw[:, 2::4] = np.where(bid_t == np.iinfo(np.int64).min, k.EMPTY_BID, bid_t)
-    raw[:, 3::4] = np.rint(b.bid_size).astype(np.int64)
+    raw[:, 0::4] = ask_t
+    raw[:, 1::4] = b.ask_size
+    raw[:, 2::4] = bid_t
+    raw[:, 3::4] = b.bid_size
     return code, ev.price_ticks, np.rint(ev.size).astype(np.int64), raw
 
 

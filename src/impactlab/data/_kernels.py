@@ -198,3 +198,54 @@ def nbbo_py(
 
 
 nbbo = compile_with(nbbo_py)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixed-depth integer book (askP, askS, bidP, bidS per level) into float views and integer ticks
+# --------------------------------------------------------------------------------------------------
+
+
+def split_levels_py(
+    book: NDArray[np.int64],
+    levels: int,
+    price_scale: float,
+    tick_int: int,
+    dummy_ask: int,
+    dummy_bid: int,
+    empty_ask_tick: int,
+    empty_bid_tick: int,
+    ap: NDArray[np.float64],
+    az: NDArray[np.float64],
+    at: NDArray[np.int64],
+    bp: NDArray[np.float64],
+    bz: NDArray[np.float64],
+    bt: NDArray[np.int64],
+) -> None:
+    """One pass over an integer book: prices in currency (NaN where empty), sizes (0 there) and integer
+    ticks (the empty sentinels there).  A level is empty when its price is the vendor's dummy or its size
+    is not positive."""
+    for i in range(book.shape[0]):
+        for k in range(levels):
+            p = book[i, 4 * k]
+            s = book[i, 4 * k + 1]
+            if p == dummy_ask or s <= 0:
+                ap[i, k] = np.nan
+                az[i, k] = 0.0
+                at[i, k] = empty_ask_tick
+            else:
+                ap[i, k] = p / price_scale
+                az[i, k] = s
+                at[i, k] = p // tick_int
+            p = book[i, 4 * k + 2]
+            s = book[i, 4 * k + 3]
+            if p == dummy_bid or s <= 0:
+                bp[i, k] = np.nan
+                bz[i, k] = 0.0
+                bt[i, k] = empty_bid_tick
+            else:
+                bp[i, k] = p / price_scale
+                bz[i, k] = s
+                bt[i, k] = p // tick_int
+
+
+split_levels = compile_with(split_levels_py)

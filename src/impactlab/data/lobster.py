@@ -25,7 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
+from impactlab.data._kernels import split_levels
 from impactlab.data.market import (
+    EMPTY_ASK_TICK,
+    EMPTY_BID_TICK,
     BookStates,
     EventFlag,
     EventKind,
@@ -339,14 +342,11 @@ def _to_market(
         line=line,
     )
 
-    def side_view(offset: int, dummy: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        px = book[:, offset::4]
-        sz = book[:, offset + 1 :: 4]
-        empty = (px == dummy) | (sz <= 0)
-        return np.where(empty, np.nan, px / PRICE_SCALE), np.where(empty, 0.0, sz.astype(np.float64))
-
-    ap, az = side_view(0, DUMMY_ASK)
-    bp, bz = side_view(2, DUMMY_BID)
+    shape = (n, levels)
+    ap, az, bp, bz = (np.empty(shape) for _ in range(4))
+    at, bt = np.empty(shape, np.int64), np.empty(shape, np.int64)
+    split_levels(book, levels, float(PRICE_SCALE), tick_e4, DUMMY_ASK, DUMMY_BID, EMPTY_ASK_TICK, EMPTY_BID_TICK,
+                 ap, az, at, bp, bz, bt)  # fmt: skip
     states = BookStates(
         ts_ns=ts_ns,
         bid_price=bp,
@@ -355,6 +355,8 @@ def _to_market(
         ask_size=az,
         event_index=np.arange(n, dtype=np.int64),
         synced=np.ones(n, dtype=bool),
+        bid_ticks=bt,
+        ask_ticks=at,
     )
     ex = np.flatnonzero(events.kind == EventKind.FILL)
     trades = Trades(

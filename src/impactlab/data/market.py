@@ -35,6 +35,8 @@ from impactlab.data.validation import LoadReport, Quarantine
 from impactlab.errors import DataValidationError, InsufficientDepthError
 
 __all__ = [
+    "EMPTY_ASK_TICK",
+    "EMPTY_BID_TICK",
     "BookStates",
     "EventFlag",
     "EventKind",
@@ -46,6 +48,10 @@ __all__ = [
 ]
 
 NS = 1_000_000_000
+EMPTY_BID_TICK = -(10**15)
+"""Integer tick of an empty bid level (far below any real price in ticks; safe to negate)."""
+EMPTY_ASK_TICK = 10**15
+"""Integer tick of an empty ask level."""
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
@@ -364,6 +370,8 @@ class BookStates:
     ask_size: F64
     event_index: I64
     synced: NDArray[np.bool_]
+    bid_ticks: I64 | None = None
+    ask_ticks: I64 | None = None
 
     def __len__(self) -> int:
         return int(self.ts_ns.size)
@@ -375,7 +383,9 @@ class BookStates:
 
     def take(self, idx: NDArray[Any]) -> BookStates:
         """Rows ``idx`` (indices or a mask)."""
-        return BookStates(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return BookStates(
+            *(None if getattr(self, f) is None else getattr(self, f)[idx] for f in self.__dataclass_fields__)
+        )
 
     @property
     def mid(self) -> F64:
@@ -383,12 +393,15 @@ class BookStates:
         return (self.bid_price[:, 0] + self.ask_price[:, 0]) / 2.0
 
     def ticks(self, tick_size: float) -> tuple[I64, I64]:
-        """``(bid, ask)`` prices as integer ticks, ``(n, depth)``; empty levels are ``INT64_MIN``/``INT64_MAX``."""
-        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        """``(bid, ask)`` prices as integer ticks, ``(n, depth)``; empty levels are :data:`EMPTY_BID_TICK` /
+        :data:`EMPTY_ASK_TICK`.  Loaders that read exact integer prices store them (``bid_ticks``,
+        ``ask_ticks``) and they are returned as they are."""
+        if self.bid_ticks is not None and self.ask_ticks is not None:
+            return self.bid_ticks, self.ask_ticks
         with np.errstate(invalid="ignore"):
-            b = np.where(np.isfinite(self.bid_price), np.rint(self.bid_price / tick_size), 0).astype(np.int64)
-            a = np.where(np.isfinite(self.ask_price), np.rint(self.ask_price / tick_size), 0).astype(np.int64)
-        return np.where(np.isfinite(self.bid_price), b, lo), np.where(np.isfinite(self.ask_price), a, hi)
+            b = np.where(np.isfinite(self.bid_price), np.rint(self.bid_price / tick_size), EMPTY_BID_TICK)
+            a = np.where(np.isfinite(self.ask_price), np.rint(self.ask_price / tick_size), EMPTY_ASK_TICK)
+        return b.astype(np.int64), a.astype(np.int64)
 
     def to_arrow(self) -> pa.Table:
         """``ts_ns`` then, per level k, ``ask_price_k, ask_size_k, bid_price_k, bid_size_k``."""

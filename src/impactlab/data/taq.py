@@ -88,19 +88,47 @@ def _num(
     t: pa.Table, name: str, q: Quarantine, line: NDArray[np.int64], bad: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     col = pc.cast(pc.if_else(pc.equal(pc.utf8_trim_whitespace(t.column(name)), ""), None, t.column(name)), pa.string())
-    out = np.full(t.num_rows, np.nan)
-    vals = col.to_pylist()
     try:
-        out = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        out = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     except pa.ArrowInvalid:
+        vals = col.to_pylist()
+        out = np.full(t.num_rows, np.nan)
         for i, v in enumerate(vals):
             try:
                 out[i] = float(v) if v is not None else np.nan
             except ValueError:
                 out[i] = np.nan
-    out = np.asarray(out, dtype=np.float64)
-    bad = q.reject(~np.isfinite(out), line, name, np.array(vals, dtype=object), "not_a_number", bad)
+    bad_rows = ~np.isfinite(out)
+    if bad_rows.any():  # the values, as written, of the rows set aside
+        shown = np.full(t.num_rows, "", dtype=object)
+        idx = np.flatnonzero(bad_rows)
+        shown[idx] = [str(v) for v in col.take(pa.array(idx)).to_pylist()]
+        bad = q.reject(bad_rows, line, name, shown, "not_a_number", bad)
     return out, bad
+
+
+def _codes(col: pa.ChunkedArray) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
+    """Dictionary codes of a string column and the distinct values (vectorised comparisons on ints)."""
+    enc = pc.dictionary_encode(col).combine_chunks()
+    return np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64), np.asarray(
+        enc.dictionary.to_pylist(), dtype=object
+    )
+
+
+def _local_dates(ts: NDArray[np.int64], tz: str) -> NDArray[np.int64]:
+    """Local calendar day numbers (days since 1970-01-01 in ``tz``) of UTC times, vectorised by UTC day."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    utc_day = ts // (86_400 * NS)
+    out = np.empty(ts.size, np.int64)
+    for d in np.unique(utc_day):  # a few distinct days: the offset at noon UTC of each one
+        noon = dt.datetime.fromtimestamp(int(d) * 86_400 + 43_200, dt.UTC).astimezone(zone)
+        off = noon.utcoffset()
+        assert off is not None
+        sel = utc_day == d
+        out[sel] = (ts[sel] + int(off.total_seconds()) * NS) // (86_400 * NS)
+    return out
 
 
 def _times(
@@ -119,6 +147,11 @@ def _times(
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 ok[i] = False
         return out, q.reject(~ok, line, "DT", np.array(col.to_pylist(), dtype=object), "bad_time", bad)
+
+
+def _code_of(names: NDArray[np.object_], value: str) -> int:
+    hit = np.flatnonzero(names == value)
+    return int(hit[0]) if hit.size else -1
 
 
 def lee_ready(price: NDArray[np.float64], mid_before: NDArray[np.float64]) -> tuple[NDArray[np.int8], dict[str, int]]:
@@ -174,9 +207,8 @@ def _prepare(trades_path: Path, quotes_path: Path) -> dict[str, Any]:
         "q_rows": qt.num_rows,
         "t": {
             "ts": t_ts,
-            "ex": np.asarray(tt.column("EX").to_pylist(), dtype=object),
-            "sym": np.asarray(tt.column("SYMBOL").to_pylist(), dtype=object),
-            "cond": np.asarray(pc.replace_substring(tt.column("COND"), " ", "").to_pylist(), dtype=object),
+            "sym_code": _codes(tt.column("SYMBOL")),
+            "cond_code": _codes(pc.replace_substring(tt.column("COND"), " ", "")),
             "size": size,
             "price": price,
             "corr": corr,
@@ -185,8 +217,8 @@ def _prepare(trades_path: Path, quotes_path: Path) -> dict[str, Any]:
         },
         "q": {
             "ts": q_ts,
-            "ex": np.asarray(qt.column("EX").to_pylist(), dtype=object),
-            "sym": np.asarray(qt.column("SYMBOL").to_pylist(), dtype=object),
+            "ex_code": _codes(qt.column("EX")),
+            "sym_code": _codes(qt.column("SYMBOL")),
             "bid": bid,
             "ofr": ofr,
             "bsz": bsz,
@@ -212,13 +244,17 @@ def taq_days(trades_path: str | Path, quotes_path: str | Path) -> list[tuple[str
     """``(symbol, trading date, trades, quotes)`` for every symbol-date in a TAQ pair."""
     files = TaqFiles(Path(trades_path), Path(quotes_path))
     d = _prepared(files)
-    cal = SessionCalendar.us_equities()
-    out: Counter[tuple[str, dt.date]] = Counter()
-    outq: Counter[tuple[str, dt.date]] = Counter()
-    for sym, ts in zip(d["t"]["sym"][d["t"]["ok"]], d["t"]["ts"][d["t"]["ok"]], strict=True):
-        out[(str(sym), cal.trading_date(int(ts)))] += 1
-    for sym, ts in zip(d["q"]["sym"][d["q"]["ok"]], d["q"]["ts"][d["q"]["ok"]], strict=True):
-        outq[(str(sym), cal.trading_date(int(ts)))] += 1
+    tz = SessionCalendar.us_equities().tz
+    counts: list[Counter[tuple[str, dt.date]]] = []
+    for part in (d["t"], d["q"]):
+        codes, names = part["sym_code"]
+        ok = part["ok"]
+        days = _local_dates(part["ts"][ok], tz)
+        keys, n = np.unique(codes[ok] * 1_000_000 + days, return_counts=True)  # days < 10⁶ after 1970
+        epoch = dt.date(1970, 1, 1)
+        counts.append(Counter({(str(names[kk // 1_000_000]), epoch + dt.timedelta(days=int(kk % 1_000_000))): int(c)
+                               for kk, c in zip(keys.tolist(), n.tolist(), strict=True)}))  # fmt: skip
+    out, outq = counts
     return [(s, day, out[(s, day)], outq[(s, day)]) for s, day in sorted(set(out) | set(outq))]
 
 
@@ -279,13 +315,16 @@ def load_taq(
     cleaning: dict[str, int] = {}
     # quotes of the symbol on the day (before the open too: they seed the NBBO)
     qd = d["q"]
-    qsel = qd["ok"] & (qd["sym"] == sym) & (qd["ts"] >= midnight) & (qd["ts"] < close_ns)
+    q_is = qd["sym_code"][0] == _code_of(qd["sym_code"][1], sym)
+    qsel = qd["ok"] & q_is & (qd["ts"] >= midnight) & (qd["ts"] < close_ns)
     cleaning["quotes_after_close"] = int(
-        (qd["ok"] & (qd["sym"] == sym) & (qd["ts"] >= close_ns) & (qd["ts"] < midnight + 86_400 * NS)).sum()
+        (qd["ok"] & q_is & (qd["ts"] >= close_ns) & (qd["ts"] < midnight + 86_400 * NS)).sum()
     )
     qi = np.flatnonzero(qsel)
     qi = qi[np.argsort(qd["ts"][qi], kind="stable")]
-    exch, ex_code = np.unique(qd["ex"][qi].astype(str), return_inverse=True)
+    ex_all, ex_names = qd["ex_code"]
+    used, ex_code = np.unique(ex_all[qi], return_inverse=True)
+    exch = ex_names[used]
     out = np.empty((qi.size, 4))
     emit = np.zeros(qi.size, bool)
     (k.nbbo if compiled else k.nbbo_py)(
@@ -307,13 +346,17 @@ def load_taq(
     locked_nbbo = int((nb[:, 0] == nb[:, 2]).sum())
     # trades of the symbol on the day
     td = d["t"]
-    mine = td["ok"] & (td["sym"] == sym) & (td["ts"] >= midnight) & (td["ts"] < midnight + 86_400 * NS)
+    t_is = td["sym_code"][0] == _code_of(td["sym_code"][1], sym)
+    mine = td["ok"] & t_is & (td["ts"] >= midnight) & (td["ts"] < midnight + 86_400 * NS)
     regular = (td["ts"] >= open_ns) & (td["ts"] < close_ns)
     cleaning["trades_outside_regular_hours"] = int((mine & ~regular).sum())
     corrected = td["corr"] != 0
     cleaning["trades_corrected"] = int((mine & regular & corrected).sum())
-    irregular = ~np.isin(td["cond"], np.array(REGULAR_CONDITIONS, dtype=object))
-    for cond, cnt in Counter(td["cond"][mine & regular & ~corrected & irregular]).most_common():
+    c_codes, c_names = td["cond_code"]
+    regular_codes = np.flatnonzero(np.isin(c_names, np.array(REGULAR_CONDITIONS, dtype=object)))
+    irregular = ~np.isin(c_codes, regular_codes)
+    for code, cnt in Counter(c_codes[mine & regular & ~corrected & irregular].tolist()).most_common():
+        cond = str(c_names[code])
         cleaning[f"trades_condition_{cond or 'blank'}"] = int(cnt)
     keep = np.flatnonzero(mine & regular & ~corrected & ~irregular)
     keep = keep[np.argsort(td["ts"][keep], kind="stable")]
