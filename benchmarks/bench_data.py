@@ -189,7 +189,7 @@ def decode_section(quick: bool) -> Section:
         rep = 3 if quick else 7
         df_s, _, _ = timed(to_df, repeat=rep)
         nd_s, _, _ = timed(to_nd, repeat=rep)
-        ld_s, _, day = timed(lambda p=path: load_databento(p), repeat=rep)
+        ld_s, _, _day = timed(lambda p=path: load_databento(p), repeat=rep)
         for what, s in (("DBNStore.to_df()", df_s), ("DBNStore.to_ndarray() (what we decode with)", nd_s),
                         ("load_databento (decode + validate + the model, with the book)", ld_s)):  # fmt: skip
             sec.add(label, what, f"{s:.4f}", f"{n:,}", fmt_rate(n / s), f"{df_s / s:.1f}×")

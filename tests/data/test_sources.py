@@ -429,7 +429,7 @@ def test_split_levels_kernel_and_twin_agree(data: Path) -> None:
         outs.append(arrs)
     for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b, equal_nan=True)
-    ap, az, at, bp, bz, bt = outs[0]
+    ap, _az, at, bp, bz, bt = outs[0]
     assert np.isnan(ap[5, 0]) and at[5, 0] == EMPTY_ASK_TICK and np.isnan(bp[6, 0]) and bt[6, 0] == EMPTY_BID_TICK
     assert np.isnan(bp[7, 0]) and bz[7, 0] == 0
     assert at[0, 0] == raw[0, 0] // 100 and ap[0, 0] == raw[0, 0] / 1e4

@@ -384,7 +384,15 @@ class BookStates:
     def take(self, idx: NDArray[Any]) -> BookStates:
         """Rows ``idx`` (indices or a mask)."""
         return BookStates(
-            *(None if getattr(self, f) is None else getattr(self, f)[idx] for f in self.__dataclass_fields__)
+            ts_ns=self.ts_ns[idx],
+            bid_price=self.bid_price[idx],
+            bid_size=self.bid_size[idx],
+            ask_price=self.ask_price[idx],
+            ask_size=self.ask_size[idx],
+            event_index=self.event_index[idx],
+            synced=self.synced[idx],
+            bid_ticks=None if self.bid_ticks is None else self.bid_ticks[idx],
+            ask_ticks=None if self.ask_ticks is None else self.ask_ticks[idx],
         )
 
     @property
