@@ -569,11 +569,44 @@ def demo(
             for t in report.tables():
                 out.print(t)
             out.print(f"Model: {report.model}")
+            _demo_formats(root)
             _demo_execution(root, store_path)
             _demo_hedging(root, store_path)
         if failures:
             err.print(f"[red]{failures} check(s) failed[/red]")
             raise typer.Exit(1)
+
+
+def _demo_formats(root: Path) -> None:
+    """One instrument-day of every other source format in the data folder, found by the catalog and priced by
+    the same pre-trade report (a buy of 0.2% of the day's volume)."""
+    from impactlab.cli.schedules import build_pretrade
+    from impactlab.data.catalog import catalog
+
+    cat = catalog(root)
+    picks: dict[str, Any] = {}
+    for e in cat.entries:
+        key = e.source + (":" + e.venue if e.source == "binance" else "")
+        if "test fixture" in e.notes or (e.source == "lobster" and e.depth != 1):
+            continue
+        picks.setdefault(key, e)
+    t = Table(title=f"Every source format under {root}: one instrument-day each, priced by the same pre-trade report")
+    for c in ("symbol", "venue", "date", "format", "depth", "buy", "balanced bps", "notional", "cost model"):
+        t.add_column(c, justify="right" if c in ("depth", "buy", "balanced bps", "notional") else "left")
+    with _progress() as prog:
+        task = prog.add_task("every source format", total=len(picks))
+        for e in picks.values():
+            day = e.load()
+            lot = day.spec.lot_size
+            qty = max(round(0.002 * day.volume() / lot) * lot, lot)
+            rep = build_pretrade(day.symbol, 1, qty, day=day)
+            bal = rep.strategy("balanced")
+            t.add_row(day.symbol, day.venue, str(day.date), day.source, str(day.depth),
+                      f"{qty:,.6g} {day.spec.size_unit}", f"{bal.cost.total:.2f}",
+                      f"{rep.notional:,.0f} {day.spec.quote_currency}",
+                      "spread+OW+sqrt" if "OW transient" in rep.model else "spread+sqrt")  # fmt: skip
+            prog.advance(task)
+    out.print(t)
 
 
 def _demo_hedging(root: Path, store_path: Path) -> None:
