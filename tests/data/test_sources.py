@@ -224,14 +224,40 @@ def test_l3_kernel_is_fifo_exact_and_conserves_quantity(ops: list[tuple[int, int
     b = L3Book(prices, ids)
     _, tb, qb, sb = b.replay(action, side, rank, size, slot, record, depth=3, compiled=False)
     assert np.array_equal(ta, tb) and np.array_equal(qa, qb) and np.array_equal(sa, sb)  # kernel = twin
+    # the kernel's whole book after every event (depth = every price), for conservation
+    full = L3Book(prices, ids)
+    _, _, qf, _ = full.replay(action, side, rank, size, slot, record, depth=len(prices))
+    kernel_total = qf.sum(axis=1)
     ref = ReferenceL3Book()
+    live: dict[int, float] = {}
     total_before = 0.0
     for i, (ac, s, p, q, o) in enumerate(ops):
+        # quantity conserved per event, from the event's own semantics
+        if ac == 6:
+            expected = 0.0
+            live.clear()
+        elif ac == 1:
+            expected = total_before + (q if o not in live else 0)
+            if o not in live and q > 0:
+                live[o] = q
+        elif ac == 2:
+            cut = min(q, live.get(o, 0))
+            expected = total_before - cut
+            if o in live:
+                live[o] -= cut
+                if live[o] <= 0:
+                    del live[o]
+        elif ac == 3:
+            expected = total_before - live.get(o, 0) + q
+            if q > 0:
+                live[o] = q
+            else:
+                live.pop(o, None)
+        else:
+            expected = total_before  # prints change nothing
         ref.apply(ac, s, float(p), float(q), o)
-        total = sum(x[1] for x in ref.levels(1)) + sum(x[1] for x in ref.levels(-1))
-        if ac in (4, 5):
-            assert total == total_before  # prints change nothing
-        total_before = total
+        assert kernel_total[i] == expected
+        total_before = expected
         best_b = ref.levels(1)[0][0] if ref.levels(1) else None
         got_b = prices[ta[i, 0]] if ta[i, 0] >= 0 else None
         assert got_b == best_b

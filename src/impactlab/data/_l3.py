@@ -13,9 +13,8 @@ Semantics (Databento MBO, and any order-by-order feed):
 * ``CLEAR`` empties the book.  ``TRADE`` and ``FILL`` change nothing: the venue reports the resting
   order's reduction as a following cancel or modify.
 
-Status codes returned per event: 0 applied, 1 add of a live order (ignored), 2 cancel or modify... of an
-unknown order (cancel ignored), 3 cancel of more than the order held (clipped), 4 modify of an unknown
-order (added).
+Status codes returned per event: 0 applied, 1 add of a live order (ignored), 2 cancel of an unknown order
+(ignored), 3 cancel of more than the order held (clipped), 4 modify of an unknown order (added).
 """
 
 from __future__ import annotations
@@ -112,6 +111,35 @@ def l3_append_py(
         best[s] = r
 
 
+def l3_top_py(
+    s: int,
+    start: int,
+    step: int,
+    lvl_cnt: I64,
+    lvl_qty: I64,
+    depth: int,
+    top_rank: I64,
+    top_qty: I64,
+    row: int,
+    col: int,
+) -> None:
+    """Write the ``depth`` best non-empty levels of side ``s`` (walking ranks from ``start`` by ``step``) into
+    ``top_rank[row, col:col + depth]`` / ``top_qty`` (−1 / 0 past the last level)."""
+    n_rank = lvl_cnt.shape[1]
+    k = 0
+    i = start
+    while k < depth and 0 <= i < n_rank:
+        if lvl_cnt[s, i] > 0:
+            top_rank[row, col + k] = i
+            top_qty[row, col + k] = lvl_qty[s, i]
+            k += 1
+        i += step
+    while k < depth:
+        top_rank[row, col + k] = -1
+        top_qty[row, col + k] = 0
+        k += 1
+
+
 def l3_replay_py(
     action: NDArray[np.int8],
     side: NDArray[np.int8],
@@ -152,53 +180,22 @@ def l3_replay_py(
             k = slot[e]
             if a == 1 and o_live[k]:
                 st = 1
-            elif not o_live[k]:
-                if a == 3:
-                    st = 4
-                if size[e] > 0:
-                    l3_append_py(
-                        k,
-                        s,
-                        rank[e],
-                        size[e],
-                        o_side,
-                        o_rank,
-                        o_size,
-                        o_prev,
-                        o_next,
-                        o_live,
-                        head,
-                        tail,
-                        lvl_qty,
-                        lvl_cnt,
-                        best,
-                    )
             else:
-                if o_side[k] != s or o_rank[k] != rank[e] or size[e] > o_size[k]:
+                queue = False  # the order goes to the back of the queue at its (new) price
+                if not o_live[k]:
+                    st = 4 if a == 3 else 0
+                    queue = True
+                elif o_side[k] != s or o_rank[k] != rank[e] or size[e] > o_size[k]:
                     l3_unlink_py(k, o_side, o_rank, o_size, o_prev, o_next, o_live, head, tail, lvl_qty, lvl_cnt, best)
-                    if size[e] > 0:
-                        l3_append_py(
-                            k,
-                            s,
-                            rank[e],
-                            size[e],
-                            o_side,
-                            o_rank,
-                            o_size,
-                            o_prev,
-                            o_next,
-                            o_live,
-                            head,
-                            tail,
-                            lvl_qty,
-                            lvl_cnt,
-                            best,
-                        )
+                    queue = True
                 elif size[e] == 0:
                     l3_unlink_py(k, o_side, o_rank, o_size, o_prev, o_next, o_live, head, tail, lvl_qty, lvl_cnt, best)
-                else:
+                else:  # a smaller size keeps the order's place
                     lvl_qty[o_side[k], o_rank[k]] += size[e] - o_size[k]
                     o_size[k] = size[e]
+                if queue and size[e] > 0:
+                    l3_append_py(k, s, rank[e], size[e], o_side, o_rank, o_size, o_prev, o_next, o_live, head, tail,
+                                 lvl_qty, lvl_cnt, best)  # fmt: skip
         elif a == 2:
             k = slot[e]
             if not o_live[k]:
@@ -226,32 +223,9 @@ def l3_replay_py(
             best[1] = n_rank
         status[e] = st
         if record[e]:
-            row = rows
-            out_row[e] = row
-            k = 0
-            i = best[0]
-            while k < depth and i >= 0:
-                if lvl_cnt[0, i] > 0:
-                    top_rank[row, k] = i
-                    top_qty[row, k] = lvl_qty[0, i]
-                    k += 1
-                i -= 1
-            while k < depth:
-                top_rank[row, k] = -1
-                top_qty[row, k] = 0
-                k += 1
-            k = 0
-            i = best[1]
-            while k < depth and i < n_rank:
-                if lvl_cnt[1, i] > 0:
-                    top_rank[row, depth + k] = i
-                    top_qty[row, depth + k] = lvl_qty[1, i]
-                    k += 1
-                i += 1
-            while k < depth:
-                top_rank[row, depth + k] = -1
-                top_qty[row, depth + k] = 0
-                k += 1
+            out_row[e] = rows
+            l3_top_py(0, best[0], -1, lvl_cnt, lvl_qty, depth, top_rank, top_qty, rows, 0)
+            l3_top_py(1, best[1], 1, lvl_cnt, lvl_qty, depth, top_rank, top_qty, rows, depth)
             rows += 1
         else:
             out_row[e] = -1
@@ -260,7 +234,8 @@ def l3_replay_py(
 
 l3_unlink = compile_with(l3_unlink_py)
 l3_append = compile_with(l3_append_py)
-l3_replay = compile_with(l3_replay_py, l3_unlink_py=l3_unlink, l3_append_py=l3_append)
+l3_top = compile_with(l3_top_py)
+l3_replay = compile_with(l3_replay_py, l3_unlink_py=l3_unlink, l3_append_py=l3_append, l3_top_py=l3_top)
 
 
 class L3Book:

@@ -325,6 +325,17 @@ def _validate(
     return q.reject(b["ts"] < prev, line, "ts_recv", b["ts"], "non_monotone_time", bad)
 
 
+def _prints(
+    b: dict[str, NDArray[Any]], idx: NDArray[np.int64], seq: NDArray[Any], event_index: NDArray[np.int64]
+) -> Trades:
+    """Trades at rows ``idx`` of the mapped records (the aggressor's side is the record's side)."""
+    return Trades(
+        ts_ns=b["ts"][idx], exch_ns=b["exch"][idx], price=b["price"][idx], size=b["size"][idx].astype(np.float64),
+        sign=b["side"][idx], trade_id=seq[idx].astype(np.int64), event_index=event_index.astype(np.int64),
+        hidden=np.zeros(idx.size, dtype=bool),
+    )  # fmt: skip
+
+
 def _trading_date(spec: InstrumentSpec, ts: int) -> dt.date:
     return spec.calendar.trading_date(ts)
 
@@ -361,16 +372,7 @@ def _mbo(rec: NDArray[Any], path: Path, spec: InstrumentSpec, depth: int, q: Qua
         synced=snap_done,
     )
     tr = np.flatnonzero(b["action"] == A_TRADE)
-    trades = Trades(
-        ts_ns=b["ts"][tr],
-        exch_ns=b["exch"][tr],
-        price=b["price"][tr],
-        size=b["size"][tr].astype(np.float64),
-        sign=b["side"][tr],
-        trade_id=rec["sequence"][tr].astype(np.int64),
-        event_index=tr.astype(np.int64),
-        hidden=np.zeros(tr.size, dtype=bool),
-    )
+    trades = _prints(b, tr, rec["sequence"], tr)
     counts = {
         name: int((status == code).sum())
         for code, name in (
@@ -448,16 +450,7 @@ def _mbp(
         synced=np.ones(rows.size, dtype=bool),
     )
     tr = np.flatnonzero(b["action"] == A_TRADE)
-    trades = Trades(
-        ts_ns=b["ts"][tr],
-        exch_ns=b["exch"][tr],
-        price=b["price"][tr],
-        size=b["size"][tr].astype(np.float64),
-        sign=b["side"][tr],
-        trade_id=rec["sequence"][keep][tr].astype(np.int64),
-        event_index=tr.astype(np.int64),
-        hidden=np.zeros(tr.size, dtype=bool),
-    )
+    trades = _prints(b, tr, rec["sequence"][keep], tr)
     report = LoadReport.build(
         f"databento-{schema}", str(path), n, q, symbol=spec.symbol, records=n, book_states=len(states)
     )
@@ -487,16 +480,8 @@ def _trades_only(rec: NDArray[Any], path: Path, spec: InstrumentSpec, q: Quarant
     bad = q.reject(other, line, "action", b["action"], "not_a_trade", bad)
     keep = ~bad
     b = {k: v[keep] for k, v in b.items()}
-    trades = Trades(
-        ts_ns=b["ts"],
-        exch_ns=b["exch"],
-        price=b["price"],
-        size=b["size"].astype(np.float64),
-        sign=b["side"],
-        trade_id=rec["sequence"][keep].astype(np.int64),
-        event_index=np.arange(int(keep.sum()), dtype=np.int64),
-        hidden=np.zeros(int(keep.sum()), dtype=bool),
-    )
+    every = np.arange(int(keep.sum()), dtype=np.int64)
+    trades = _prints(b, every, rec["sequence"][keep], every)
     events = replace(_events(b, -np.ones(int(keep.sum()), np.int64)), line=line[keep])
     z = np.zeros((0, 1))
     states = BookStates(

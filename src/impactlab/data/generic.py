@@ -17,8 +17,6 @@ import numpy as np
 from impactlab.data.market import (
     AssetClass,
     BookStates,
-    EventFlag,
-    EventKind,
     Events,
     InstrumentSpec,
     MarketDay,
@@ -128,18 +126,7 @@ def load_generic(
         event_index=np.arange(t_ts.size, dtype=np.int64),
         hidden=np.zeros(t_ts.size, bool),
     )
-    events = Events(
-        ts_ns=t_ts,
-        exch_ns=t_ts,
-        kind=np.full(t_ts.size, EventKind.TRADE, np.int8),
-        side=sign,
-        price=px,
-        price_ticks=np.rint(px / tick_size).astype(np.int64),
-        size=sz,
-        order_id=-np.ones(t_ts.size, np.int64),
-        flags=np.full(t_ts.size, EventFlag.LAST, np.uint8),
-        line=np.arange(2, t_ts.size + 2, dtype=np.int64),
-    )
+    events = Events.prints(t_ts, sign, px, sz, tick_size, np.arange(2, t_ts.size + 2, dtype=np.int64))
     date = cal.trading_date(int(ts[-1]))
     return MarketDay(
         spec=spec,

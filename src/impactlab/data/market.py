@@ -348,6 +348,16 @@ class Events:
         """Rows ``idx`` (indices or a mask)."""
         return Events(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
+    @classmethod
+    def prints(cls, ts_ns: I64, sign: I8, price: F64, size: F64, tick_size: float, line: I64) -> Events:
+        """The event stream of a source that ships trades only (TAQ, generic tables): one ``TRADE`` each."""
+        n = ts_ns.size
+        return cls(
+            ts_ns=ts_ns, exch_ns=ts_ns, kind=np.full(n, EventKind.TRADE, np.int8), side=sign.astype(np.int8),
+            price=price, price_ticks=np.rint(price / tick_size).astype(np.int64), size=size,
+            order_id=-np.ones(n, np.int64), flags=np.full(n, EventFlag.LAST, np.uint8), line=line,
+        )  # fmt: skip
+
     def to_arrow(self) -> pa.Table:
         """Arrow table of every column."""
         return pa.table({f: getattr(self, f) for f in self.__dataclass_fields__})

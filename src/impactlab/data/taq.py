@@ -34,8 +34,6 @@ from numpy.typing import NDArray
 from impactlab.data import _kernels as k
 from impactlab.data.market import (
     BookStates,
-    EventFlag,
-    EventKind,
     Events,
     InstrumentSpec,
     MarketDay,
@@ -392,18 +390,7 @@ def load_taq(
         event_index=-np.ones(ts_states.size, np.int64),
         synced=~(nb[sl, 0] > nb[sl, 2]),
     )
-    events = Events(
-        ts_ns=t_ts,
-        exch_ns=t_ts,
-        kind=np.full(t_ts.size, EventKind.TRADE, np.int8),
-        side=sign,
-        price=t_px,
-        price_ticks=np.rint(t_px / tick_size).astype(np.int64),
-        size=t_sz,
-        order_id=-np.ones(t_ts.size, np.int64),
-        flags=np.full(t_ts.size, EventFlag.LAST, np.uint8),
-        line=td["line"][keep],
-    )
+    events = Events.prints(t_ts, sign, t_px, t_sz, tick_size, td["line"][keep])
     spec = InstrumentSpec(symbol=sym, venue="TAQ", asset_class="equity", tick_size=tick_size, calendar=cal)
     q = d["tq"]
     report = LoadReport.build(
