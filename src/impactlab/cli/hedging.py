@@ -137,8 +137,8 @@ def build_hedge_scenario(
         "notes": list(day.notes)
         + (
             [
-                f"costs and P&L are in price × quantity units of {day.spec.symbol}: multiply by the multiplier "
-                f"({day.spec.multiplier:g}) for {day.spec.settlement_currency}"
+                f"costs and P&L are in {day.spec.quote_currency}: price × quantity × the contract multiplier "
+                f"({day.spec.multiplier:g})"
             ]
             if day.spec.multiplier != 1
             else []

@@ -372,13 +372,14 @@ def run_scenario(
             elif i % checkpoint_every == 0:
                 store.put_state("md_offset", i, ts_ns=msg["ts_ns"])
         store.put_state("md_offset", 1 << 62, ts_ns=last_ts)  # finished
-        result = _result(config.policy, store, engine, source.mid_at, portfolio, initial_shares, seen, pnl_interval_s)
+        result = _result(config.policy, store, engine, source.mid_at, portfolio, initial_shares, seen, pnl_interval_s,
+                         money=float(day.spec.multiplier) if not day.spec.inverse else 1.0)  # fmt: skip
     return result
 
 
 def _result(
     policy: str, store: Store, engine: HedgingEngine, mid_at: Callable[[int], float], portfolio: Portfolio,
-    initial_shares: float, stream: Sequence[dict[str, Any]], pnl_interval_s: float,
+    initial_shares: float, stream: Sequence[dict[str, Any]], pnl_interval_s: float, *, money: float = 1.0,
 ) -> ScenarioResult:  # fmt: skip
     """Hedging P&L marked to the mid every ``pnl_interval_s``: options (Black–Scholes at the book's implied
     vol) + shares held + the cash the hedges moved, each fill counted at the mid when it traded, so that
@@ -405,7 +406,11 @@ def _result(
         g = book_greeks(book, mid, m["ts_ns"])
         values.append(g.option_value + shares * mid + cash)
     pnl = np.diff(np.array(values))
-    cost = float(sum((done[h["hedge_id"]]["realised_cost_usd"] or 0.0) for h in hedges if h["hedge_id"] in done))
+    # the engine works per unit of price × quantity; the result is in currency: × the contract multiplier
+    pnl = pnl * money
+    cost = money * float(
+        sum((done[h["hedge_id"]]["realised_cost_usd"] or 0.0) for h in hedges if h["hedge_id"] in done)
+    )
     versions = [r["version"] for r in engine.registry.versions()]
     return ScenarioResult(
         policy, [dict(h, realised_cost_usd=done.get(h["hedge_id"], {}).get("realised_cost_usd")) for h in hedges],
