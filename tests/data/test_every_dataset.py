@@ -66,3 +66,25 @@ def test_the_whole_loop_runs_on_every_instrument_day(entry: Any, tmp_path: Path,
     assert details["source_format"] == day.source and details["instrument"]["venue"] == day.venue
     again = build_tca(store, data=data)
     assert len(again) == 1 and again[0].filled == pytest.approx(tca.filled)
+
+
+@pytest.mark.parametrize(("symbol", "date"), [("ESU4", None), ("BTCUSD_PERP", "2024-08-08")])
+def test_hedging_money_uses_the_multiplier_and_the_inverse_contract_value(
+    symbol: str, date: str | None, tmp_path: Path, data: Path
+) -> None:
+    from impactlab.cli.hedging import build_hedge_scenario
+    from impactlab.data import load_market
+
+    day = load_market(symbol, date, data=data)
+    results, meta = build_hedge_scenario(day=day, out_dir=tmp_path, risk_aversions=(1e-3,), twap_horizons_s=(60.0,),
+                                         contracts=-200.0)  # fmt: skip
+    assert meta["instrument"]["symbol"] == symbol
+    traded = [r for r in results if r.hedges]
+    assert traded, "the default threshold makes the book hedge at least once"
+    for r in traded:
+        raw = [(h["realised_cost_usd"] or 0.0, h["arrival_mid"]) for h in r.hedges]
+        if day.spec.inverse:  # in the coin: c · CV / a²
+            assert r.total_cost_usd == pytest.approx(sum(c * 100.0 / a**2 for c, a in raw))
+            assert any("in BTC" in n for n in meta["notes"])
+        else:  # in USD: c · 50
+            assert r.total_cost_usd == pytest.approx(50.0 * sum(c for c, _ in raw))

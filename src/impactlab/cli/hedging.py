@@ -145,8 +145,9 @@ def build_hedge_scenario(
         )
         + (
             [
-                f"inverse contract: costs and P&L are in price × contracts units (USD per 1-USD contract), not "
-                f"{day.spec.settlement_currency}; a contract here is worth {day.spec.contract_value:g} USD"
+                f"inverse contract: costs and P&L are in {day.spec.settlement_currency} (a contract is "
+                f"{day.spec.contract_value:g} USD, worth {day.spec.contract_value:g}/price coins; the '$' columns "
+                f"are {day.spec.settlement_currency})"
             ]
             if day.spec.inverse
             else []

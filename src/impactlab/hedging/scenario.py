@@ -373,13 +373,13 @@ def run_scenario(
                 store.put_state("md_offset", i, ts_ns=msg["ts_ns"])
         store.put_state("md_offset", 1 << 62, ts_ns=last_ts)  # finished
         result = _result(config.policy, store, engine, source.mid_at, portfolio, initial_shares, seen, pnl_interval_s,
-                         money=float(day.spec.multiplier) if not day.spec.inverse else 1.0)  # fmt: skip
+                         spec=day.spec)  # fmt: skip
     return result
 
 
 def _result(
     policy: str, store: Store, engine: HedgingEngine, mid_at: Callable[[int], float], portfolio: Portfolio,
-    initial_shares: float, stream: Sequence[dict[str, Any]], pnl_interval_s: float, *, money: float = 1.0,
+    initial_shares: float, stream: Sequence[dict[str, Any]], pnl_interval_s: float, *, spec: Any = None,
 ) -> ScenarioResult:  # fmt: skip
     """Hedging P&L marked to the mid every ``pnl_interval_s``: options (Black–Scholes at the book's implied
     vol) + shares held + the cash the hedges moved, each fill counted at the mid when it traded, so that
@@ -397,20 +397,32 @@ def _result(
     want = np.arange(grid[0], grid[-1] + 1, int(pnl_interval_s * NS)) if grid.size else grid
     marks = [stream[max(int(np.searchsorted(grid, t, side="right")) - 1, 0)] for t in want]
     values = []
+    mids = []
     book = Portfolio(portfolio.underlying, dict(portfolio.options))
     for m in marks:
         mid = 0.5 * (m["bid"] + m["ask"])
+        mids.append(mid)
         k = int(np.searchsorted(f_t, m["ts_ns"], side="right"))
         shares = initial_shares + (float(f_q[k - 1]) if k else 0.0)
         cash = float(f_cash[k - 1]) if k else 0.0
         g = book_greeks(book, mid, m["ts_ns"])
         values.append(g.option_value + shares * mid + cash)
     pnl = np.diff(np.array(values))
-    # the engine works per unit of price × quantity; the result is in currency: × the contract multiplier
-    pnl = pnl * money
-    cost = money * float(
-        sum((done[h["hedge_id"]]["realised_cost_usd"] or 0.0) for h in hedges if h["hedge_id"] in done)
-    )
+    raw_cost = {
+        h["hedge_id"]: (done[h["hedge_id"]]["realised_cost_usd"] or 0.0) for h in hedges if h["hedge_id"] in done
+    }
+    # the engine works in price × quantity; the result is in the settlement currency: × the multiplier of a
+    # linear contract; for an inverse one a contract is worth CV/p coins, so a move dp of price × contracts is
+    # dp·CV/(p·p') coins (to first order), and a hedge's cost c at arrival mid a is c·CV/a² coins
+    if spec is not None and spec.inverse:
+        mid_arr = np.array(mids)
+        pnl = pnl * spec.contract_value / (mid_arr[:-1] * mid_arr[1:]) if pnl.size else pnl
+        arrival = {h["hedge_id"]: float(h["arrival_mid"]) for h in hedges}
+        cost = float(sum(c * spec.contract_value / arrival[k] ** 2 for k, c in raw_cost.items()))
+    else:
+        money = float(spec.multiplier) if spec is not None else 1.0
+        pnl = pnl * money
+        cost = money * float(sum(raw_cost.values()))
     versions = [r["version"] for r in engine.registry.versions()]
     return ScenarioResult(
         policy, [dict(h, realised_cost_usd=done.get(h["hedge_id"], {}).get("realised_cost_usd")) for h in hedges],
