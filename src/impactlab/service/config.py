@@ -29,7 +29,8 @@ class ServiceConfig:
     keys_for_reads
         Also require a key on read endpoints (estimates, reports, dashboards, metrics).
     symbols
-        LOBSTER symbols whose models the service calibrates at start-up.
+        Instruments whose models the service calibrates at start-up, found through the data catalog:
+        ``SYMBOL``, ``SYMBOL@VENUE`` where it trades on several, ``SYMBOL:YYYY-MM-DD`` for a date.
     data_dir
         Market data (default ``IMPACTLAB_DATA``).
     store_path
@@ -69,8 +70,13 @@ class ServiceConfig:
             raise ServiceError(f"'port' must be in 1…65535, got {self.port!r}")
         if any(len(k) < 16 for k in self.api_keys):
             raise ServiceError("every API key must be at least 16 characters")
-        if not self.symbols or any(not (s.isalnum() and s.isupper() and len(s) <= 12) for s in self.symbols):
-            raise ServiceError(f"'symbols' must be upper-case alphanumeric tickers, got {self.symbols!r}")
+        import re
+
+        ok = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,23}(@[A-Z0-9-]{1,24})?(:\d{4}-\d{2}-\d{2})?$")
+        if not self.symbols or any(not ok.match(s) for s in self.symbols):
+            raise ServiceError(
+                f"'symbols' must be upper-case instruments (SYMBOL, SYMBOL@VENUE, SYMBOL:YYYY-MM-DD), got {self.symbols!r}"
+            )
         if not 1_000 <= self.max_body_bytes <= 100_000_000:
             raise ServiceError(f"'max_body_bytes' must be in [1e3, 1e8], got {self.max_body_bytes!r}")
         if not (self.drift_window >= 10 and 2 <= self.drift_min_orders <= self.drift_window):

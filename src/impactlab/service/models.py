@@ -167,10 +167,13 @@ class ServiceModels:
         return {
             "symbol": symbol, "side": "buy" if side > 0 else "sell", "quantity": quantity, "horizon_s": horizon_s,
             "temporary_bps": temp, "permanent_bps": perm, "total_bps": total, "std_bps": sd,
-            "total_usd": total * quantity * mk.price / 1e4, "arrival_price": float(mk.price),
+            "total_usd": total * float(m.day.spec.notional(quantity, mk.price)) / 1e4,
+            "notional": float(m.day.spec.notional(quantity, mk.price)),
+            "currency": m.day.spec.quote_currency, "arrival_price": float(mk.price),
             "participation": _part(s), "quantiles_bps": {f"{p:g}": v for p, v in q.items()},
             "threshold_bps": threshold_bps, "prob_exceeds": float(stats.norm.sf(z)) if np.isfinite(z) else float(z < 0),
-            "model": "half spread + OW transient + square-root permanent", "model_version": m.version,
+            "model": "half spread + OW transient + square-root permanent" if m.book is not None
+            else "half spread + square-root law", "model_version": m.version,
             "extrapolated_features": list(c.extrapolated_features),
         }  # fmt: skip
 

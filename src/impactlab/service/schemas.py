@@ -19,7 +19,9 @@ __all__ = [
     "TCARequest",
 ]
 
-Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,12}$", description="Ticker, e.g. GOOG")]
+Symbol = Annotated[
+    str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,23}$", description="Instrument, e.g. GOOG, ESU4, BTCUSD_PERP")
+]
 Side = Literal["buy", "sell"]
 Quantity = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False, description="Shares (fractions allowed)")]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -52,6 +54,8 @@ class EstimateResponse(BaseModel):
     total_bps: float
     std_bps: float
     total_usd: float
+    notional: float
+    currency: str
     arrival_price: float
     participation: float
     quantiles_bps: dict[str, float]
