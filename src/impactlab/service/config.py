@@ -75,7 +75,8 @@ class ServiceConfig:
         ok = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,23}(@[A-Z0-9-]{1,24})?(:\d{4}-\d{2}-\d{2})?$")
         if not self.symbols or any(not ok.match(s) for s in self.symbols):
             raise ServiceError(
-                f"'symbols' must be upper-case instruments (SYMBOL, SYMBOL@VENUE, SYMBOL:YYYY-MM-DD), got {self.symbols!r}"
+                "'symbols' must be upper-case instruments (SYMBOL, SYMBOL@VENUE, SYMBOL:YYYY-MM-DD), "
+                f"got {self.symbols!r}"
             )
         if not 1_000 <= self.max_body_bytes <= 100_000_000:
             raise ServiceError(f"'max_body_bytes' must be in [1e3, 1e8], got {self.max_body_bytes!r}")
