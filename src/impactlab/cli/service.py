@@ -11,7 +11,12 @@ import typer
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    symbols: Annotated[str, typer.Option(help="Instruments to calibrate and serve, comma separated (SYMBOL, SYMBOL@VENUE, SYMBOL:YYYY-MM-DD).")] = "GOOG",
+    symbols: Annotated[
+        str,
+        typer.Option(
+            help="Instruments to calibrate and serve, comma separated (SYMBOL, SYMBOL@VENUE, SYMBOL:YYYY-MM-DD)."
+        ),
+    ] = "GOOG",
     store: Annotated[
         Path | None, typer.Option(help="The service's store [default: ~/.impactlab/service.duckdb].")
     ] = None,
