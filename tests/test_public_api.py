@@ -88,6 +88,7 @@ LOADERS = {
     "data/lobster.py",
     "data/binance.py",
     "data/_binance_book.py",
+    "data/_binance_parse.py",
     "data/databento.py",
     "data/taq.py",
     "data/generic.py",

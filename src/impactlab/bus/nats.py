@@ -36,6 +36,7 @@ class _NatsSubscription(Subscription):
         self.queue: deque[Any] = deque()
         self.ready = asyncio.Event()
         self.sub: Any = None
+        self._last_ack: str | None = None
 
     async def _on_msg(self, msg: Any) -> None:
         self.queue.append(msg)
@@ -67,8 +68,19 @@ class _NatsSubscription(Subscription):
         reply = getattr(msg, "reply", None)
         if self.durable is not None and reply:
             await self.bus.nc.publish(reply, b"+ACK")
+            self._last_ack = reply
 
     async def close(self) -> None:
+        # acknowledgements are fire-and-forget on the hot path; before the consumer lets go, the last one is
+        # sent again and waited for (ack-all: every earlier one is then recorded), so a consumer that binds
+        # next resumes after it even on a loaded server
+        last = self._last_ack
+        if last is not None:
+            try:
+                await self.bus.nc.request(last, b"+ACK", timeout=2.0)
+            except Exception:
+                pass
+            self._last_ack = None
         if self.sub is not None:
             await self.sub.unsubscribe()
             self.sub = None

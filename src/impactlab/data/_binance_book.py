@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from impactlab.data import _kernels as k
-from impactlab.data.binance import PRICE_SCALE, BinanceCapture
+from impactlab.data._binance_parse import PRICE_SCALE, BinanceCapture
 
 __all__ = ["BinanceBook", "rebuild_binance"]
 

@@ -164,7 +164,7 @@ def _lobster(paths: Iterable[Path], notes: list[str]) -> list[CatalogEntry]:
 
 
 def _binance(paths: Iterable[Path], notes: list[str]) -> list[CatalogEntry]:
-    from impactlab.data.binance import _is_coinm
+    from impactlab.data._binance_parse import _is_coinm
     from impactlab.data.validation import read_bytes
 
     files = []
