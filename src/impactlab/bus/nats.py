@@ -11,6 +11,7 @@ gets, in order, exactly what it had not acknowledged, without waiting for the se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -76,10 +77,8 @@ class _NatsSubscription(Subscription):
         # next resumes after it even on a loaded server
         last = self._last_ack
         if last is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await self.bus.nc.request(last, b"+ACK", timeout=2.0)
-            except Exception:
-                pass
             self._last_ack = None
         if self.sub is not None:
             await self.sub.unsubscribe()
