@@ -114,7 +114,19 @@ def test_demo_without_data_runs_on_synthetic(tmp_path: Path) -> None:
 
 def test_parse_duration() -> None:
     assert parse_duration_s("10s") == 10 and parse_duration_s("500ms") == 0.5 and parse_duration_s("2m") == 120
+    assert parse_duration_s("6h15m") == 22_500 and parse_duration_s("1m30s") == 90 and parse_duration_s("1h 5m") == 3900
+    assert parse_duration_s("90") == 90
+    for bad in ("6h15", "h", "1x", "", "0s"):
+        with pytest.raises(Exception, match="positive duration"):
+            parse_duration_s(bad)
     import typer
 
     with pytest.raises(typer.BadParameter):
         parse_duration_s("-1s")
+
+
+def test_version_flag() -> None:
+    from impactlab import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.stdout.strip() == f"impactlab {__version__}"

@@ -31,6 +31,25 @@ from impactlab.errors import ImpactLabError
 from impactlab.features.pipeline import FeatureSet, market_features
 
 app = typer.Typer(no_args_is_help=True, help="impactlab: what your own trading will cost, before you trade.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from impactlab import __version__
+
+        sys.stdout.write(f"impactlab {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """impactlab: what your own trading will cost, before you trade."""
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Load and validate market data and the system's own records.")
 book_app = typer.Typer(no_args_is_help=True, help="Rebuild order books and check them.")
 app.add_typer(data_app, name="data")
@@ -59,14 +78,23 @@ class Kind(StrEnum):
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|min|m|h)")
+_UNIT_S = {"ms": 1e-3, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
 def parse_duration_s(text: str) -> float:
-    """``'10s'``, ``'500ms'``, ``'1m'``, ``'2h'`` or a plain number of seconds, as seconds."""
+    """``'10s'``, ``'500ms'``, ``'1m'``, ``'2h'``, a compound ``'6h15m'`` / ``'1m30s'``, or a plain number of
+    seconds, as seconds."""
     m = _DURATION.match(text)
-    if not m or float(m[1]) <= 0:
-        raise typer.BadParameter(f"expected a positive duration like 10s, 500ms or 1m, got {text!r}")
-    return float(m[1]) * {"ms": 1e-3, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}[m[2]]
+    if m:
+        value = float(m[1]) * _UNIT_S[m[2]]
+    else:
+        compact = text.strip().replace(" ", "")
+        parts = _PART.findall(compact)
+        value = sum(float(n) * _UNIT_S[u] for n, u in parts) if "".join(n + u for n, u in parts) == compact else -1
+    if not value > 0:
+        raise typer.BadParameter(f"expected a positive duration like 10s, 500ms, 1m or 6h15m, got {text!r}")
+    return float(value)
 
 
 @contextmanager
