@@ -99,3 +99,17 @@ def test_wrong_inputs_are_one_line_errors_without_a_traceback(data: Path, args: 
 def test_book_replay_on_a_level_1_day(data: Path) -> None:
     out = _ok(["book", "replay", str(lobster_path(data, "AMZN", 1)), "--check", "--json"])
     assert out["levels"] == 1 and out["mismatched_rows"] == 0
+
+
+def test_stores_that_cannot_be_read_are_one_line_errors(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["tca", "--orders", str(tmp_path / "missing.duckdb")])
+    assert r.exit_code == 2 and "store not found" in r.output and "Traceback" not in r.output
+    junk = tmp_path / "junk.duckdb"
+    junk.write_text("not a database")
+    r = runner.invoke(app, ["tca", "--orders", str(junk)])
+    assert r.exit_code == 2 and "not a DuckDB store" in " ".join(r.output.split())
+
+
+def test_symbols_and_sides_in_any_case(data: Path) -> None:
+    out = _ok(["pretrade", "--symbol", "esu4", "--side", "BUY", "--qty", "1", "--json"])
+    assert out["symbol"] == "ESU4" and out["side"] == "buy"

@@ -329,6 +329,7 @@ def execute_cmd(
     from impactlab.tca import tca_html, tca_json, tca_table
 
     main = _cli()
+    side = side.lower()
     if side not in ("buy", "sell"):
         raise typer.BadParameter(f"--side must be buy or sell, got {side!r}")
     with main._errors():

@@ -357,7 +357,7 @@ def volume_schedule(
 
 
 def pretrade_cmd(
-    side: Annotated[Side, typer.Option(help="buy or sell.")],
+    side: Annotated[Side, typer.Option(help="buy or sell (any case).", case_sensitive=False)],
     qty: Annotated[float, typer.Option(help="Quantity in the instrument's unit (shares, contracts, coins).")],
     symbol: Annotated[
         str | None, typer.Option(help="Symbol, found through the data catalog (its deepest file is the market).")

@@ -314,6 +314,7 @@ def backtest_cmd(
 ) -> None:
     """Execute a schedule on the simulator or a replay and print its implementation shortfall and parts."""
     main = _cli()
+    side = side.lower()
     if side not in ("buy", "sell"):
         raise typer.BadParameter(f"'side' must be buy or sell, got {side!r}")
     if not (qty > 0 and children >= 1):

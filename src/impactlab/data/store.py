@@ -95,7 +95,16 @@ class Store:
             Path(target).expanduser().parent.mkdir(parents=True, exist_ok=True)
             target = str(Path(target).expanduser())
         self.path = str(target)
-        self._con = duckdb.connect(self.path, read_only=read_only)
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise DataValidationError("store not found (run a command that writes it first, e.g. execute)",
+                                      path=self.path)  # fmt: skip
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except (duckdb.IOException, duckdb.Error) as exc:
+            lock = "lock" in str(exc).lower()
+            why = "held open for writing by another process" if lock else "not a DuckDB store, or unreadable"
+            raise DataValidationError(f"cannot open the store: {why} ({str(exc).splitlines()[0]})",
+                                      path=self.path) from exc  # fmt: skip
         if not read_only:
             for name, (schema, key) in _TABLES.items():
                 self._run(_ddl(name, schema, key))
