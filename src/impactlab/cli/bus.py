@@ -62,7 +62,10 @@ def feed_cmd(
 def hedge_live_cmd(
     bus: Annotated[str, typer.Option(help="NATS server URL.")],
     store: Annotated[Path, typer.Option(help="The engine's journal (run again on it to resume).")],
-    symbol: Annotated[str, typer.Option(help="LOBSTER symbol hedged (its replay is the venue).")] = "GOOG",
+    symbol: Annotated[
+        str, typer.Option(help="Symbol hedged (its replay is the venue; see `impactlab data catalog`).")
+    ] = "GOOG",
+    date: Annotated[str | None, typer.Option(help="Trading date YYYY-MM-DD.")] = None,
     contracts: Annotated[float, typer.Option(help="Calls held (negative: short).")] = -400.0,
     threshold: Annotated[float, typer.Option(help="Hedge when |delta| passes this many shares.")] = 400.0,
     risk_aversion: Annotated[float, typer.Option(help="λ of the impact-aware policy.")] = 1e-3,
@@ -76,10 +79,11 @@ def hedge_live_cmd(
     from impactlab.hedging import HedgeCostModel, HedgingConfig
     from impactlab.hedging.live import run_live
     from impactlab.hedging.scenario import BookSpec, ReplaySource
-    from impactlab.rl.tasks import load_day
 
     with _errors():
-        day = load_day(symbol)
+        from impactlab.cli.market import resolve_market
+
+        day = resolve_market(symbol=symbol, date=date)
         model = HedgeCostModel.from_day(day)
         cfg = HedgingConfig(symbol, threshold_shares=threshold, risk_aversion=risk_aversion)
         src = ReplaySource(day, start_s=parse_duration_s(start), end_s=parse_duration_s(end), md_step_s=5.0)
