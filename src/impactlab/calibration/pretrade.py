@@ -223,7 +223,9 @@ def calibrated_almgren_chriss(
         bcm = book_cost_model(day)
         rate_share = quantity / horizon_s
         y, delta = (bcm.sqrt.result_.params_dict()[k] for k in ("Y", "delta"))
-        adv, _, vol, _ = _liquidity(day)
+        from impactlab.calibration.blocks import day_context
+
+        adv, _, vol, _ = day_context(day)
         # temporary cost per share of trading at rate v: Y σ (v T / V)^δ; linear η at that rate
         cost_frac = y * vol * (rate_share * horizon_s / adv) ** delta
         eta = cost_frac * price / max(rate_share, 1e-12)
@@ -260,9 +262,3 @@ def prior_square_root() -> SquareRootImpact:
     m.data_fingerprint_ = "prior"
     m.fitted_window_ = None
     return m
-
-
-def _liquidity(day: MarketDay) -> tuple[float, str, float, str]:
-    from impactlab.calibration.blocks import day_context
-
-    return day_context(day)

@@ -75,24 +75,13 @@ def binance_spec(symbol: str, market: str, tick_size: float) -> InstrumentSpec:
         )
     quote = next((q for q in ("USDT", "USDC", "FDUSD", "BUSD", "BTC", "ETH") if sym.endswith(q)), "USDT")
     base = sym[: -len(quote)] or sym
-    if market == "usdm":
-        return InstrumentSpec(
-            symbol=sym,
-            venue="BINANCE-USDM",
-            asset_class="crypto_perpetual",
-            tick_size=tick_size,
-            lot_size=1e-3,
-            quote_currency=quote,
-            settlement_currency=quote,
-            size_unit=base,
-            calendar=cal,
-        )
+    usdm = market == "usdm"
     return InstrumentSpec(
         symbol=sym,
-        venue="BINANCE",
-        asset_class="crypto_spot",
+        venue="BINANCE-USDM" if usdm else "BINANCE",
+        asset_class="crypto_perpetual" if usdm else "crypto_spot",
         tick_size=tick_size,
-        lot_size=1e-5,
+        lot_size=1e-3 if usdm else 1e-5,
         quote_currency=quote,
         settlement_currency=quote,
         size_unit=base,

@@ -252,9 +252,7 @@ class InstrumentSpec:
         not enter: a contract is a fixed quote-currency amount).
         """
         q = np.abs(quantity)
-        if self.inverse:
-            return q * self.contract_value
-        return q * np.asarray(price) * self.multiplier if isinstance(price, np.ndarray) else q * price * self.multiplier
+        return q * self.contract_value if self.inverse else q * price * self.multiplier
 
     def notional_settlement(self, quantity: float | F64, price: float | F64) -> Any:
         """Notional in the settlement currency (the coin for an inverse contract)."""
