@@ -76,7 +76,9 @@ def _fill(exec_id: str, clid: str, qty: float, px: float = 100.0, venue: str = "
 def _oms(tmp_path: Path | None = None, **kw: object) -> tuple[OrderManager, FakeVenue, Store]:
     store = Store(":memory:" if tmp_path is None else tmp_path / "s.duckdb")
     v = FakeVenue(store=store)
-    return OrderManager(store, {"X": v}, clock=lambda: T0, **kw), v, store  # type: ignore[arg-type]
+    oms = OrderManager(store, {"X": v}, clock=lambda: T0, **kw)  # type: ignore[arg-type]
+    oms.open_parent(ParentOrder("P1", "GOOG", Side.BUY, 10_000.0, T0, T0 + 600 * 10**9))
+    return oms, v, store
 
 
 # -- order state machine -----------------------------------------------------------------------------
@@ -95,7 +97,7 @@ def test_orders_are_journalled_before_sending_and_ids_are_idempotent() -> None:
 
 def test_state_machine_partial_fill_fill_and_final_states() -> None:
     oms, _, store = _oms()
-    mo = oms.submit(_child(1, qty=100))
+    mo = oms.submit(_child(1, qty=100, px=101.0))
     assert oms.apply(ExecutionReport("a1", "c1", "new", T0, "X"))
     assert mo.state is OrderState.NEW
     assert oms.apply(_fill("e1", "c1", 40))
@@ -112,20 +114,107 @@ def test_state_machine_partial_fill_fill_and_final_states() -> None:
 def test_bad_reports_are_refused_counted_and_never_raise() -> None:
     oms, _, store = _oms()
     oms.submit(_child(1, qty=100))
-    assert not oms.apply(_fill("e1", "ghost", 10))  # unknown order
-    assert not oms.apply(_fill("e2", "c1", 150))  # larger than the open quantity
-    assert not oms.apply(_fill("e3", "c1", 10, venue="OTHER"))  # wrong venue
     assert not oms.apply(ExecutionReport("e4", "c1", "fill", T0, "X", 0.0, 100.0))  # zero quantity
+    assert not oms.apply(ExecutionReport("n1", "ghost", "new", T0, "X"))  # an ack for an unknown order
     assert oms.apply(_fill("e5", "c1", 30))
-    assert not oms.apply(_fill("e5", "c1", 30))  # a resend of the same execution
+    assert not oms.apply(_fill("e5", "c1", 30))  # the same execution id again, with no PossDup: refused
+    assert not oms.apply(dataclasses.replace(_fill("e5", "c1", 30), poss_dup=True))  # a resend: a duplicate
     assert oms.duplicate_reports == 1
     assert dict(oms.rejected_reports) == {
         "unknown order": 1,
-        "fill larger than the open quantity": 1,
-        "report from another venue": 1,
         "fill with a non-positive quantity or price": 1,
+        "execution id seen before, without PossDup": 1,
     }
-    assert oms.filled("P1") == 30 and store.count("fills") == 1
+    assert oms.filled("P1") == 30 and store.count("fills") == 1 and store.count("breaks") == 0
+    assert not oms.halted
+
+
+@pytest.mark.parametrize(
+    ("report", "why"),
+    [
+        (_fill("e1", "ghost", 10), "never sent"),
+        (_fill("e2", "c1", 150), "fill of 150 with 100 open"),
+        (_fill("e3", "c1", 10, venue="OTHER"), "fill from OTHER"),
+        (_fill("e4", "c1", 10, px=1_000_000.0), "through the limit 100"),  # the red team's $1M fill on a limit
+    ],
+)
+def test_a_fill_the_order_cannot_take_is_a_break_stored_alerted_and_halting_its_parent(
+    report: ExecutionReport, why: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = []
+    oms, v, store = _oms(on_break=seen.append)
+    oms.submit(_child(1, qty=100))
+    with caplog.at_level("ERROR", logger="impactlab.alerts"):
+        assert not oms.apply(report)
+    assert len(seen) == 1 and why in seen[0].reason and "BREAK" in caplog.text
+    row = store.read("breaks").to_pylist()[0]
+    assert row["exec_id"] == report.exec_id and row["quantity"] == report.quantity and why in row["reason"]
+    assert oms.filled("P1") == 0 and store.count("fills") == 0
+    if report.client_order_id == "c1":  # the parent is known: halted, nothing more is sent for it
+        assert "break" in oms.halted["P1"]
+        with pytest.raises(RiskLimitError) as e:
+            oms.submit(_child(2, qty=10))
+        assert e.value.check == "parent_halted" and len(v.sent) == 1
+
+
+def test_a_fill_on_a_filled_order_is_a_break_and_a_restart_keeps_the_parent_halted(tmp_path: Path) -> None:
+    oms, _, store = _oms(tmp_path)
+    oms.submit(_child(1, qty=100))
+    assert oms.apply(_fill("e1", "c1", 100))
+    assert not oms.apply(_fill("e2", "c1", 20))  # the red team's sequence reset: an old order filled again
+    assert oms.breaks[0].reason == "fill on a filled order"
+    store.close()
+    back = OrderManager.restore(Store(tmp_path / "s.duckdb"), {"X": FakeVenue()}, clock=lambda: T0)
+    assert "P1" in back.halted
+    assert not back.apply(_fill("e2", "c1", 20))  # the same break again is not a second one
+    assert back.duplicate_reports == 0 and len(back.breaks) == 0
+
+
+def test_open_plus_filled_never_exceeds_the_parent_in_the_order_manager() -> None:
+    oms, v, _ = _oms()
+    oms.open_parent(ParentOrder("P2", "GOOG", Side.BUY, 250.0, T0, T0 + 10**9))
+    kid = lambda n, q: ChildOrder(f"p2-{n}", "P2", "GOOG", Side.BUY, q, OrderType.LIMIT, "X", T0, 100.0)  # noqa: E731
+    oms.submit(kid(1, 100))
+    oms.submit(kid(2, 100))
+    with pytest.raises(RiskLimitError) as e:
+        oms.submit(kid(3, 100))  # 300 > 250 while the first two are open, whatever the slicer thinks
+    assert e.value.check == "parent_quantity" and e.value.limit == 250
+    oms.apply(_fill("f1", "p2-1", 100))
+    oms.apply(ExecutionReport("x2", "p2-2", "cancelled", T0, "X"))
+    oms.submit(kid(4, 150))  # 100 filled + 150 open = 250: allowed
+    with pytest.raises(RiskLimitError, match="parent_quantity|exceed"):
+        oms.submit(kid(5, 1))
+    with pytest.raises(ExecutionError, match="not opened"):
+        oms.submit(ChildOrder("z", "NOPE", "GOOG", Side.BUY, 1, OrderType.LIMIT, "X", T0, 100.0))
+    assert [o.client_order_id for o in v.sent] == ["p2-1", "p2-2", "p2-4"]
+
+
+def test_an_unanswered_order_becomes_unknown_counts_as_open_and_is_settled_by_status() -> None:
+    now = [T0]
+    store = Store(":memory:")
+    v = FakeVenue(store=store)
+    asked: list[str] = []
+    v.request_status = lambda order: asked.append(order.client_order_id)  # type: ignore[attr-defined]
+    oms = OrderManager(store, {"X": v}, clock=lambda: now[0], ack_timeout_s=2.0)  # type: ignore[dict-item]
+    oms.open_parent(ParentOrder("P1", "GOOG", Side.BUY, 100.0, T0, T0 + 10**10))
+    mo = oms.submit(_child(1, qty=100))
+    now[0] += 3 * 10**9
+    oms.poll()
+    assert mo.state is OrderState.UNKNOWN and asked == ["c1"] and mo.open_quantity == 100
+    with pytest.raises(RiskLimitError, match="exceed"):
+        oms.submit(_child(2, qty=1))  # unknown counts in full against the parent
+    assert oms.apply(ExecutionReport("s1", "c1", "status", now[0], "X", status="unknown"))
+    assert mo.state is OrderState.REJECTED and "never received" in mo.reason
+    oms.submit(_child(3, qty=100))  # now the parent may send again
+
+
+def test_a_status_that_disagrees_with_the_store_is_a_reconciliation_break() -> None:
+    oms, _, store = _oms()
+    oms.submit(_child(1, qty=100))
+    oms.apply(_fill("e1", "c1", 40))
+    assert not oms.apply(ExecutionReport("s1", "c1", "status", T0, "X", status="partially_filled", cum_quantity=60))
+    assert oms.breaks[0].kind == "reconciliation" and oms.breaks[0].quantity == pytest.approx(20)
+    assert store.count("breaks") == 1 and "P1" in oms.halted
 
 
 def test_restart_restores_states_and_fills_and_ignores_resent_reports(tmp_path: Path) -> None:
@@ -139,6 +228,7 @@ def test_restart_restores_states_and_fills_and_ignores_resent_reports(tmp_path: 
     store2 = Store(tmp_path / "s.duckdb")
     v2 = FakeVenue()
     back = OrderManager.restore(store2, {"X": v2}, clock=lambda: T0)
+    assert back.parents == {"P1": 10_000.0}
     assert back.orders["c1"].state is OrderState.PARTIALLY_FILLED and back.orders["c1"].filled == 40
     assert back.orders["c2"].state is OrderState.REJECTED
     assert not back.apply(_fill("e1", "c1", 40))  # the venue resends the fill after the reconnect
@@ -270,6 +360,7 @@ def test_guarded_order_manager_checks_every_order_and_its_kill_switch_cancels() 
     v = PricedVenue()
     oms = guarded_order_manager(Store(":memory:"), {"X": v}, limits=RiskLimits(price_collar_bps=10.0),
                                 clock=lambda: T0, market_volume=1e6)  # fmt: skip
+    oms.open_parent(ParentOrder("P1", "GOOG", Side.BUY, 1_000.0, T0, T0 + 10**9))
     oms.submit(_child(1, qty=10, px=100.05))
     with pytest.raises(RiskLimitError) as e:
         oms.submit(_child(2, qty=10, px=100.2))  # 20 bps through the mid read from the venue

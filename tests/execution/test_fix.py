@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from impactlab.data import ChildOrder, OrderType, Side, Store
+from impactlab.data import ChildOrder, OrderType, ParentOrder, Side, Store
 from impactlab.execution import OrderManager, OrderState
 from impactlab.execution.fix import FixConfig, FixExchange, FixVenue
 from impactlab.simulation import ConstantLatency, QueueReactiveMarket, QueueReactiveParams
@@ -32,6 +32,12 @@ def _market(latency_ms: int = 0) -> QueueReactiveMarket:
 
 def _child(n: int, qty: float, typ: OrderType = OrderType.MARKET, px: float | None = None) -> ChildOrder:
     return ChildOrder(f"k{n}", "P", "X", Side.BUY, qty, typ, "SIMX", time.time_ns(), px)
+
+
+def _oms(store: Store, cl: FixVenue, **kw) -> OrderManager:  # type: ignore[no-untyped-def]
+    oms = OrderManager(store, {"SIMX": cl}, clock=time.time_ns, **kw)
+    oms.open_parent(ParentOrder("P", "X", Side.BUY, 1e6, time.time_ns(), time.time_ns() + 3600 * 10**9))
+    return oms
 
 
 def _until(pred, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
@@ -59,7 +65,7 @@ def test_orders_fill_over_fix_and_land_in_the_store(session, tmp_path: Path) -> 
     cl = FixVenue("SIMX", cfg).start()
     clients.append(cl)
     store = Store(tmp_path / "s.duckdb")
-    oms = OrderManager(store, {"SIMX": cl}, clock=time.time_ns)
+    oms = _oms(store, cl)
     oms.submit(_child(1, 30))
     assert _until(lambda: (oms.poll(), oms.orders["k1"].state)[1] is OrderState.FILLED)
     assert oms.orders["k1"].filled == pytest.approx(30)
@@ -77,7 +83,7 @@ def test_a_dropped_connection_recovers_with_no_lost_or_duplicated_fills(session,
     cl = FixVenue("SIMX", cfg).start()
     clients.append(cl)
     store = Store(tmp_path / "s.duckdb")
-    oms = OrderManager(store, {"SIMX": cl}, clock=time.time_ns)
+    oms = _oms(store, cl)
     oms.submit(_child(1, 60))  # walks several levels: several fills
     assert _until(lambda: (oms.poll(), oms.orders["k1"].state)[1] is OrderState.FILLED)
     fills_1 = len(oms.orders["k1"].fills)
@@ -105,7 +111,7 @@ def test_malformed_and_unknown_messages_are_refused_and_counted(session, tmp_pat
     cfg, ex, clients = session
     cl = FixVenue("SIMX", cfg).start()
     clients.append(cl)
-    oms = OrderManager(Store(":memory:"), {"SIMX": cl}, clock=time.time_ns)
+    oms = _oms(Store(":memory:"), cl)
     sid = cfg.session_id("initiator")
     bad = f44.NewOrderSingle()  # no ClOrdID
     bad.setField(fix.Side(fix.Side_BUY))

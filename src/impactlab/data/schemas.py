@@ -21,6 +21,7 @@ from impactlab.errors import DataValidationError
 
 __all__ = [
     "BOOK_LEVEL_FIELDS",
+    "BREAKS",
     "CHILD_ORDERS",
     "COST_PREDICTIONS",
     "ENGINE_STATE",
@@ -192,6 +193,24 @@ FILLS = pa.schema(
     ]
 )
 """Fills (executions) of the system's own child orders."""
+
+BREAKS = pa.schema(
+    [
+        _f("break_id", pa.string(), "id", "venue and execution id (or order and check), unique"),
+        _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time the break was found"),
+        _f("kind", pa.string(), "name", "fill (a fill the order could not take) or reconciliation"),
+        _f("venue", pa.string(), "name", "venue that reported it"),
+        _f("client_order_id", pa.string(), "id", "child order concerned"),
+        _f("parent_order_id", pa.string(), "id", "its parent, empty if the order is unknown"),
+        _f("exec_id", pa.string(), "id", "the venue's execution id, empty for a reconciliation"),
+        _f("quantity", pa.float64(), "shares", "shares the venue says executed (fill) or differ (reconciliation)"),
+        _f("price", pa.float64(), "currency", "fill price, NaN for a reconciliation"),
+        _f("reason", pa.string(), "text", "why it is a break"),
+    ]
+)
+"""Breaks: executions the venue reports that the order book of record cannot take (a fill on a finished
+order, past its limit or beyond its size; a status that disagrees with the store).  Each halts its parent;
+the venue may hold a position the fills table does not, so a person must look at every row."""
 
 ORDER_EVENTS = pa.schema(
     [

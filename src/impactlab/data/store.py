@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from impactlab.config import default_store_path
 from impactlab.data.schemas import (
+    BREAKS,
     CHILD_ORDERS,
     COST_PREDICTIONS,
     ENGINE_STATE,
@@ -47,6 +48,7 @@ _TABLES: dict[str, tuple[pa.Schema, str | None]] = {
     "child_orders": (CHILD_ORDERS, "client_order_id"),
     "fills": (FILLS, "fill_id"),
     "order_events": (ORDER_EVENTS, "event_id"),
+    "breaks": (BREAKS, "break_id"),
     "cost_predictions": (COST_PREDICTIONS, "prediction_id"),
     "model_versions": (MODEL_VERSIONS, "version"),
     "hedges": (HEDGES, "hedge_id"),

@@ -178,7 +178,12 @@ class ChildPolicy(Protocol):
 
 @dataclass(frozen=True)
 class ExecutionResult:
-    """One parent order worked to its end: fills, the mids TCA needs, and what was refused."""
+    """One parent order worked to its end: fills, the mids TCA needs, and what was refused.
+
+    ``halted`` says why the engine stopped the parent early (the kill switch, a break, a session that
+    did not come back), empty when it ran its course; ``unresolved`` lists the child orders whose state
+    the venue never confirmed (left ``unknown``: a person must check them); ``breaks`` counts the breaks
+    found on the parent."""
 
     parent: ParentOrder
     fills: tuple[Fill, ...]
@@ -189,6 +194,9 @@ class ExecutionResult:
     children: int
     refused: dict[str, int]
     rejected_reports: dict[str, int]
+    halted: str = ""
+    unresolved: tuple[str, ...] = ()
+    breaks: int = 0
 
     @property
     def filled(self) -> float:
@@ -237,6 +245,16 @@ class ExecutionEngine:
     child_policy
         Decides each non-urgent child's size and aggression instead of the router (one venue only); urgent
         slices (behind the catch-up bound, the last) and the sweep still go to market.
+    recover_s
+        After a halt, how long to wait for a venue that is down to come back (to reconcile and cancel what
+        is open there) and for every open order to be final.  What is still not confirmed then is left
+        ``unknown`` and reported.
+
+    Notes
+    -----
+    The engine halts a parent when the kill switch of the order manager's risk gate trips (a venue's
+    session drop trips it) or the order manager halts it (a break): no more children, every open one
+    cancelled once its venue is back and the venue's status of each asked (reconciliation).
     """
 
     def __init__(
@@ -251,6 +269,7 @@ class ExecutionEngine:
         post_s: float = 60.0,
         on_step: Callable[[int], None] | None = None,
         child_policy: ChildPolicy | None = None,
+        recover_s: float = 30.0,
     ) -> None:
         if child_policy is not None and len(venues) != 1:
             raise ExecutionError(f"a child policy works one venue, got {len(venues)}")
@@ -269,7 +288,10 @@ class ExecutionEngine:
         if isinstance(router, ContKukanovRouter) and set(self.outflow) != set(self.venues):
             raise ExecutionError("the Cont–Kukanov router needs queue-outflow samples for every venue")
         self.post_s = float(post_s)
+        self.recover_ns = int(float(recover_s) * NS)
         self.on_step = on_step
+        self._halting = False
+        self._parent: str | None = None
         self.path: list[tuple[int, float]] = []  # (ns, consolidated mid) at every step the engine took
 
     def _mid(self) -> float:
@@ -277,14 +299,62 @@ class ExecutionEngine:
         mids = [m for m in mids if np.isfinite(m)]
         return float(np.mean(mids)) if mids else float("nan")
 
+    def _mid_safe(self) -> float:
+        try:
+            return self._mid()
+        except Exception:  # a venue without market data while it is down
+            return float("nan")
+
+    def _halt_reason(self) -> str:
+        ks = getattr(self.oms.risk, "kill_switch", None)
+        if ks is not None and ks.tripped:
+            return f"kill switch: {ks.reason}"
+        return self.oms.halted.get(self._parent, "") if self._parent is not None else ""
+
     def _advance(self, t_ns: int) -> None:
         self.clock.advance_to(t_ns)
         self.oms.poll(t_ns)
-        m = self._mid()
+        m = self._mid_safe()
         if np.isfinite(m) and (not self.path or self.path[-1][1] != m):
             self.path.append((int(t_ns), m))
         if self.on_step is not None:
             self.on_step(int(t_ns))
+        if not self._halting:
+            why = self._halt_reason()
+            if why:
+                raise _Halted(why)
+
+    def _wait(self, pred: Callable[[], bool], until_ns: int, step_ns: int = 10_000_000) -> bool:
+        t = int(self.clock())
+        while not pred() and t < until_ns:
+            t = max(t + step_ns, int(self.clock()))
+            self._advance(t)
+        return pred()
+
+    def _halt(self, parent: ParentOrder, why: str) -> tuple[str, ...]:
+        """Stop the parent: wait for its venues to come back, reconcile, cancel what is open, wait for every
+        order to be final; returns the orders still unconfirmed (journalled ``unknown``)."""
+        from impactlab.execution.orders import OrderState
+
+        self._halting = True
+        self.oms.halt(parent.order_id, why)
+        log.error("parent %s halted: %s", parent.order_id, why)
+        deadline = int(self.clock()) + self.recover_ns
+        used = {mo.order.venue for mo in self.oms.open_orders(parent.order_id)}
+        self._wait(lambda: all(getattr(self.venues[v], "available", True) for v in used), deadline)
+        for v in used:
+            if getattr(self.venues[v], "available", True):
+                self.oms.reconcile(v)
+        self._wait(lambda: False, min(int(self.clock()) + NS // 2, deadline))  # let the status answers in
+        for mo in self.oms.open_orders(parent.order_id):
+            self.oms.cancel(mo.order.client_order_id)
+        self._wait(lambda: not self.oms.open_orders(parent.order_id), deadline)
+        left = self.oms.open_orders(parent.order_id)
+        for mo in left:
+            if mo.state is not OrderState.UNKNOWN:
+                mo.state, mo.reason = OrderState.UNKNOWN, f"not confirmed after the halt ({why})"
+                self.oms._journal(mo)
+        return tuple(mo.order.client_order_id for mo in left)
 
     def _send(self, parent: ParentOrder, n: int, venue: str, qty: float, limit: float | None) -> int:
         order = ChildOrder(
@@ -312,7 +382,7 @@ class ExecutionEngine:
         ctx = ChildContext(k, slicer.n_slices, side, parent.quantity, filled, float(slicer.cumulative[k]),
                            plan.target_filled, plan.quantity, int(self.clock()))  # fmt: skip
         choice = self.child_policy.choose(ctx)
-        left = parent.quantity - filled
+        left = parent.quantity - self.oms.committed(parent.order_id)
         qty = math.floor(min(max(float(choice.shares), 0.0), left) / slicer.lot + 1e-9) * slicer.lot
         if not qty > 0:
             return n
@@ -326,21 +396,58 @@ class ExecutionEngine:
         return self._send(parent, n, name, qty, px)
 
     def run(self, parent: ParentOrder, slicer: Slicer) -> ExecutionResult:
-        """Work ``parent`` along ``slicer`` to its end; returns the fills and mids for TCA."""
-        side = int(parent.side)
+        """Work ``parent`` along ``slicer`` to its end (or its halt); returns the fills and mids for TCA."""
+        self._parent, self._halting = parent.order_id, False
         # a parent this order manager already knows children of is resumed (after a restart): its arrival mid
         # is the one recorded when it began, child numbers carry on, and slices already over are skipped
         n = sum(mo.order.parent_order_id == parent.order_id for mo in self.oms.orders.values())
         resumed = n > 0
-        self.oms.store.add_records([parent])
-        self._advance(max(parent.start_ns, int(self.clock())) if resumed else parent.start_ns)
+        self.oms.open_parent(parent)
         known = self.oms.store.read("parent_orders", where="order_id = ?", params=[parent.order_id])
         arrival = known.column("arrival_mid")[0].as_py() if resumed and known.num_rows else None
-        if arrival is None:
-            arrival = self._mid()
-            if not np.isfinite(arrival):
-                raise ExecutionError(f"parent {parent.order_id!r}: no two-sided quote at the start")
-            self.oms.store.record_outcome(parent.order_id, arrival_mid=arrival)
+        halted, unresolved = "", ()
+        t = int(self.clock())
+        end_mid = post_mid = float("nan")
+        try:
+            if resumed:  # what happened to the orders open at the restart: ask the venues that can tell
+                if self.oms.reconcile():
+                    self._wait(lambda: False, int(self.clock()) + NS // 2)
+                    for mo in self.oms.open_orders(parent.order_id):
+                        self.oms.cancel(mo.order.client_order_id)
+                    self._wait(lambda: not self.oms.open_orders(parent.order_id), int(self.clock()) + 5 * NS)
+            self._advance(max(parent.start_ns, int(self.clock())) if resumed else parent.start_ns)
+            if arrival is None:
+                arrival = self._mid()
+                if not np.isfinite(arrival):
+                    raise ExecutionError(f"parent {parent.order_id!r}: no two-sided quote at the start")
+                self.oms.store.record_outcome(parent.order_id, arrival_mid=arrival)
+            n = self._slices(parent, slicer, n, resumed)
+            t = self._finish(parent, slicer, n)
+            end_mid = self._mid()
+        except _Halted as h:
+            halted = str(h)
+            unresolved = self._halt(parent, halted)
+            t = int(self.clock())
+            end_mid = self._mid_safe()
+        n = sum(mo.order.parent_order_id == parent.order_id for mo in self.oms.orders.values())
+        self._halting = True  # the post-trade mark is read whatever happens now
+        if not halted or np.isfinite(end_mid):
+            self._advance(max(t, slicer.end_ns if not halted else t) + int(self.post_s * NS))
+            post_mid = self._mid_safe()
+        fills = tuple(sorted(self.oms.fills(parent.order_id), key=lambda f: f.ts_ns))
+        breaks = sum(b.parent_order_id == parent.order_id for b in self.oms.breaks)
+        res = ExecutionResult(
+            parent, fills, float(arrival) if arrival is not None else float("nan"), end_mid, post_mid, t, n,
+            dict(self.oms.refused_orders), dict(self.oms.rejected_reports), halted, unresolved, breaks,
+        )  # fmt: skip
+        self.oms.store.record_outcome(
+            parent.order_id, arrival_mid=arrival, avg_price=res.average_price if fills else None,
+            end_mid=end_mid if np.isfinite(end_mid) else None, post_mid=post_mid if np.isfinite(post_mid) else None,
+        )  # fmt: skip
+        return res
+
+    def _slices(self, parent: ParentOrder, slicer: Slicer, n: int, resumed: bool) -> int:
+        side = int(parent.side)
         for k in range(slicer.n_slices):
             t = int(slicer.boundaries_ns[k])
             if resumed and k + 1 < slicer.n_slices and slicer.boundaries_ns[k + 1] <= self.clock():
@@ -348,7 +455,8 @@ class ExecutionEngine:
             self._advance(max(t, int(self.clock())) if resumed else t)
             self._settle(parent, t + NS)
             filled = self.oms.filled(parent.order_id)
-            plan = slicer.plan(k, filled)
+            working = self.oms.committed(parent.order_id) - filled  # orders not yet final (unknown ones too)
+            plan = slicer.plan(k, filled, working)
             if self.child_policy is not None and not plan.urgent:
                 n = self._child(parent, n, slicer, k, filled, plan)
                 continue
@@ -371,10 +479,15 @@ class ExecutionEngine:
                 px = decision.limit_price.get(venue, self.venues[venue].own_best(side))
                 if q > 0 and np.isfinite(px):
                     n = self._send(parent, n, venue, q, px)
+        return n
+
+    def _finish(self, parent: ParentOrder, slicer: Slicer, n: int) -> int:
+        """The horizon: cancel what rests, sweep what is still owed at market, wait for it; returns the time."""
+        side = int(parent.side)
         end = slicer.end_ns
         self._advance(end)
         self._settle(parent, end + NS)
-        left = parent.quantity - self.oms.filled(parent.order_id)
+        left = parent.quantity - self.oms.committed(parent.order_id)
         if left > 1e-9:  # the sweep: what is still owed goes to market at the horizon
             quotes = [v.quote(side, np.zeros(1)) for v in self.venues.values() if np.isfinite(v.mid())]
             if not quotes:
@@ -387,16 +500,8 @@ class ExecutionEngine:
         while self.oms.open_orders(parent.order_id) and t < end + 60 * NS:
             t += 1_000_000
             self._advance(t)
-        end_mid = self._mid()
-        self._advance(max(t, end) + int(self.post_s * NS))
-        post_mid = self._mid()
-        fills = tuple(sorted(self.oms.fills(parent.order_id), key=lambda f: f.ts_ns))
-        res = ExecutionResult(
-            parent, fills, arrival, end_mid, post_mid, t, n, dict(self.oms.refused_orders),
-            dict(self.oms.rejected_reports),
-        )  # fmt: skip
-        self.oms.store.record_outcome(
-            parent.order_id, arrival_mid=arrival, avg_price=res.average_price if fills else None,
-            end_mid=end_mid, post_mid=post_mid,
-        )  # fmt: skip
-        return res
+        return t
+
+
+class _Halted(Exception):
+    """Raised inside the engine's loop when the parent must stop (caught by :meth:`ExecutionEngine.run`)."""

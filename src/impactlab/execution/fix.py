@@ -5,6 +5,13 @@ Sessions keep their sequence numbers and sent messages in a QuickFIX file store,
 mid-order recovers on the next logon: the side that missed messages asks for a resend and gets them again
 with ``PossDupFlag``; the order manager recognises a resent fill by its ExecID and applies it once.
 
+The client never resends an order: nothing is sent while the session is down, and an application message
+QuickFIX would resend after a reconnect (one queued in a race with the drop, or asked for again after a
+sequence reset) is replaced by a gap fill (``DoNotSend``).  Whether such an order reached the exchange is
+then settled by an OrderStatusRequest: the order manager asks for the status of every open order after
+a reconnect (:meth:`~impactlab.execution.OrderManager.reconcile`), and the exchange answers with an
+ExecutionReport of ExecType ``I`` (order status) — or "unknown order" — from its own book.
+
 Both ends are threads inside QuickFIX; :meth:`FixVenue.close` and :meth:`FixExchange.stop` stop them (and an
 ``atexit`` hook stops any still running before the interpreter exits).  Bad input never crashes a session:
 a message that cannot be read, an execution report for an unknown order or a fill larger than the open
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -146,6 +154,12 @@ def _get(msg: Any, field: Any) -> str:
     return str(field.getValue())
 
 
+def _poss_dup(msg: Any) -> bool:
+    """Whether the message is a resend (PossDupFlag, tag 43, is Y)."""
+    header = msg.getHeader()
+    return bool(header.isSetField(43) and header.getField(43) == "Y")
+
+
 def _wait(pred: Callable[[], bool], timeout_s: float) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -155,9 +169,13 @@ def _wait(pred: Callable[[], bool], timeout_s: float) -> bool:
     return pred()
 
 
-def _application(owner: Any, logged_on: threading.Event, label: str) -> Any:
+def _application(owner: Any, logged_on: threading.Event, label: str, *, gap_fill_resends: bool = False,
+                 on_logout: Callable[[], None] | None = None) -> Any:  # fmt: skip
     """A QuickFIX ``Application`` that sets ``logged_on`` while the session is up and hands every
-    application message to ``owner._on_message``; nothing raised there reaches QuickFIX's thread."""
+    application message to ``owner._on_message``; nothing raised there reaches QuickFIX's thread.
+
+    ``gap_fill_resends``: an application message about to go out again with PossDupFlag (a resend asked
+    for by the counterpart) is not sent; QuickFIX sends a SequenceReset-GapFill in its place."""
     fix = _fix()
 
     class App(fix.Application):  # type: ignore[misc, name-defined]
@@ -168,7 +186,10 @@ def _application(owner: Any, logged_on: threading.Event, label: str) -> Any:
             logged_on.set()
 
         def onLogout(self, sid: Any) -> None:
+            was = logged_on.is_set()
             logged_on.clear()
+            if was and on_logout is not None:
+                on_logout()
 
         def toAdmin(self, msg: Any, sid: Any) -> None:
             pass
@@ -177,7 +198,9 @@ def _application(owner: Any, logged_on: threading.Event, label: str) -> Any:
             pass
 
         def toApp(self, msg: Any, sid: Any) -> None:
-            pass
+            if gap_fill_resends and _poss_dup(msg):
+                owner.refuse("resend of an order message replaced by a gap fill")
+                raise fix.DoNotSend()
 
         def fromApp(self, msg: Any, sid: Any) -> None:
             try:
@@ -201,6 +224,8 @@ class _Counting:
             self.refused[reason] += 1
         log.warning("FIX: refused message (%s): %s", reason, str(msg).replace("\x01", "|") if msg is not None else "")
 
+
+_ORD_STATUS = {"0": "new", "1": "partially_filled", "2": "filled", "4": "cancelled", "8": "rejected", "A": "new"}
 
 # -- the client: an initiator venue adapter ----------------------------------------------------------------
 
@@ -227,7 +252,31 @@ class FixVenue(_Counting):
         self._logged_on = threading.Event()
         self.sent_ns: dict[str, int] = {}
         self._initiator: Any = None
-        self._app = _application(self, self._logged_on, "client")
+        self._closing = False
+        self._drops = 0
+        self._drops_seen = 0
+        self._on_lost: list[Callable[[], Any]] = []
+        self._status_ids = itertools.count(1)
+        self._app = _application(self, self._logged_on, "client", gap_fill_resends=True, on_logout=self._lost)
+
+    def _lost(self) -> None:
+        if not self._closing:
+            self._drops += 1
+            log.error("FIX venue %s: session dropped", self.name)
+
+    def on_session_lost(self, action: Callable[[], Any]) -> None:
+        """Call ``action`` (from :meth:`poll`, on the thread that polls) after each session drop."""
+        self._on_lost.append(action)
+
+    @property
+    def drops(self) -> int:
+        """Session drops seen since :meth:`start` (a close is not a drop)."""
+        return self._drops
+
+    @property
+    def available(self) -> bool:
+        """True while the session is logged on: the order manager sends nothing otherwise."""
+        return self._logged_on.is_set()
 
     def start(self, *, timeout_s: float = 10.0) -> FixVenue:
         """Connect and log on (raises :class:`~impactlab.errors.ExecutionError` if no logon in time)."""
@@ -235,6 +284,7 @@ class FixVenue(_Counting):
         settings = self.config.settings("initiator")
         # QuickFIX keeps raw pointers to these: they must live as long as the initiator
         self._keep = (settings, fix.FileStoreFactory(settings), fix.FileLogFactory(settings))
+        self._closing = False
         self._initiator = fix.SocketInitiator(self._app, self._keep[1], settings, self._keep[2])
         self._initiator.start()
         _RUNNING.add(self)
@@ -249,6 +299,7 @@ class FixVenue(_Counting):
 
     def close(self) -> None:
         """Stop the initiator (logout and disconnect); the file store keeps the sequence numbers."""
+        self._closing = True
         if self._initiator is not None:
             self._initiator.stop()
             self._initiator = None
@@ -274,6 +325,8 @@ class FixVenue(_Counting):
     # -- VenueAdapter ----------------------------------------------------------------------------------
 
     def send(self, order: ChildOrder) -> None:
+        if not self._logged_on.is_set():
+            raise ExecutionError(f"FIX venue {self.name!r}: session down, order {order.client_order_id!r} not sent")
         fix, f44 = _fix(), _fix44()
         side = fix.Side_BUY if int(order.side) > 0 else fix.Side_SELL
         market = order.order_type is OrderType.MARKET
@@ -299,11 +352,26 @@ class FixVenue(_Counting):
             raise ExecutionError(f"FIX: could not queue order {order.client_order_id!r}")
 
     def cancel(self, client_order_id: str) -> None:
+        if not self._logged_on.is_set():  # not queued for later: reconciliation cancels after the reconnect
+            log.warning("FIX venue %s: session down, cancel of %s not sent", self.name, client_order_id)
+            return
         fix, f44 = _fix(), _fix44()
         msg = f44.OrderCancelRequest()
         for f in (fix.OrigClOrdID(client_order_id), fix.ClOrdID(f"{client_order_id}-x{next(self._cancel_ids)}"),
                   fix.Side(fix.Side_BUY), fix.TransactTime()):  # fmt: skip
             msg.setField(f)
+        fix.Session.sendToTarget(msg, self.config.session_id("initiator"))
+
+    def request_status(self, order: ChildOrder) -> None:
+        """Ask the exchange where ``order`` stands (OrderStatusRequest); the answer is a ``status`` report."""
+        if not self._logged_on.is_set():
+            raise ExecutionError(f"FIX venue {self.name!r}: session down")
+        fix, f44 = _fix(), _fix44()
+        msg = f44.OrderStatusRequest()
+        msg.setField(fix.ClOrdID(order.client_order_id))
+        msg.setField(fix.Side(fix.Side_BUY if int(order.side) > 0 else fix.Side_SELL))
+        msg.setField(fix.Symbol(order.symbol))
+        msg.setField(fix.OrdStatusReqID(f"{order.client_order_id}-s{next(self._status_ids)}"))
         fix.Session.sendToTarget(msg, self.config.session_id("initiator"))
 
     # -- market data (what the router and the risk gate read) ---------------------------------------------
@@ -328,7 +396,14 @@ class FixVenue(_Counting):
         )  # fmt: skip
 
     def poll(self, now_ns: int) -> list[ExecutionReport]:
-        out = []
+        while self._drops_seen < self._drops:  # session-lost actions run here, on the polling thread
+            self._drops_seen += 1
+            for action in self._on_lost:
+                try:
+                    action()
+                except Exception:
+                    log.exception("session-lost action")
+        out: list[ExecutionReport] = []
         while True:
             try:
                 out.append(self._reports.get_nowait())
@@ -358,7 +433,7 @@ class FixVenue(_Counting):
             clid = _get(msg, fix.ClOrdID())
             exec_id = _get(msg, fix.ExecID())
             kind = {fix.ExecType_NEW: "new", fix.ExecType_TRADE: "fill", fix.ExecType_CANCELED: "cancelled",
-                    fix.ExecType_REJECTED: "rejected"}.get(exec_type)  # fmt: skip
+                    fix.ExecType_REJECTED: "rejected", fix.ExecType_ORDER_STATUS: "status"}.get(exec_type)  # fmt: skip
             if kind is None:
                 self.refuse(f"unsupported ExecType {exec_type!r}", msg)
                 return
@@ -373,10 +448,18 @@ class FixVenue(_Counting):
                 if msg.isSetField(fix.LastLiquidityInd().getTag()):
                     liq = "maker" if _get(msg, fix.LastLiquidityInd()) == "1" else "taker"
             reason = _get(msg, fix.Text()) if msg.isSetField(fix.Text().getTag()) else ""
+            status, cum = "", 0.0
+            if kind == "status":
+                ord_status = _get(msg, fix.OrdStatus())
+                unknown = msg.isSetField(fix.OrdRejReason().getTag()) and int(_get(msg, fix.OrdRejReason())) == 5
+                status = "unknown" if unknown else _ORD_STATUS.get(ord_status, f"OrdStatus {ord_status}")
+                cum = float(_get(msg, fix.CumQty()))
+            poss_dup = _poss_dup(msg)
         except (fix.FieldNotFound, ValueError) as exc:  # type: ignore[misc]
             self.refuse(f"malformed execution report ({exc})", msg)
             return
-        self._reports.put(ExecutionReport(exec_id, clid, kind, time.time_ns(), self.name, qty, px, liq, fee, reason))  # type: ignore[arg-type]
+        self._reports.put(ExecutionReport(exec_id, clid, kind, time.time_ns(), self.name, qty, px, liq, fee,  # type: ignore[arg-type]
+                                          reason, poss_dup, status, cum))  # fmt: skip
 
 
 # -- the exchange: an acceptor backed by the simulator ----------------------------------------------------
@@ -386,12 +469,15 @@ class FixExchange(_Counting):
     """A FIX 4.4 acceptor in front of a :class:`~impactlab.simulation.Venue` (the simulator or a replay).
 
     Orders are matched by the venue; a pump thread advances the venue's clock by the wall clock (1 ms
-    steps) and reports every accepted order, fill and cancel as an ExecutionReport.  Malformed orders are
-    rejected with a reason (an ExecutionReport with ExecType=Rejected, or a BusinessMessageReject when
-    there is no ClOrdID to answer) and counted.
+    steps) and reports every accepted order, fill and cancel as an ExecutionReport, and answers
+    OrderStatusRequests after them (so a status never overtakes a fill).  Malformed orders are rejected
+    with a reason (an ExecutionReport with ExecType=Rejected, or a BusinessMessageReject when there is no
+    ClOrdID to answer) and counted.  ``exec_log``: a file every execution is appended to (one JSON line:
+    ClOrdID, ExecID, quantity, price) — the venue's own record, that tests hold the client's store to.
     """
 
-    def __init__(self, venue: Any, config: FixConfig, *, step_ns: int = 1_000_000) -> None:
+    def __init__(self, venue: Any, config: FixConfig, *, step_ns: int = 1_000_000,
+                 exec_log: str | Path | None = None) -> None:  # fmt: skip
         super().__init__()
         self.venue = venue
         self.config = config
@@ -409,6 +495,9 @@ class FixExchange(_Counting):
         self._t0_venue = int(venue.now_ns)
         self.logged_on = threading.Event()
         self.orders_received = 0
+        self.executions = 0
+        self._status_asks: list[tuple[str, int]] = []
+        self._exec_log = open(exec_log, "a", encoding="utf-8") if exec_log is not None else None  # noqa: SIM115
         self._app = _application(self, self.logged_on, "exchange")
 
     def start(self) -> FixExchange:
@@ -438,6 +527,25 @@ class FixExchange(_Counting):
             time.sleep(0.1)
             self._acceptor.stop()
             self._acceptor = None
+        if self._exec_log is not None:
+            self._exec_log.close()
+            self._exec_log = None
+        _RUNNING.discard(self)
+
+    def kill(self) -> None:
+        """Die as a crashed exchange would: the pump stops and the sockets close with no logout; the book
+        (every order working) is gone, the session store on disk stays (drills and tests)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._acceptor is not None:
+            self._acceptor.stop(True)
+            self._acceptor = None
+        if self._exec_log is not None:
+            self._exec_log.close()
+            self._exec_log = None
+        self.logged_on.clear()
         _RUNNING.discard(self)
 
     def venue_now(self) -> int:
@@ -487,6 +595,15 @@ class FixExchange(_Counting):
                     self.venue.cancel(oid, local_ns=self.venue_now())
             if oid is None:
                 self.refuse("cancel for an unknown order", msg)
+        elif mtype == fix.MsgType_OrderStatusRequest:
+            try:
+                clid = _get(msg, fix.ClOrdID())
+                side = 1 if _get(msg, fix.Side()) == fix.Side_BUY else -1
+            except fix.FieldNotFound:  # type: ignore[misc]
+                self.refuse("status request without ClOrdID or Side", msg)
+                return
+            with self._lock:
+                self._status_asks.append((clid, side))  # answered by the pump, after the reports before it
         else:
             self._reject(msg, None, f"unsupported message type {mtype!r}")
 
@@ -514,33 +631,35 @@ class FixExchange(_Counting):
         if known:
             self.refuse("duplicate ClOrdID", msg)  # a resent order: already working
             return
-        with self._lock:
+        with self._lock:  # the pump reports it (one thread sends every report, in order)
             typ = "market" if price is None else ("ioc" if tif == fix.TimeInForce_IMMEDIATE_OR_CANCEL else "limit")
             oid = self.venue.submit(side, qty, order_type=typ, price=price, local_ns=self.venue_now())
             self._oids[clid], self._clids[oid], self._sides[clid] = oid, clid, side
             self.orders_received += 1
-            events = self.venue.step(self.venue_now())
-        self._send_events(events)
 
     # -- reports out -------------------------------------------------------------------------------------
 
     def _report(self, clid: str, kind: str, side: int, qty: float, px: float, leaves: float, *, fee: float = 0.0,
-                liquidity: str = "", reason: str = "") -> None:  # fmt: skip
+                liquidity: str = "", reason: str = "", ord_status: str | None = None, cum: float = 0.0,
+                unknown: bool = False) -> str:  # fmt: skip
         fix, f44 = _fix(), _fix44()
         exec_type, status = {
             "new": (fix.ExecType_NEW, fix.OrdStatus_NEW),
             "fill": (fix.ExecType_TRADE, fix.OrdStatus_FILLED if leaves <= 1e-9 else fix.OrdStatus_PARTIALLY_FILLED),
             "cancelled": (fix.ExecType_CANCELED, fix.OrdStatus_CANCELED),
             "rejected": (fix.ExecType_REJECTED, fix.OrdStatus_REJECTED),
+            "status": (fix.ExecType_ORDER_STATUS, ord_status),
         }[kind]
         oid = self._oids.get(clid, 0)
         er = f44.ExecutionReport()
         exec_id = f"{self.config.exchange_id}-{self._run}-{next(self._exec_ids)}"
         fix_side = fix.Side_BUY if side >= 0 else fix.Side_SELL
         for f in (fix.OrderID(str(oid)), fix.ExecID(exec_id), fix.ExecType(exec_type), fix.OrdStatus(status),
-                  fix.Side(fix_side), fix.LeavesQty(max(leaves, 0.0)), fix.CumQty(0.0), fix.AvgPx(0.0),
+                  fix.Side(fix_side), fix.LeavesQty(max(leaves, 0.0)), fix.CumQty(cum), fix.AvgPx(0.0),
                   fix.ClOrdID(clid)):  # fmt: skip
             er.setField(f)
+        if unknown:
+            er.setField(fix.OrdRejReason(fix.OrdRejReason_UNKNOWN_ORDER))
         if kind == "fill":
             er.setField(fix.LastQty(qty))
             er.setField(fix.LastPx(px))
@@ -549,6 +668,23 @@ class FixExchange(_Counting):
         if reason:
             er.setField(fix.Text(reason[:200]))
         fix.Session.sendToTarget(er, self.config.session_id("acceptor"))
+        return exec_id
+
+    def _status_answers(self) -> list[tuple[Any, ...]]:
+        """The answers to the status requests waiting, from the book now (call holding the lock)."""
+        out = []
+        for clid, side in self._status_asks:
+            oid = self._oids.get(clid)
+            if oid is None:
+                out.append((clid, side, "8", 0.0, 0.0, True))
+                continue
+            st = self.venue.order(oid)
+            code = {"pending": "0", "live": "1" if st["filled"] > 0 else "0", "done": "2", "cancelled": "4",
+                    "rejected": "8"}[st["status"]]  # fmt: skip
+            leaves = st["remaining"] if st["status"] in ("pending", "live") else 0.0
+            out.append((clid, side, code, float(st["filled"]), float(leaves), False))
+        self._status_asks.clear()
+        return out
 
     def _send_events(self, events: list[Any]) -> None:
         for e in events:
@@ -560,7 +696,13 @@ class FixExchange(_Counting):
                 self._report(clid, "new", side, 0.0, 0.0, e.quantity)
             elif e.kind == "fill":
                 st = self.venue.order(e.order_id)
-                self._report(clid, "fill", side, e.quantity, e.price, st["remaining"], fee=e.fee, liquidity=e.liquidity)
+                exec_id = self._report(clid, "fill", side, e.quantity, e.price, st["remaining"], fee=e.fee,
+                                       liquidity=e.liquidity)  # fmt: skip
+                self.executions += 1
+                if self._exec_log is not None:
+                    self._exec_log.write(json.dumps({"clid": clid, "exec_id": exec_id, "quantity": e.quantity,
+                                                     "price": e.price}) + "\n")  # fmt: skip
+                    self._exec_log.flush()
             elif e.kind == "cancelled":
                 self._report(clid, "cancelled", side, 0.0, 0.0, 0.0, reason=e.reason)
             elif e.kind == "rejected" and not e.reason.startswith("cancel for"):
@@ -571,7 +713,11 @@ class FixExchange(_Counting):
             try:
                 with self._lock:
                     events = self.venue.step(self.venue_now())
+                    answers = self._status_answers()
                 self._send_events(events)
+                for clid, side, code, cum, leaves, unknown in answers:
+                    self._report(clid, "status", side, 0.0, 0.0, leaves, ord_status=code, cum=cum, unknown=unknown,
+                                 reason="unknown order" if unknown else "")  # fmt: skip
             except Exception:
                 self.refuse("pump error")
                 log.exception("FIX exchange pump")

@@ -3,17 +3,25 @@
 :class:`RiskGate` is the only way an :class:`~impactlab.execution.OrderManager` built by this package
 reaches a venue: every child order passes its checks (size, notional at the worst price the order could
 trade at, participation in the market's recent volume, a price collar around the current mid, open
-orders) or is refused with :class:`~impactlab.errors.RiskLimitError`.  The limits are a frozen config;
-the kill switch, once tripped, refuses everything and cancels what is open until a person resets it.
+orders) or is refused with :class:`~impactlab.errors.RiskLimitError`.  The limits are a frozen config,
+read from a limits file that a run's command line may tighten but never loosen (:func:`load_limits`);
+the kill switch, once tripped, refuses everything and cancels what is open until a person resets it, and
+it is a file beside the store, so it survives a restart and another process (``impactlab kill-switch
+trip``) can trip it while a run works.  The participation window is rebuilt from the store's fills, so
+consecutive runs share it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from impactlab.data import ChildOrder, OrderType, Store
@@ -21,7 +29,16 @@ from impactlab.data.market import InstrumentSpec
 from impactlab.errors import RiskLimitError
 from impactlab.execution.orders import OrderManager
 
-__all__ = ["KillSwitch", "MarketSnapshot", "RiskGate", "RiskLimits", "guarded_order_manager", "session_window_volume"]
+__all__ = [
+    "KillSwitch",
+    "MarketSnapshot",
+    "RiskGate",
+    "RiskLimits",
+    "guarded_order_manager",
+    "kill_switch_path",
+    "load_limits",
+    "session_window_volume",
+]
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
@@ -91,6 +108,67 @@ class RiskLimits:
             raise RiskLimitError(f"unknown risk limit(s) {sorted(unknown)}; known: {sorted(known)}", check="config")
         return cls(**d)
 
+    def tightened(self, **overrides: float | None) -> RiskLimits:
+        """These limits with ``overrides`` (None: keep) that may only make them stricter: a lower
+        maximum, a narrower collar.  Raises :class:`~impactlab.errors.RiskLimitError` for one that would
+        loosen a limit (a run cannot widen what its limits file allows)."""
+        allowed = {"max_order_qty", "max_order_notional", "max_participation", "price_collar_bps",
+                   "max_open_orders", "max_parent_qty"}  # fmt: skip
+        out = self.to_dict()
+        for name, v in overrides.items():
+            if v is None:
+                continue
+            if name not in allowed:
+                raise RiskLimitError(f"risk limit {name!r} cannot be set by a run; change the limits file",
+                                     check="config")  # fmt: skip
+            if not float(v) <= out[name]:
+                raise RiskLimitError(f"{name} {v:g} would loosen the limit {out[name]:g}: a run may only "
+                                     "tighten its limits (change the limits file)", check="config",
+                                     value=v, limit=out[name])  # fmt: skip
+            out[name] = type(out[name])(v)
+        return RiskLimits.from_dict(out)
+
+
+def load_limits(path: str | Path | None = None) -> tuple[RiskLimits, str]:
+    """The desk's risk limits and where they came from: ``path``, else ``$IMPACTLAB_LIMITS``, else
+    ``~/.config/impactlab/limits.toml`` when it exists, else the defaults of :class:`RiskLimits`.
+
+    The file is TOML or JSON with the limits at the top level or under ``[limits]``.  Raises
+    :class:`~impactlab.errors.RiskLimitError` (``check="config"``) naming the file for one that cannot
+    be read or holds an unknown or invalid limit."""
+    import tomllib
+
+    src = path or os.environ.get("IMPACTLAB_LIMITS")
+    if src is None:
+        default = Path("~/.config/impactlab/limits.toml").expanduser()
+        if not default.exists():
+            return RiskLimits(), "defaults"
+        src = default
+    p = Path(src).expanduser()
+    try:
+        text = p.read_text()
+        d = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RiskLimitError(f"cannot read the limits file {str(p)!r}: {exc}", check="config") from exc
+    d = d.get("limits", d) if isinstance(d, dict) else d
+    if not isinstance(d, dict):
+        raise RiskLimitError(f"limits file {str(p)!r} must hold a table of limits", check="config")
+    try:
+        return RiskLimits.from_dict(d), str(p)
+    except (RiskLimitError, TypeError) as exc:
+        raise RiskLimitError(f"limits file {str(p)!r}: {exc}", check="config") from exc
+
+
+def kill_switch_path(store_path: str | Path | None) -> Path | None:
+    """Where the kill switch of a store lives: ``<store>.kill-switch.json`` beside it (None in memory)."""
+    from impactlab.config import default_store_path
+
+    target = default_store_path() if store_path is None else store_path
+    if str(target) == ":memory:":
+        return None
+    p = Path(target).expanduser()
+    return p.with_name(p.name + ".kill-switch.json")
+
 
 @dataclass(frozen=True)
 class MarketSnapshot:
@@ -102,17 +180,74 @@ class MarketSnapshot:
 
 
 class KillSwitch:
-    """Trips once and stays tripped: new orders are refused and ``on_trip`` (cancel everything) runs."""
+    """Trips once and stays tripped: new orders are refused and ``on_trip`` (cancel everything) runs.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    path
+        A JSON file that holds the state (None: in memory only).  Tripping and resetting write it
+        atomically; :attr:`tripped` rereads it when it changes, so a switch tripped by another process (an
+        operator's ``impactlab kill-switch trip``) stops this one, and a restart starts tripped.
+    clock
+        Nanoseconds since the epoch, for the times recorded.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self.path = Path(path) if path is not None else None
+        self._clock = clock
         self._tripped = False
         self.reason = ""
         self.tripped_ns: int | None = None
+        self.history: list[dict[str, Any]] = []
+        self._stamp: tuple[int, int] | None = None
         self._on_trip: list[Callable[[], Any]] = []
+        self._load()
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            d = json.loads(self.path.read_text())
+            tripped, reason, ts = bool(d["tripped"]), str(d.get("reason", "")), d.get("tripped_ns")
+            history = list(d.get("history", []))
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: fail safe
+            tripped, reason, ts, history = True, f"kill-switch file unreadable ({exc})", None, self.history
+        self._stamp = stamp
+        was = self._tripped
+        self._tripped, self.reason, self.tripped_ns, self.history = tripped, reason, ts, history
+        if tripped and not was:
+            log.error("kill switch tripped (from %s): %s", self.path, reason)
+            self._run_actions()
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        body = {"tripped": self._tripped, "reason": self.reason, "tripped_ns": self.tripped_ns,
+                "history": self.history[-100:]}  # fmt: skip
+        tmp.write_text(json.dumps(body, indent=1))
+        os.replace(tmp, self.path)
+        st = self.path.stat()
+        self._stamp = (st.st_mtime_ns, st.st_size)
 
     @property
     def tripped(self) -> bool:
+        self._load()
         return self._tripped
+
+    def status(self) -> dict[str, Any]:
+        """The state as a dict: ``tripped``, ``reason``, ``tripped_ns``, ``path`` and the recent history."""
+        self._load()
+        return {"tripped": self._tripped, "reason": self.reason, "tripped_ns": self.tripped_ns,
+                "path": str(self.path) if self.path else None, "history": self.history[-10:]}  # fmt: skip
 
     def on_trip(self, action: Callable[[], Any]) -> None:
         """Run ``action`` when the switch trips (at once if it already has)."""
@@ -120,21 +255,34 @@ class KillSwitch:
         if self._tripped:
             action()
 
+    def _run_actions(self) -> None:
+        for action in self._on_trip:  # cancel again on every trip: orders sent in flight are caught too
+            try:
+                action()
+            except Exception:
+                log.exception("kill switch action")
+
     def trip(self, reason: str, *, now_ns: int | None = None) -> None:
         """Stop trading: refuse new orders and cancel every open one."""
+        self._load()
         first = not self._tripped
         self._tripped = True
         if first:
-            self.reason, self.tripped_ns = reason, now_ns
+            self.reason, self.tripped_ns = reason, int(now_ns if now_ns is not None else self._clock())
+            self.history.append({"event": "trip", "reason": reason, "ts_ns": self.tripped_ns, "pid": os.getpid()})
+            self._save()
             log.error("kill switch tripped: %s", reason)
-        for action in self._on_trip:  # cancel again on every trip: orders sent in flight are caught too
-            action()
+        self._run_actions()
 
-    def reset(self, *, confirm: str) -> None:
+    def reset(self, *, confirm: str, by: str = "") -> None:
         """Re-arm (a person's decision): ``confirm`` must be ``"RESET"``."""
         if confirm != "RESET":
             raise RiskLimitError("the kill switch is reset only with confirm='RESET'", check="kill_switch")
+        self._load()
+        self.history.append({"event": "reset", "by": by, "was": self.reason, "ts_ns": int(self._clock()),
+                             "pid": os.getpid()})  # fmt: skip
         self._tripped, self.reason, self.tripped_ns = False, "", None
+        self._save()
 
 
 class RiskGate:
@@ -241,6 +389,21 @@ class RiskGate:
         self._parent_sent[order.parent_order_id] = parent_total
         self.accepted += 1
 
+    def restore(self, store: Store, orders: Any = ()) -> int:
+        """Rebuild the participation window from ``store``'s fills in the window before now (other runs'
+        too: consecutive runs share one limit) and the per-parent totals from ``orders`` (managed orders
+        restored after a restart).  Returns the fills counted."""
+        now = int(self._clock())
+        since = now - int(self._limits.participation_window_s * NS)
+        rows = store.read("fills", where="ts_ns >= ? AND ts_ns <= ?", params=[since, now]).to_pylist()
+        for r in sorted(rows, key=lambda r: r["ts_ns"]):
+            self._filled.setdefault(r["symbol"], deque()).append((int(r["ts_ns"]), float(r["quantity"])))
+        for mo in orders:
+            if not (str(mo.state) == "rejected" and mo.reason.startswith("risk:")):
+                pid = mo.order.parent_order_id
+                self._parent_sent[pid] = self._parent_sent.get(pid, 0.0) + float(mo.order.quantity)
+        return len(rows)
+
     def record_fill(self, fill: Any) -> None:
         """Count a fill (``symbol``, ``quantity``, ``ts_ns``) towards the participation window."""
         self._filled.setdefault(fill.symbol, deque()).append((int(fill.ts_ns), float(fill.quantity)))
@@ -274,6 +437,8 @@ def guarded_order_manager(
     market_volume: float,
     restore: bool = False,
     instrument: InstrumentSpec | None = None,
+    kill_switch: KillSwitch | None = None,
+    ack_timeout_s: float = 5.0,
 ) -> OrderManager:
     """An :class:`~impactlab.execution.OrderManager` whose every order passes a :class:`RiskGate` on
     ``limits``: the gate reads the mid from the venues (their mean, NaN when none has one), counts the
@@ -282,6 +447,10 @@ def guarded_order_manager(
     ``market_volume`` is the market's volume over the participation window (shares).  ``venues`` need a
     ``mid()``.  The manager has no way to the venues around the gate.  ``restore`` rebuilds the manager's
     orders and fills from the store (:meth:`OrderManager.restore`), behind the same gate.
+
+    The kill switch is the store's (:func:`kill_switch_path`) unless one is given: a tripped switch
+    survives a restart.  It trips on a reconciliation break and when a venue with ``on_session_lost``
+    (a FIX session) drops.  The participation window starts from the store's recent fills.
     """
 
     def market(symbol: str) -> MarketSnapshot:
@@ -289,18 +458,31 @@ def guarded_order_manager(
         ok = [m for m in mids if math.isfinite(m)]
         return MarketSnapshot(sum(ok) / len(ok) if ok else float("nan"), market_volume)
 
+    ks = kill_switch if kill_switch is not None else KillSwitch(kill_switch_path(store.path), clock=time.time_ns)
     oms: OrderManager
     gate = RiskGate(
         limits,
         market,
         clock=clock,
+        kill_switch=ks,
         open_orders=lambda: len(oms.open_orders()),
         open_quantity=lambda symbol: oms.open_quantity(symbol),
         instrument=instrument,
     )
     if restore:
-        oms = OrderManager.restore(store, dict(venues), clock=clock, risk=gate)
+        oms = OrderManager.restore(store, dict(venues), clock=clock, risk=gate, ack_timeout_s=ack_timeout_s)
     else:
-        oms = OrderManager(store, dict(venues), clock=clock, risk=gate)
-    gate.kill_switch.on_trip(oms.cancel_all)
+        oms = OrderManager(store, dict(venues), clock=clock, risk=gate, ack_timeout_s=ack_timeout_s)
+    gate.restore(store, oms.orders.values())
+
+    def on_break(brk: Any) -> None:
+        if brk.kind == "reconciliation":
+            ks.trip(f"reconciliation break on {brk.venue} order {brk.client_order_id}: {brk.reason}")
+
+    oms.on_break(on_break)
+    for name, v in venues.items():
+        hook = getattr(v, "on_session_lost", None)
+        if hook is not None:
+            hook(lambda name=name: ks.trip(f"venue {name}: session dropped"))
+    ks.on_trip(oms.cancel_all)
     return oms
