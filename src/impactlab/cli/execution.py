@@ -44,12 +44,13 @@ def build_execute(
     router: str = "ck",
     schedule: str = "twap",
     under_penalty_bps: float = 5.0,
-    limits: dict[str, float] | None = None,
+    limits: Any = None,
     store_path: Path | None = None,
     order_id: str | None = None,
     seed: int = 0,
     data: Path | None = None,
     day: Any = None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Work one parent order end to end; returns (TCA result, run details).
 
@@ -58,6 +59,13 @@ def build_execute(
     loopback, traded through a QuickFIX initiator in real time: keep the horizon short).  ``day`` is the
     market (by default the symbol's, through the catalog); ``start_s`` counts from its start (default 30
     minutes, or a tenth of a shorter day).
+
+    ``limits`` is a :class:`~impactlab.execution.RiskLimits` (default: :func:`~impactlab.execution.load_limits`)
+    or a dict of limits.  ``order_id`` defaults to a new unique id; an id already in the store is refused
+    unless ``resume`` carries that parent on (same symbol, side, quantity and horizon): its fills count, its
+    open orders are settled first (asked of the FIX venue; on a replay or the simulator they died with the
+    process), and only what is left is worked.  The FIX sessions keep their state in ``<store>.fix/`` beside
+    the store, so a killed FIX run resumes the same session.
     """
     from impactlab.cli.schedules import default_start_s
     from impactlab.execution import RiskLimits, SimClock, SimulatedVenue, WallClock
@@ -95,19 +103,30 @@ def build_execute(
         start = raw.now_ns + 60 * NS  # a minute of warm-up
         raw.run_to(start)
     clock: Any = WallClock() if venue == "fix" else SimClock(start)
-    lim = RiskLimits.from_dict(limits or {})
+    if limits is None:
+        from impactlab.execution import load_limits
+
+        limits = load_limits()[0]
+    lim = limits if isinstance(limits, RiskLimits) else RiskLimits.from_dict(limits)
     exchange: Any = None
+    scratch: Path | None = None
     if venue == "fix":
         import socket
         import tempfile
 
+        from impactlab.config import default_store_path
         from impactlab.execution.fix import FixConfig, FixExchange, FixVenue
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        cfg = FixConfig(port=port, store_dir=Path(tempfile.mkdtemp(prefix="impactlab-fix-")))
-        exchange = FixExchange(raw, cfg).start()
+        target = Path(store_path).expanduser() if store_path is not None else default_store_path()
+        if str(target) == ":memory:":
+            fix_dir = scratch = Path(tempfile.mkdtemp(prefix="impactlab-fix-"))
+        else:
+            fix_dir = target.with_name(target.name + ".fix")  # beside the store: a restart finds the session
+        cfg = FixConfig(port=port, store_dir=fix_dir)
+        exchange = FixExchange(raw, cfg, exec_log=fix_dir / "exchange-executions.jsonl").start()
         sv: Any = FixVenue("SIMX", cfg, collar=lim.collar_price, book=exchange.book, fees=fees)
         try:
             sv.start()
@@ -121,11 +140,48 @@ def build_execute(
         return _work(day, sv, lim, clock, start, symbol=symbol, side=side, quantity=quantity,
                      horizon_s=horizon_s, step_s=step_s, start_s=start_s, venue=venue, router=router,
                      schedule=schedule, under_penalty_bps=under_penalty_bps, store_path=store_path,
-                     order_id=order_id)  # fmt: skip
+                     order_id=order_id, resume=resume)  # fmt: skip
     finally:
         if exchange is not None:
             sv.close()
             exchange.stop()
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _parent_for(store: Any, pid: str | None, *, symbol: str, venue: str, side: int, quantity: float, start: int,
+                horizon_s: float, resume: bool) -> tuple[Any, bool]:  # fmt: skip
+    """The parent to work: a new one under a unique id, or the stored one ``resume`` carries on."""
+    import uuid
+
+    from impactlab.data import ParentOrder, Side
+
+    if pid is None:
+        if resume:
+            raise ExecutionError("--resume needs the --order-id of the parent to carry on")
+        pid = f"{symbol}-{venue}-{uuid.uuid4().hex[:12]}"
+    rows = store.read("parent_orders", where="order_id = ?", params=[pid]).to_pylist()
+    if not rows:
+        if resume:
+            raise ExecutionError(f"no parent {pid!r} in the store {store.path} to resume")
+        return ParentOrder(pid, symbol, Side(side), quantity, start, start + int(horizon_s * NS)), False
+    p = rows[0]
+    filled = sum(r["quantity"] for r in store.read("fills", where="parent_order_id = ?", params=[pid]).to_pylist())
+    if not resume:
+        raise ExecutionError(
+            f"parent {pid!r} is already in the store {store.path} ({filled:g} of {p['quantity']:g} filled): "
+            "resume it with --resume, or choose another --order-id"
+        )
+    same = (p["symbol"] == symbol and int(p["side"]) == side and abs(p["quantity"] - quantity) < 1e-9
+            and abs((p["end_ns"] - p["start_ns"]) / NS - horizon_s) < 1e-6)  # fmt: skip
+    if not same:
+        raise ExecutionError(
+            f"--resume of {pid!r}: the stored parent is {p['symbol']} side {p['side']} {p['quantity']:g} over "
+            f"{(p['end_ns'] - p['start_ns']) / NS:g} s; run it with the same --symbol/--side/--qty/--horizon"
+        )
+    return ParentOrder(pid, symbol, Side(side), quantity, int(p["start_ns"]), int(p["end_ns"])), True
 
 
 def _work(
@@ -147,9 +203,10 @@ def _work(
     under_penalty_bps: float,
     store_path: Path | None,
     order_id: str | None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     from impactlab.calibration.pretrade import book_cost_model, market_context
-    from impactlab.data import ParentOrder, Side, Store
+    from impactlab.data import Store
     from impactlab.execution import (
         ContKukanovRouter,
         ExecutionEngine,
@@ -165,15 +222,18 @@ def _work(
     with Store(store_path) as store:
         # participation is checked against the day's mean 5-minute volume
         five_min_volume = session_window_volume(day, 300.0)
+        parent, resumed = _parent_for(store, order_id, symbol=symbol, venue=venue, side=side, quantity=quantity,
+                                      start=start, horizon_s=horizon_s, resume=resume)  # fmt: skip
+        pid = parent.order_id
         oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume,
-                                    instrument=day.spec)  # fmt: skip
+                                    instrument=day.spec, restore=resumed)  # fmt: skip
+        if resumed and venue != "fix":  # the simulated venue's book died with the process that held it
+            oms.abandon_open("venue session lost in a restart (the simulated book is gone)")
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
         inside = {sv.name: queue_outflow_samples(day, side, step_s, improve_ticks=1)}
         rt = ContKukanovRouter(under_penalty_bps=under_penalty_bps) if router == "ck" else NaiveRouter()
         eng = ExecutionEngine(oms, {sv.name: sv}, rt, clock=clock, outflow=outflow, improve_outflow=inside,
                               post_s=min(60.0, horizon_s))  # fmt: skip
-        pid = order_id or f"{symbol}-{venue}-{router}-{start}"
-        parent = ParentOrder(pid, symbol, Side(side), quantity, start, start + int(horizon_s * NS))
         if schedule == "vwap":
             curve = VolumeCurve.from_days([day])
             sch = vwap(quantity, horizon_s, curve=curve, daily_volume=day.volume(),
@@ -204,7 +264,8 @@ def _work(
             "order_id": pid, "venue": venue, "router": rt.name, "schedule": schedule, "children": res.children,
             "refused_orders": res.refused, "rejected_reports": res.rejected_reports, "store": str(store.path),
             "market": day.label, "source_format": day.source, "instrument": day.spec.to_dict(),
-            "notes": [*day.notes, *model.notes],
+            "notes": [*day.notes, *model.notes], "halted": res.halted, "unresolved_orders": list(res.unresolved),
+            "breaks": res.breaks, "resumed": resumed,
         }  # fmt: skip
         if venue == "fix":
             details["fix_refused"] = dict(sv.refused)
@@ -313,11 +374,24 @@ def execute_cmd(
     ),
     router: Annotated[RouterKind, typer.Option(help="ck (Cont–Kukanov) or naive (all market).")] = RouterKind.ck,
     under_penalty: Annotated[float, typer.Option(help="Cont–Kukanov λu+θ, bps.")] = 5.0,
-    max_order_qty: Annotated[float, typer.Option(help="Risk limit: shares per child.")] = 10_000.0,
-    collar_bps: Annotated[float, typer.Option(help="Risk limit: price collar around the mid, bps.")] = 50.0,
-    order_id: Annotated[
-        str | None, typer.Option(help="Parent order id (re-using one resumes nothing: ids are unique).")
+    limits_file: Annotated[
+        Path | None,
+        typer.Option("--limits", help="Risk-limits file (TOML/JSON) [default: $IMPACTLAB_LIMITS, "
+                     "~/.config/impactlab/limits.toml, or the built-in limits]."),
     ] = None,
+    max_order_qty: Annotated[
+        float | None, typer.Option(help="Tighten the limit on units per child (never above the limits file).")
+    ] = None,
+    collar_bps: Annotated[
+        float | None, typer.Option(help="Tighten the price collar around the mid, bps (never wider than the file).")
+    ] = None,
+    order_id: Annotated[
+        str | None, typer.Option(help="Parent order id [default: a new unique one]; an id in the store is refused "
+                                 "unless --resume.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Carry on the stored parent --order-id after a crash or a halt.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
     store: Annotated[Path | None, typer.Option("--store", help="DuckDB store file.")] = None,
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
@@ -334,7 +408,10 @@ def execute_cmd(
         raise typer.BadParameter(f"--side must be buy or sell, got {side!r}")
     with main._errors():
         from impactlab.cli.market import resolve_market
+        from impactlab.execution import load_limits
 
+        base, _ = load_limits(limits_file)
+        lim = base.tightened(max_order_qty=max_order_qty, price_collar_bps=collar_bps)
         day = resolve_market(
             symbol=None if file else symbol, date=date, depth=depth, venue=venue_name, files=file, data=data
         )
@@ -343,21 +420,28 @@ def execute_cmd(
             step_s=main.parse_duration_s(step), start_s=main.parse_duration_s(start) if start else None, day=day,
             venue=venue.value,
             router=router.value, schedule=schedule.value, under_penalty_bps=under_penalty,
-            limits={"max_order_qty": max_order_qty, "price_collar_bps": collar_bps}, store_path=store,
-            order_id=order_id, seed=seed, data=data,
+            limits=lim, store_path=store, order_id=order_id, seed=seed, data=data, resume=resume,
         )  # fmt: skip
     if html_out is not None:
         html_out.write_text(tca_html([tca], title=f"TCA: {details['order_id']}"))
     if as_json:
         main._emit({**details, **tca_json([tca])})
-        return
-    main.out.print(tca_table([tca]))
-    main.out.print(
-        f"{details['children']} children via {details['router']}; filled {tca.filled:,.6g} of {tca.quantity:,.6g}; "
-        f"maker {tca.maker_fraction:.0%}; refused {details['refused_orders'] or 'none'}; store {details['store']}"
-    )
-    for n in details.get("notes", []):
-        main.out.print(f"[dim]note: {n}[/dim]")
+    else:
+        main.out.print(tca_table([tca]))
+        main.out.print(
+            f"{details['children']} children via {details['router']}; filled {tca.filled:,.6g} of "
+            f"{tca.quantity:,.6g}; maker {tca.maker_fraction:.0%}; refused {details['refused_orders'] or 'none'}; "
+            f"order {details['order_id']}; store {details['store']}"
+        )
+        for n in details.get("notes", []):
+            main.out.print(f"[dim]note: {n}[/dim]")
+    if details["halted"]:
+        left = details["unresolved_orders"]
+        main.err.print(f"[bold red]HALTED[/bold red] {details['order_id']}: {details['halted']}"
+                       + (f"; {len(left)} order(s) unconfirmed by the venue: {', '.join(left)}" if left else "")
+                       + f". Check, reset the kill switch if it tripped (impactlab kill-switch status --store "
+                       f"{details['store']}), then --resume --order-id {details['order_id']}.")  # fmt: skip
+        raise typer.Exit(1)
 
 
 def tca_cmd(
@@ -383,3 +467,76 @@ def tca_cmd(
     main.out.print(tca_table(results))
     if html_out is not None:
         main.out.print(f"report written to {html_out}")
+
+
+kill_switch_app = typer.Typer(
+    help="The kill switch of a store: trip it (every run on the store stops and cancels), see it, reset it.",
+    no_args_is_help=True,
+)
+
+_KsStore = Annotated[Path | None, typer.Option("--store", help="The store whose runs the switch stops.")]
+
+
+def _switch(store: Path | None) -> Any:
+    from impactlab.execution import KillSwitch, kill_switch_path
+
+    path = kill_switch_path(store)
+    if path is None:
+        raise typer.BadParameter("an in-memory store has no kill switch to share", param_hint="--store")
+    return KillSwitch(path)
+
+
+def _print_switch(ks: Any, as_json: bool) -> None:
+    main = _cli()
+    st = ks.status()
+    if as_json:
+        main._emit(st)
+        return
+    if st["tripped"]:
+        main.out.print(f"[bold red]TRIPPED[/bold red]: {st['reason']} (file {st['path']})")
+    else:
+        main.out.print(f"armed: orders may be sent (file {st['path']})")
+
+
+@kill_switch_app.command("trip")
+def kill_switch_trip_cmd(
+    reason: Annotated[str, typer.Option(help="Why (kept in the switch's history).")] = "tripped by an operator",
+    store: _KsStore = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Trip the kill switch: a run on the store refuses new orders, cancels what is open and halts, now and
+    after any restart, until a person resets it."""
+    main = _cli()
+    with main._errors():
+        ks = _switch(store)
+        ks.trip(reason)
+    _print_switch(ks, as_json)
+
+
+@kill_switch_app.command("reset")
+def kill_switch_reset_cmd(
+    confirm: Annotated[str, typer.Option(help="Type RESET to re-arm the switch.")] = "",
+    by: Annotated[str, typer.Option(help="Who resets it (kept in the history).")] = "",
+    store: _KsStore = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Re-arm the kill switch (a person's decision: pass --confirm RESET)."""
+    main = _cli()
+    with main._errors():
+        ks = _switch(store)
+        ks.reset(confirm=confirm, by=by)
+    _print_switch(ks, as_json)
+
+
+@kill_switch_app.command("status")
+def kill_switch_status_cmd(
+    store: _KsStore = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Whether the kill switch is tripped, why and since when; exit 1 while it is tripped."""
+    main = _cli()
+    with main._errors():
+        ks = _switch(store)
+    _print_switch(ks, as_json)
+    if ks.tripped:
+        raise typer.Exit(1)

@@ -1063,10 +1063,11 @@ _register_rl()
 
 
 def _register_execution() -> None:
-    from impactlab.cli.execution import execute_cmd, tca_cmd
+    from impactlab.cli.execution import execute_cmd, kill_switch_app, tca_cmd
 
     app.command("execute")(execute_cmd)
     app.command("tca")(tca_cmd)
+    app.add_typer(kill_switch_app, name="kill-switch")
 
 
 _register_execution()

@@ -17,7 +17,15 @@ from impactlab.execution.engine import (
     Slicer,
     WallClock,
 )
-from impactlab.execution.orders import ExecutionReport, ManagedOrder, OrderManager, OrderState, VenueAdapter, child_id
+from impactlab.execution.orders import (
+    Break,
+    ExecutionReport,
+    ManagedOrder,
+    OrderManager,
+    OrderState,
+    VenueAdapter,
+    child_id,
+)
 from impactlab.execution.overlay import OverlayChildPolicy
 from impactlab.execution.risk import (
     KillSwitch,
@@ -25,6 +33,8 @@ from impactlab.execution.risk import (
     RiskGate,
     RiskLimits,
     guarded_order_manager,
+    kill_switch_path,
+    load_limits,
     session_window_volume,
 )
 from impactlab.execution.router import (
@@ -38,6 +48,7 @@ from impactlab.execution.router import (
 from impactlab.execution.venues import SimulatedVenue, VenueQuote
 
 __all__ = [
+    "Break",
     "ChildChoice",
     "ChildContext",
     "ChildPolicy",
@@ -66,6 +77,8 @@ __all__ = [
     "ck_expected_cost",
     "ck_single_venue",
     "guarded_order_manager",
+    "kill_switch_path",
+    "load_limits",
     "queue_outflow_samples",
     "session_window_volume",
 ]

@@ -497,6 +497,8 @@ class FixExchange(_Counting):
         self.orders_received = 0
         self.executions = 0
         self._status_asks: list[tuple[str, int]] = []
+        if exec_log is not None:
+            Path(exec_log).parent.mkdir(parents=True, exist_ok=True)
         self._exec_log = open(exec_log, "a", encoding="utf-8") if exec_log is not None else None  # noqa: SIM115
         self._app = _application(self, self.logged_on, "exchange")
 
@@ -547,6 +549,19 @@ class FixExchange(_Counting):
             self._exec_log = None
         self.logged_on.clear()
         _RUNNING.discard(self)
+
+    def drop_connection(self, *, forget_received: bool = False) -> None:
+        """Cut the connection from the exchange's side (drills and tests); ``forget_received`` also rewinds
+        the exchange's expected incoming sequence number to 1, as a sequence reset would: on the next
+        logon it asks the client to resend everything it ever sent (the client gap-fills its orders)."""
+        fix = _fix()
+        session = fix.Session.lookupSession(self.config.session_id("acceptor"))
+        if session is None:
+            raise ExecutionError("FIX: no exchange session to drop")
+        if forget_received:
+            session.setNextTargetMsgSeqNum(1)
+        session.disconnect()
+        self.logged_on.clear()
 
     def venue_now(self) -> int:
         return self._t0_venue + (time.perf_counter_ns() - self._t0_wall)

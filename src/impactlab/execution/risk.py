@@ -222,7 +222,7 @@ class KillSwitch:
         self._stamp = stamp
         was = self._tripped
         self._tripped, self.reason, self.tripped_ns, self.history = tripped, reason, ts, history
-        if tripped and not was:
+        if tripped and not was and self._on_trip:  # a process that trades learns of it
             log.error("kill switch tripped (from %s): %s", self.path, reason)
             self._run_actions()
 
