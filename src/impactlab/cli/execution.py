@@ -225,8 +225,10 @@ def _work(
         parent, resumed = _parent_for(store, order_id, symbol=symbol, venue=venue, side=side, quantity=quantity,
                                       start=start, horizon_s=horizon_s, resume=resume)  # fmt: skip
         pid = parent.order_id
+        # over FIX the manager always knows the store's orders: the session's inbox hands back what an earlier
+        # process received, and orders a killed run left open are settled by the venue's status
         oms = guarded_order_manager(store, {sv.name: sv}, limits=limits, clock=clock, market_volume=five_min_volume,
-                                    instrument=day.spec, restore=resumed)  # fmt: skip
+                                    instrument=day.spec, restore=resumed or venue == "fix")  # fmt: skip
         if resumed and venue != "fix":  # the simulated venue's book died with the process that held it
             oms.abandon_open("venue session lost in a restart (the simulated book is gone)")
         outflow = {sv.name: queue_outflow_samples(day, side, step_s)}
@@ -254,7 +256,10 @@ def _work(
             path: Any = MarketPath(day)
             vw, close = path.interval_vwap(start, res.end_ns), path.close
         else:
-            ts, mids = zip(*eng.path, strict=True)
+            steps = list(eng.path)
+            if not steps or steps[0][0] > parent.start_ns:  # a resumed run: before it, the arrival mid stands
+                steps.insert(0, (parent.start_ns, res.arrival_mid))
+            ts, mids = zip(*steps, strict=True)
             path = RecordedPath(np.asarray(ts, np.int64), np.asarray(mids, float))
             vw, close = float("nan"), float("nan")
         tca = analyse(parent, list(res.fills), mid_at=path.mid_at, children=kids, end_ns=res.end_ns,

@@ -409,7 +409,7 @@ class ExecutionEngine:
         t = int(self.clock())
         end_mid = post_mid = float("nan")
         try:
-            if resumed:  # what happened to the orders open at the restart: ask the venues that can tell
+            if self.oms.open_orders():  # orders open at a restart: ask the venues that can tell where they are
                 if self.oms.reconcile():
                     self._wait(lambda: False, int(self.clock()) + NS // 2)
                     for mo in self.oms.open_orders(parent.order_id):

@@ -239,8 +239,13 @@ class FixVenue(_Counting):
     """
 
     def __init__(self, name: str, config: FixConfig, *, collar: Callable[[int, float, float], float] | None = None,
-                 book: Callable[[], Any] | None = None, fees: Any = None, tick_size: float = 0.01) -> None:  # fmt: skip
+                 book: Callable[[], Any] | None = None, fees: Any = None, tick_size: float = 0.01,
+                 inbox: str | Path | None = None) -> None:  # fmt: skip
         super().__init__()
+        # every report is appended here before QuickFIX counts it received: a process killed between the
+        # session's sequence number and the order manager's store would otherwise lose it for good
+        self.inbox = Path(inbox) if inbox is not None else Path(config.store_dir) / "initiator" / "inbox.jsonl"
+        self._inbox: Any = None
         self.name = name
         self.config = config
         self._collar = collar
@@ -258,6 +263,22 @@ class FixVenue(_Counting):
         self._on_lost: list[Callable[[], Any]] = []
         self._status_ids = itertools.count(1)
         self._app = _application(self, self._logged_on, "client", gap_fill_resends=True, on_logout=self._lost)
+
+    def _redeliver(self) -> None:
+        """Queue again (as possible duplicates) every report an earlier process received: the order manager
+        applies the ones it had not yet stored and ignores the rest."""
+        import dataclasses
+
+        self.inbox.parent.mkdir(parents=True, exist_ok=True)
+        if self.inbox.exists():
+            for line in self.inbox.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    d = json.loads(line)
+                    self._reports.put(dataclasses.replace(ExecutionReport(**d), poss_dup=True))
+                except (ValueError, TypeError):
+                    self.refuse("unreadable line in the inbox")  # a torn last line of a killed process
+        if self._inbox is None:
+            self._inbox = open(self.inbox, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def _lost(self) -> None:
         if not self._closing:
@@ -285,6 +306,7 @@ class FixVenue(_Counting):
         # QuickFIX keeps raw pointers to these: they must live as long as the initiator
         self._keep = (settings, fix.FileStoreFactory(settings), fix.FileLogFactory(settings))
         self._closing = False
+        self._redeliver()
         self._initiator = fix.SocketInitiator(self._app, self._keep[1], settings, self._keep[2])
         self._initiator.start()
         _RUNNING.add(self)
@@ -304,6 +326,9 @@ class FixVenue(_Counting):
             self._initiator.stop()
             self._initiator = None
             time.sleep(0.05)  # let the socket threads finish the disconnect
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
         self._logged_on.clear()
         _RUNNING.discard(self)
 
@@ -458,8 +483,14 @@ class FixVenue(_Counting):
         except (fix.FieldNotFound, ValueError) as exc:  # type: ignore[misc]
             self.refuse(f"malformed execution report ({exc})", msg)
             return
-        self._reports.put(ExecutionReport(exec_id, clid, kind, time.time_ns(), self.name, qty, px, liq, fee,  # type: ignore[arg-type]
-                                          reason, poss_dup, status, cum))  # fmt: skip
+        report = ExecutionReport(exec_id, clid, kind, time.time_ns(), self.name, qty, px, liq, fee,  # type: ignore[arg-type]
+                                 reason, poss_dup, status, cum)  # fmt: skip
+        if self._inbox is not None and kind != "status":
+            import dataclasses
+
+            self._inbox.write(json.dumps(dataclasses.asdict(report)) + "\n")
+            self._inbox.flush()  # in the OS before QuickFIX moves the sequence number on
+        self._reports.put(report)
 
 
 # -- the exchange: an acceptor backed by the simulator ----------------------------------------------------
