@@ -49,6 +49,21 @@ def test_hedge_run_cli_on_the_replay_writes_json_and_an_html_frontier(tmp_path: 
             assert s.count("cost_predictions") >= len(hedges)  # TCA recorded realised against predicted
             done = sum(f["quantity"] for f in fills)
             assert done == pytest.approx(sum(h["quantity"] for h in hedges), rel=0.02)
+    # the red team's finding: running it again on the same folder erased every journal; now it is refused
+    # and nothing is touched, unless told to resume (every hedge already done stays done) or to replace
+    again = ["hedge", "run", "--start", "10m", "--end", "50m", "--risk-aversion", "1e-3", "--twap", "1m",
+             "--threshold", "500", "--out", str(tmp_path / "stores"), "--data", str(data), "--json"]  # fmt: skip
+    before = {n: Store(tmp_path / "stores" / f"hedge-{n}.duckdb", read_only=True) for n in names[:3]}
+    counts = {n: (s.count("hedges"), s.count("fills")) for n, s in before.items()}
+    for s in before.values():
+        s.close()
+    refused = CliRunner().invoke(app, again)
+    assert refused.exit_code == 2 and "--resume" in refused.output and "--replace" in refused.output
+    resumed = CliRunner().invoke(app, [*again, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    for n, (hedges, fills) in counts.items():
+        with Store(tmp_path / "stores" / f"hedge-{n}.duckdb", read_only=True) as s:
+            assert (s.count("hedges"), s.count("fills")) == (hedges, fills)  # nothing lost, nothing done twice
     # the impact-aware hedges chose their horizon; immediate ones went at once
     imm = doc["hedges"]["immediate"]
     assert {h["horizon_s"] for h in imm} == {1.0}

@@ -40,6 +40,7 @@ def build_hedge_scenario(
     data: Path | None = None,
     progress: Any = None,
     day: Any = None,
+    existing: str = "refuse",
 ) -> tuple[list[Any], dict[str, Any]]:
     """Hedge a short-call book over the replayed day (``scenario="replay"``) or the simulator fitted to it
     (``"sim"``, seeded; ``end_s − start_s`` seconds of it) under immediate, TWAP and impact-aware policies,
@@ -123,7 +124,7 @@ def build_hedge_scenario(
         return src
 
     task = progress.add_task("hedging scenarios", total=len(policies)) if progress is not None else None
-    results = compare_policies(source, model, out_dir, policies=policies, book=book,
+    results = compare_policies(source, model, out_dir, policies=policies, book=book, existing=existing,
                                pnl_interval_s=min(300.0, (end_s - start_s) / 20),
                                on_done=None if task is None else lambda _: progress.advance(task))  # fmt: skip
     described = sources[-1].describe if sources else ""
@@ -206,6 +207,8 @@ def run_cmd(
     overlay_risk_aversion: Annotated[
         float, typer.Option(help="λ of the impact-aware policy the overlay works.")
     ] = 1e-3,
+    resume: Annotated[bool, typer.Option("--resume", help="Carry on the journals already in --out.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Delete the journals in --out and start again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report (with the frontier).")] = None,
 ) -> None:
@@ -220,6 +223,8 @@ def run_cmd(
         hz = tuple(main.parse_duration_s(x) for x in twap.split(",") if x.strip())
         if not lams or any(not (x >= 0) for x in lams):
             raise typer.BadParameter(f"--risk-aversion needs values >= 0, got {risk_aversion!r}")
+        if resume and replace:
+            raise typer.BadParameter("--resume and --replace exclude each other")
         target = out_dir or Path(default_store_path()).parent / "hedging"
         from impactlab.cli.market import resolve_market
 
@@ -232,6 +237,7 @@ def run_cmd(
                 end_s=main.parse_duration_s(end) if end else None,
                 md_step_s=main.parse_duration_s(step) if step else None, out_dir=target, data=data, progress=prog,
                 overlay_agent=overlay_agent, overlay_risk_aversion=overlay_risk_aversion, day=day,
+                existing="resume" if resume else "replace" if replace else "refuse",
             )  # fmt: skip
     if html_out is not None:
         html_out.write_text(report_html(results, title=f"Hedging scenario: {meta['scenario']}", meta=meta))

@@ -647,7 +647,7 @@ def _demo_hedging(root: Path, store_path: Path) -> None:
     with _progress() as prog:
         results, meta = build_hedge_scenario(out_dir=target, data=root, start_s=600.0, end_s=3_000.0,
                                              risk_aversions=(1e-3,), twap_horizons_s=(60.0,),
-                                             progress=prog)  # fmt: skip
+                                             progress=prog, existing="replace")  # fmt: skip
     out.print(report_table(results))
     report = target / "hedging_report.html"
     report.write_text(report_html(results, title=f"Hedging scenario: {meta['scenario']}", meta=meta))

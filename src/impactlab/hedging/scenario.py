@@ -440,14 +440,30 @@ def compare_policies(
     policies: Sequence[tuple[str, HedgingConfig] | tuple[str, HedgingConfig, ChildPolicyFactory | None]],
     book: BookSpec = BookSpec(),
     on_done: Callable[[ScenarioResult], None] | None = None,
+    existing: str = "refuse",
     **kwargs: Any,
 ) -> list[ScenarioResult]:
     """Run each named policy (with its child-policy factory, if it has one) on a fresh source (the same day,
-    the same seed) and its own fresh store, ``workdir/hedge-<name>.duckdb``; ``on_done`` is called after each."""
+    the same seed) and its own store, ``workdir/hedge-<name>.duckdb``; ``on_done`` is called after each.
+
+    ``existing`` says what to do with a store (a journal) already there: ``"refuse"`` (the default: raise
+    :class:`~impactlab.errors.HedgingError` naming them, nothing is touched), ``"resume"`` (carry each on:
+    journalled hedges are resumed, never decided twice) or ``"replace"`` (delete them and start again)."""
+    if existing not in ("refuse", "resume", "replace"):
+        raise HedgingError(f"'existing' must be refuse, resume or replace, got {existing!r}")
+    paths = {name: Path(workdir) / f"hedge-{name}.duckdb" for name, *_ in policies}
+    found = [p for p in paths.values() if p.exists()]
+    if found and existing == "refuse":
+        raise HedgingError(
+            f"{len(found)} hedging journal(s) already in {workdir} ({', '.join(p.name for p in found)}): "
+            "pass --resume to carry them on or --replace to start again"
+        )
     out = []
     for name, cfg, *rest in policies:
-        path = Path(workdir) / f"hedge-{name}.duckdb"
-        path.unlink(missing_ok=True)
+        path = paths[name]
+        if existing == "replace":
+            for old in (path, path.with_name(path.name + ".wal"), path.with_name(path.name + ".kill-switch.json")):
+                old.unlink(missing_ok=True)
         child = rest[0] if rest else None
         res = run_scenario(make_source(), cfg, path, model=model, book=book, child_policy=child, **kwargs)
         res.policy = name
