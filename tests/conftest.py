@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from impactlab.config import data_dir
+
+# the suite's own home (stores by default, the trusted-models list, kill switches): never the user's
+os.environ.setdefault("IMPACTLAB_HOME", tempfile.mkdtemp(prefix="impactlab-test-home-"))
 
 DATA = data_dir()
 

@@ -78,3 +78,24 @@ def test_domain_records_validate() -> None:
         ChildOrder("c", "p", "X", Side.SELL, 1, OrderType.LIMIT, "V", 0)
     with pytest.raises(DataValidationError, match="side"):
         Fill("f", "c", "p", "X", 0, 1, 1, 0, "V")  # type: ignore[arg-type]
+
+
+def test_a_store_held_by_a_writer_is_a_one_line_error_naming_the_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from impactlab.errors import DataValidationError
+
+    path = tmp_path / "held.duckdb"
+    Store(path).close()
+    holder = subprocess.Popen([sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+                               "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        with pytest.raises(DataValidationError) as e:
+            Store(path, read_only=True)
+        msg = str(e.value)
+        assert f"process {holder.pid}" in msg and "\n" not in msg.replace(" \n", "") and "held.duckdb" in msg
+    finally:
+        holder.kill()
+        holder.communicate()

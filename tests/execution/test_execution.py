@@ -182,7 +182,7 @@ def test_open_plus_filled_never_exceeds_the_parent_in_the_order_manager() -> Non
     oms.apply(_fill("f1", "p2-1", 100))
     oms.apply(ExecutionReport("x2", "p2-2", "cancelled", T0, "X"))
     oms.submit(kid(4, 150))  # 100 filled + 150 open = 250: allowed
-    with pytest.raises(RiskLimitError, match="parent_quantity|exceed"):
+    with pytest.raises(RiskLimitError, match=r"exceed"):
         oms.submit(kid(5, 1))
     with pytest.raises(ExecutionError, match="not opened"):
         oms.submit(ChildOrder("z", "NOPE", "GOOG", Side.BUY, 1, OrderType.LIMIT, "X", T0, 100.0))

@@ -7,108 +7,28 @@ connection cut, and an acceptor that never comes back."""
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from impactlab.data import ParentOrder, Side, Store
-from impactlab.execution import ExecutionEngine, NaiveRouter, RiskLimits, Slicer, WallClock, guarded_order_manager
-from impactlab.execution.fix import FixConfig, FixExchange, FixVenue
-from impactlab.schedules import twap
-from impactlab.simulation import FeeModel, QueueReactiveMarket, QueueReactiveParams
-
-NS = 10**9
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _market(seed: int = 3) -> QueueReactiveMarket:
-    m = QueueReactiveMarket(QueueReactiveParams.published(), price=100.0, tick_size=0.01, initial_spread_ticks=1,
-                            seed=seed)  # fmt: skip
-    m.run_to(60 * NS)
-    return m
-
-
-class Rig:
-    """A FIX client and a loopback exchange that can be killed and restarted, with the engine on top."""
-
-    def __init__(self, tmp_path: Path, *, recover_s: float = 8.0) -> None:
-        self.cfg = FixConfig(port=_port(), store_dir=tmp_path / "fix", reconnect_s=1)
-        self.log = tmp_path / "fix" / "exchange-executions.jsonl"
-        self.limits = RiskLimits(max_participation=1.0, max_order_notional=1e9)
-        self.ex = FixExchange(_market(), self.cfg, exec_log=self.log).start()
-        self.cl = FixVenue("SIMX", self.cfg, collar=self.limits.collar_price, book=lambda: self.ex.book(),
-                           fees=FeeModel(maker_bps=-0.2, taker_bps=0.3)).start()  # fmt: skip
-        self.store = Store(tmp_path / "s.duckdb")
-        self.clock = WallClock()
-        self.oms = guarded_order_manager(self.store, {"SIMX": self.cl}, limits=self.limits, clock=self.clock,
-                                         market_volume=1e9, ack_timeout_s=2.0)  # fmt: skip
-        self.eng = ExecutionEngine(self.oms, {"SIMX": self.cl}, NaiveRouter(), clock=self.clock, post_s=0.2,
-                                   recover_s=recover_s)  # fmt: skip
-
-    def restart_exchange(self, seed: int = 4) -> None:
-        self.ex = FixExchange(_market(seed), self.cfg, exec_log=self.log).start()
-
-    def run(self, qty: float, horizon_s: float, step_s: float) -> Any:
-        now = self.clock()
-        parent = ParentOrder("P1", "X", Side.BUY, qty, now, now + int(horizon_s * NS))
-        return self.eng.run(parent, Slicer(twap(qty, horizon_s, step_s=step_s, side=1), parent))
-
-    def settle(self) -> None:
-        """Let the last reports in (a resend after the halt) before the books are compared."""
-        time.sleep(0.5)
-        self.oms.poll()
-
-    def venue_executions(self) -> dict[str, float]:
-        rows = [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
-        return {f"SIMX:{r['exec_id']}": r["quantity"] for r in rows}
-
-    def store_fills(self) -> dict[str, float]:
-        t = self.store.read("fills").to_pylist()
-        return {r["fill_id"]: r["quantity"] for r in t}
-
-    def close(self) -> None:
-        self.cl.close()
-        self.ex.stop()
-        self.store.close()
+from impactlab.testing.fix_rig import FixRig, later
 
 
 @pytest.fixture
 def rig(tmp_path: Path):  # type: ignore[no-untyped-def]
-    r = Rig(tmp_path)
+    r = FixRig(tmp_path)
     yield r
     r.close()
 
 
-def _later(delay_s: float, action: Any) -> threading.Thread:
-    t = threading.Thread(target=lambda: (time.sleep(delay_s), action()), daemon=True)
-    t.start()
-    return t
+def _assert_books_agree(rig: FixRig, qty: float) -> None:
+    b = rig.books()
+    assert b.agree, b  # every execution at the venue is a fill in the store, and no more
+    assert b.store_shares <= qty + 1e-9 and b.breaks == 0
 
 
-def _assert_books_agree(rig: Rig, qty: float) -> None:
-    venue, store = rig.venue_executions(), rig.store_fills()
-    assert store == pytest.approx(venue)  # every execution at the venue is a fill in the store, and no more
-    assert sum(store.values()) <= qty + 1e-9
-    assert rig.store.count("breaks") == 0
-
-
-def test_an_acceptor_killed_and_restarted_mid_parent_never_over_executes(rig: Rig) -> None:
-    def outage() -> None:
-        rig.ex.kill()
-        time.sleep(4.0)
-        rig.restart_exchange()
-
-    t = _later(1.6, outage)
+def test_an_acceptor_killed_and_restarted_mid_parent_never_over_executes(rig: FixRig) -> None:
+    t = later(1.6, lambda: rig.outage(4.0))
     res = rig.run(1_000.0, 6.0, 0.5)
     t.join()
     rig.settle()
@@ -119,21 +39,24 @@ def test_an_acceptor_killed_and_restarted_mid_parent_never_over_executes(rig: Ri
     assert not rig.oms.open_orders() and res.unresolved == ()  # every order settled by the new exchange's word
 
 
-def test_a_sequence_reset_at_the_acceptor_does_not_execute_old_orders_again(rig: Rig) -> None:
-    t = _later(1.6, lambda: rig.ex.drop_connection(forget_received=True))
-    received: list[int] = []
+def test_a_sequence_reset_at_the_acceptor_does_not_execute_old_orders_again(rig: FixRig) -> None:
+    t = later(1.6, lambda: rig.ex.drop_connection(forget_received=True))
     res = rig.run(600.0, 4.0, 0.5)
     t.join()
-    received.append(rig.ex.orders_received)
+    received = rig.ex.orders_received
     rig.settle()
     assert rig.cl.refused["resend of an order message replaced by a gap fill"] >= 1  # it asked for them again
-    assert rig.ex.orders_received == received[0] == len(rig.oms.orders) - rig.oms.refused_orders.total()
+    # the exchange got each order once: those the store says reached it (an order sent in the instant the link
+    # went down was queued by QuickFIX, gap-filled on the resend, and settled as never received by its status)
+    reached = [mo for mo in rig.oms.orders.values() if not mo.reason.startswith("risk:")
+               and "never received" not in mo.reason]  # fmt: skip
+    assert rig.ex.orders_received == received == len(reached)
     assert "session dropped" in res.halted
     _assert_books_agree(rig, 600.0)
 
 
-def test_a_client_connection_cut_mid_parent_is_reconciled_and_halts(rig: Rig) -> None:
-    t = _later(1.3, lambda: rig.cl.drop_connection(forget_received=True))
+def test_a_client_connection_cut_mid_parent_is_reconciled_and_halts(rig: FixRig) -> None:
+    t = later(1.3, lambda: rig.cl.drop_connection(forget_received=True))
     res = rig.run(600.0, 4.0, 0.5)
     t.join()
     rig.settle()
@@ -143,16 +66,14 @@ def test_a_client_connection_cut_mid_parent_is_reconciled_and_halts(rig: Rig) ->
 
 
 def test_an_acceptor_that_never_comes_back_leaves_orders_unknown_and_reported(tmp_path: Path) -> None:
-    r = Rig(tmp_path, recover_s=2.0)
+    r = FixRig(tmp_path, recover_s=2.0)
     try:
-        # a resting limit far from the market that the dead exchange never answers for
-        t = _later(1.2, r.ex.kill)
-        r.eng.router = NaiveRouter()
+        t = later(1.2, r.ex.kill)
         res = r.run(400.0, 4.0, 1.0)
         t.join()
         assert "session dropped" in res.halted and r.cl.available is False
         assert all(r.oms.orders[c].state.value == "unknown" for c in res.unresolved)
-        assert sum(f.quantity for f in res.fills) <= 400.0
+        assert res.filled <= 400.0
         _assert_books_agree(r, 400.0)
     finally:
         r.cl.close()

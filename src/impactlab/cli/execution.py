@@ -381,8 +381,11 @@ def execute_cmd(
     under_penalty: Annotated[float, typer.Option(help="Cont–Kukanov λu+θ, bps.")] = 5.0,
     limits_file: Annotated[
         Path | None,
-        typer.Option("--limits", help="Risk-limits file (TOML/JSON) [default: $IMPACTLAB_LIMITS, "
-                     "~/.config/impactlab/limits.toml, or the built-in limits]."),
+        typer.Option(
+            "--limits",
+            help="Risk-limits file (TOML/JSON) [default: $IMPACTLAB_LIMITS, "
+            "~/.config/impactlab/limits.toml, or the built-in limits].",
+        ),
     ] = None,
     max_order_qty: Annotated[
         float | None, typer.Option(help="Tighten the limit on units per child (never above the limits file).")
@@ -391,8 +394,10 @@ def execute_cmd(
         float | None, typer.Option(help="Tighten the price collar around the mid, bps (never wider than the file).")
     ] = None,
     order_id: Annotated[
-        str | None, typer.Option(help="Parent order id [default: a new unique one]; an id in the store is refused "
-                                 "unless --resume.")
+        str | None,
+        typer.Option(
+            help="Parent order id [default: a new unique one]; an id in the store is refused unless --resume."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Carry on the stored parent --order-id after a crash or a halt.")

@@ -68,6 +68,22 @@ _SQL_TYPES = {
 }
 
 
+def _holder(message: str) -> str:
+    """The process DuckDB names as holding a file's lock, with its command line where the system shows it."""
+    import re
+
+    m = re.search(r"PID (\d+)", message)
+    if m is None:
+        return "another process"
+    pid = m.group(1)
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        cmd = ""
+    short = " ".join(Path(w).name if i == 0 else w for i, w in enumerate(cmd.split()[:8]))
+    return f"process {pid}" + (f" ({short[:80]})" if short else "") + "; open it when that process ends"
+
+
 def _ddl(name: str, schema: pa.Schema, key: str | None) -> str:
     cols = []
     for f in schema:
@@ -104,9 +120,11 @@ class Store:
             self._con = duckdb.connect(self.path, read_only=read_only)
         except (duckdb.IOException, duckdb.Error) as exc:
             lock = "lock" in str(exc).lower()
-            why = "held open for writing by another process" if lock else "not a DuckDB store, or unreadable"
-            raise DataValidationError(f"cannot open the store: {why} ({str(exc).splitlines()[0]})",
-                                      path=self.path) from exc  # fmt: skip
+            if lock:
+                raise DataValidationError(f"cannot open the store: held open for writing by {_holder(str(exc))}",
+                                          path=self.path) from exc  # fmt: skip
+            raise DataValidationError(f"cannot open the store: not a DuckDB store, or unreadable "
+                                      f"({str(exc).splitlines()[0]})", path=self.path) from exc  # fmt: skip
         if not read_only:
             for name, (schema, key) in _TABLES.items():
                 self._run(_ddl(name, schema, key))

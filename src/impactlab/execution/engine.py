@@ -8,7 +8,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -405,16 +405,16 @@ class ExecutionEngine:
         self.oms.open_parent(parent)
         known = self.oms.store.read("parent_orders", where="order_id = ?", params=[parent.order_id])
         arrival = known.column("arrival_mid")[0].as_py() if resumed and known.num_rows else None
-        halted, unresolved = "", ()
+        halted, unresolved = "", cast(tuple[str, ...], ())
         t = int(self.clock())
         end_mid = post_mid = float("nan")
         try:
-            if self.oms.open_orders():  # orders open at a restart: ask the venues that can tell where they are
-                if self.oms.reconcile():
-                    self._wait(lambda: False, int(self.clock()) + NS // 2)
-                    for mo in self.oms.open_orders(parent.order_id):
-                        self.oms.cancel(mo.order.client_order_id)
-                    self._wait(lambda: not self.oms.open_orders(parent.order_id), int(self.clock()) + 5 * NS)
+            # orders open at a restart: ask the venues that can tell where they are
+            if self.oms.open_orders() and self.oms.reconcile():
+                self._wait(lambda: False, int(self.clock()) + NS // 2)
+                for mo in self.oms.open_orders(parent.order_id):
+                    self.oms.cancel(mo.order.client_order_id)
+                self._wait(lambda: not self.oms.open_orders(parent.order_id), int(self.clock()) + 5 * NS)
             self._advance(max(parent.start_ns, int(self.clock())) if resumed else parent.start_ns)
             if arrival is None:
                 arrival = self._mid()

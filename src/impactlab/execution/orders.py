@@ -253,9 +253,7 @@ class OrderManager:
         Opening a parent again (a resume) keeps what it has done; its quantity may not change."""
         known = self.parents.get(parent.order_id)
         if known is not None and abs(known - parent.quantity) > _EPS:
-            raise ExecutionError(
-                f"parent {parent.order_id!r} is open for {known:g}, not {parent.quantity:g}"
-            )
+            raise ExecutionError(f"parent {parent.order_id!r} is open for {known:g}, not {parent.quantity:g}")
         self.store.add_records([parent])
         self.parents[parent.order_id] = float(parent.quantity)
 
@@ -390,7 +388,9 @@ class OrderManager:
         from impactlab.data.schemas import BREAKS
 
         pid = mo.order.parent_order_id if mo is not None else ""
-        key = f"{report.venue}:{report.exec_id}" if kind == "fill" else f"{report.client_order_id}:recon:{report.exec_id}"
+        key = f"{report.venue}:{report.exec_id}"
+        if kind == "reconciliation":
+            key = f"{report.client_order_id}:recon:{report.exec_id}"
         brk = Break(key, int(self.clock()), kind, report.venue, report.client_order_id, pid,
                     report.exec_id if kind == "fill" else "", float(quantity),
                     float(report.price) if kind == "fill" else float("nan"), reason)  # fmt: skip
@@ -501,8 +501,9 @@ class OrderManager:
         if mo.state in (OrderState.FILLED, OrderState.REJECTED):
             return self._break("fill", report, mo, f"fill on a {mo.state} order", quantity=report.quantity)
         if report.quantity > mo.order.quantity - mo.filled + _EPS:
-            return self._break("fill", report, mo, f"fill of {report.quantity:g} with {mo.order.quantity - mo.filled:g} "
-                               "open", quantity=report.quantity)  # fmt: skip
+            left = mo.order.quantity - mo.filled
+            return self._break("fill", report, mo, f"fill of {report.quantity:g} with {left:g} open",
+                               quantity=report.quantity)  # fmt: skip
         lim = mo.order.limit_price
         if lim is not None and int(mo.order.side) * (report.price - lim) > 1e-9 * max(abs(lim), 1.0):
             return self._break("fill", report, mo, f"fill at {report.price:g} through the limit {lim:g}",

@@ -303,7 +303,9 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         """Write the model as JSON (never a pickle)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_json(), indent=2, allow_nan=False))
+        text = json.dumps(self.to_json(), indent=2, allow_nan=False)
+        p.write_text(text)
+        _trust(text.encode())  # written here: loaded again without the sandboxed check
         return p
 
     def _restore(self, doc: dict[str, Any]) -> None:
@@ -316,18 +318,111 @@ class ImpactModel(BaseEstimator, ABC):  # type: ignore[misc]
         self.n_features_in_ = len(self._columns())
 
 
-def load_model(path: str | Path) -> ImpactModel:
-    """Load a model saved by :meth:`ImpactModel.save`; only JSON is read, only registered classes built."""
+def _trust_file() -> Path:
+    import os
+
+    return Path(os.environ.get("IMPACTLAB_HOME", "~/.impactlab")).expanduser() / "trusted-models.txt"
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _trust(data: bytes) -> None:
+    """Add a file's SHA-256 to the allow-list (a model this installation wrote itself)."""
+    try:
+        f = _trust_file()
+        f.parent.mkdir(parents=True, exist_ok=True)
+        with f.open("a") as out:
+            out.write(_digest(data) + "\n")
+    except OSError:  # a read-only home: the file is then checked in a child process when loaded
+        pass
+
+
+def _trusted(data: bytes) -> bool:
+    try:
+        return _digest(data) in set(_trust_file().read_text().split())
+    except OSError:
+        return False
+
+
+def _limits() -> None:  # pragma: no cover - runs in the child
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+_PROBE = """
+import sys
+from impactlab.impact._base import _build, _exercise
+m = _build(sys.argv[1])
+_exercise(m)
+print("ok")
+"""
+
+
+def _build(path: str | Path) -> ImpactModel:
+    """Read and build a model file in this process (no safety check: see :func:`load_model`)."""
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CalibrationError(f"cannot read model file {p}: {exc}") from exc
-    if doc.get("format") != "impactlab-model" or doc.get("format_version") != MODEL_FILE_VERSION:
+    if not isinstance(doc, dict) or doc.get("format") != "impactlab-model" or (
+        doc.get("format_version") != MODEL_FILE_VERSION
+    ):
         raise CalibrationError(f"{p} is not an impactlab model file of version {MODEL_FILE_VERSION}")
-    cls = _REGISTRY.get(doc.get("class", ""))
+    cls = _REGISTRY.get(str(doc.get("class", "")))
     if cls is None:
         raise CalibrationError(f"{p}: unknown model class {doc.get('class')!r}")
-    model = cls(**doc["settings"])
-    model._restore(doc)
+    try:
+        model = cls(**doc["settings"])
+        model._restore(doc)
+    except CalibrationError:
+        raise
+    except Exception as exc:  # a field missing or of the wrong type, a model string the library refuses
+        raise CalibrationError(f"{p}: malformed {cls.__name__} model file ({type(exc).__name__}: {exc})") from exc
+    return model
+
+
+def _exercise(model: ImpactModel) -> None:
+    """Price one ordinary order with the model (what a crafted file would crash)."""
+    order = {c: 1.0 for c in model._columns()}
+    model.predict_estimate(order)
+
+
+def load_model(path: str | Path, *, timeout_s: float = 120.0) -> ImpactModel:
+    """Load a model saved by :meth:`ImpactModel.save`; only JSON is read, only registered classes built.
+
+    A file this installation saved (its SHA-256 is in ``$IMPACTLAB_HOME/trusted-models.txt``) loads at
+    once.  Any other is first parsed and made to price an order in a child process with memory and CPU
+    limits: an embedded LightGBM model or ONNX graph crafted to crash its parser kills only the child, and
+    the load is refused with :class:`~impactlab.errors.CalibrationError`.
+    """
+    import subprocess
+    import sys
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise CalibrationError(f"cannot read model file {p}: {exc}") from exc
+    if not _trusted(data):
+        try:
+            proc = subprocess.run([sys.executable, "-c", _PROBE, str(p)], capture_output=True, text=True,
+                                  timeout=timeout_s, preexec_fn=_limits, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise CalibrationError(f"model file {p}: parsing it took over {timeout_s:g} s; refused") from exc
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [""])[-1]
+            if proc.returncode < 0 or "CalibrationError" not in last:
+                why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}: {last[:200]}"
+                raise CalibrationError(f"model file {p} is not a model this installation can load safely: its "
+                                       f"parser failed in a sandboxed process ({why})")  # fmt: skip
+            raise CalibrationError(last.split("CalibrationError: ", 1)[-1])
+    model = _build(p)
     return model

@@ -238,9 +238,8 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     # -- read endpoints ---------------------------------------------------------------------------------------
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
-        s = st()
-        return {"status": "ok", "symbols": sorted(s.models.models), "auth": {"write_keys": bool(cfg.api_keys),
-                "keys_for_reads": cfg.keys_for_reads}}  # fmt: skip
+        s = st()  # nothing about keys or auth: an unauthenticated probe learns only that the service is up
+        return {"status": "ok", "symbols": sorted(s.models.models)}
 
     @app.post("/impact/estimate", response_model=EstimateResponse, tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def estimate(req: EstimateRequest) -> dict[str, Any]:
