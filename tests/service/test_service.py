@@ -131,7 +131,7 @@ def test_state_changing_endpoints_need_a_valid_key(make_client) -> None:  # type
 
 
 def test_tca_feeds_drift_and_the_recalibration_hook_makes_a_new_version(make_client) -> None:  # type: ignore[no-untyped-def]
-    c, _ = make_client(drift_window=10, drift_min_orders=5)
+    c, _ = make_client(drift_window=10, drift_min_orders=5, recalibrate_interval_s=0, max_scale_step=5.0)
     pred = c.post("/impact/estimate", json=_est(1_000))
     p = pred.json()["total_bps"]
     outs = []
@@ -222,3 +222,68 @@ def test_psi_and_the_drift_report() -> None:
     assert rep.features[0].alert and not rep.error_alert and rep.error_bias == pytest.approx(0.1)
     quiet = drift_report({"x": a[:10]}, {"x": a[10:15] + 5}, min_orders=20)
     assert not quiet.alert  # too few orders to judge
+
+
+# -- the red team's findings, as regressions ---------------------------------------------------------------
+
+READER, TRADER, ADMIN = "read:reader-key-0123456789", "trade:trader-key-0123456789", "model-admin:admin-key-012345678"
+
+
+def _as(entry: str) -> dict[str, str]:
+    return {"X-API-Key": entry.split(":", 1)[1]}
+
+
+def test_scoped_keys_read_trade_and_model_admin(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client(api_keys=[READER, TRADER, ADMIN], keys_for_reads=True)
+    est = _est(100)
+    assert c.post("/impact/estimate", json=est, headers=_as(READER)).status_code == 200
+    r = c.post("/impact/estimate", json=est, headers=_as(TRADER))
+    assert r.status_code == 403 and "'read' scope" in r.json()["error"]["message"]
+    r = c.post("/tca", json=_order(0, 1_000, 5.0), headers=_as(READER))
+    assert r.status_code == 403 and "'trade' scope" in r.json()["error"]["message"]
+    assert c.post("/tca", json=_order(0, 1_000, 5.0), headers=_as(TRADER)).status_code == 201
+    r = c.post("/models/GOOG/recalibrate", json={}, headers=_as(TRADER))  # a trade key cannot move the model
+    assert r.status_code == 403 and "'model-admin' scope" in r.json()["error"]["message"]
+    with pytest.raises(ServiceError, match="unknown API key scope"):
+        ServiceConfig(api_keys=("root:abcdefghijklmnopqrs",))
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (lambda o: [f.update(price=1.0) for f in o["fills"]], "bps from the mid"),  # buying at $1 against $580
+        (lambda o: o["fills"][0].update(fee=10_000_000.0), "of the fill's notional"),  # a $10M fee
+    ],
+)
+def test_implausible_fills_are_refused_and_cannot_move_the_model(make_client, edit: Any, why: str) -> None:  # type: ignore[no-untyped-def]
+    c, state = make_client()
+    body = _order(0, 1_000, 5.0)
+    edit(body)
+    r = c.post("/tca", json=body, headers=W)
+    assert r.status_code == 422 and why in r.json()["error"]["message"]
+    assert state.store.count("parent_orders") == 0 and state.store.count("fills") == 0  # nothing recorded
+
+
+def test_a_recalibration_moves_the_model_a_bounded_step_at_most_once_a_minute(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, state = make_client(drift_window=10, drift_min_orders=5)
+    p = c.post("/impact/estimate", json=_est(1_000)).json()["total_bps"]
+    for i in range(5):  # realised five times the prediction: the red team's 5× move
+        c.post("/tca", json=_order(i, 1_000, 5 * p), headers=W)
+    v = c.get("/models").json()["versions"]
+    assert v[-1]["params"]["cost_scale"] == pytest.approx(1.5) and "held to × 1.5" in v[-1]["reason"]
+    r = c.post("/models/GOOG/recalibrate", json={"reason": "again"}, headers=W)
+    assert r.status_code == 429 and "at most once every 60 s" in r.json()["error"]["message"]
+    assert len(c.get("/models").json()["versions"]) == 2  # not 19 versions in 18 seconds
+
+
+def test_writes_are_rate_limited_per_key(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client(writes_per_minute=3)
+    codes = [c.post("/tca", json=_order(i, 1_000, 5.0), headers=W).status_code for i in range(5)]
+    assert codes == [201, 201, 201, 429, 429]
+
+
+def test_a_boolean_or_string_quantity_is_refused_not_read_as_a_number(make_client) -> None:  # type: ignore[no-untyped-def]
+    c, _ = make_client()
+    for q in (True, "100"):
+        r = c.post("/impact/estimate", json={**_est(1), "quantity": q})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"].endswith("quantity")

@@ -169,11 +169,20 @@ class Store:
             self._con.unregister("_incoming")
         return self.count(name) - before
 
-    def read(self, name: str, *, where: str | None = None, params: Sequence[Any] = ()) -> pa.Table:
-        """All rows of ``name`` (optionally filtered by a parameterised ``where`` clause) in insertion order."""
+    def read(self, name: str, *, where: str | None = None, params: Sequence[Any] = (), order_by: str | None = None,
+             limit: int | None = None) -> pa.Table:  # fmt: skip
+        """Rows of ``name`` (optionally filtered by a parameterised ``where`` clause) in insertion order, or
+        by ``order_by`` (``"COLUMN"`` or ``"COLUMN DESC"``), at most ``limit`` of them."""
         if name not in _TABLES:
             raise ValueError(f"'name' must be one of {self.tables()}, got {name!r}")
         sql = f"SELECT * FROM {name}" + (f" WHERE {where}" if where else "")
+        if order_by is not None:
+            col, _, way = order_by.partition(" ")
+            if col not in _TABLES[name][0].names or way.upper() not in ("", "ASC", "DESC"):
+                raise ValueError(f"'order_by' must be a column of {name} and ASC or DESC, got {order_by!r}")
+            sql += f" ORDER BY {col} {way.upper()}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         return self._con.sql(sql, params=list(params) or None).to_arrow_table()
 
     def update(self, name: str, key_value: Any, **values: Any) -> bool:

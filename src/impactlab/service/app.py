@@ -14,7 +14,9 @@ import contextlib
 import hmac
 import logging
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ class ServiceState:
         self._paths: dict[str, Any] = {}
         self._hedging_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self.bus_tca: Any = None  # BusTcaStats while the service consumes the bus
+        self.store_lock = threading.RLock()  # one DuckDB connection, used from the worker threads in turn
+        self.writes: dict[bytes, list[int]] = {}  # per key: times of its recent state-changing requests
 
     @classmethod
     def start(cls, config: ServiceConfig, **kw: Any) -> ServiceState:
@@ -119,11 +123,19 @@ class ServiceState:
 
     def _priced(self, symbol: str) -> list[dict[str, Any]]:
         """TCA'd orders of ``symbol`` with the service's prediction and their features, oldest first."""
-        preds = self.store.read("cost_predictions", where="model LIKE ?", params=[f"pretrade-{symbol}-v%"]).to_pylist()
+        # the newest predictions the drift windows and a recalibration can use, and only their parents (indexed
+        # reads: a request's cost does not grow with the store)
+        m = self.models.get(symbol)
+        keep = max(4 * self.config.drift_window, 2_000)
+        preds = self.store.read("cost_predictions", where="model LIKE ?", params=[f"pretrade-{symbol}-v%"],
+                                order_by="ts_ns DESC", limit=keep).to_pylist()  # fmt: skip
         if not preds:
             return []
-        parents = {r["order_id"]: r for r in self.store.read("parent_orders").to_pylist()}
-        mk = self.models.get(symbol).market(1)
+        ids = sorted({p["parent_order_id"] for p in preds})
+        marks = ", ".join("?" * len(ids))
+        parents = {r["order_id"]: r for r in self.store.read("parent_orders", where=f"order_id IN ({marks})",
+                                                             params=ids).to_pylist()}  # fmt: skip
+        mk = m.market(1)
         out = []
         for p in sorted(preds, key=lambda r: r["ts_ns"]):
             po = parents.get(p["parent_order_id"])
@@ -193,21 +205,54 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     def st() -> ServiceState:
         return holder["s"]
 
-    def _check_key(request: Request) -> None:
+    keys = cfg.key_scopes()
+    pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="impactlab-api")
+
+    async def off(fn: Callable[[], Any], *, store: bool = False) -> Any:
+        """Run the CPU (and store) work of a request on a worker thread: the event loop stays free."""
+        if store:
+            inner = fn
+
+            def fn() -> Any:
+                with st().store_lock:
+                    return inner()
+
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
+
+    def _check_key(request: Request, scope: str) -> bytes:
         given = request.headers.get(API_KEY_HEADER)
-        if not cfg.api_keys:
+        if not keys:
             raise ApiError(403, "forbidden", "no API keys are configured: this endpoint is disabled")
         if not given:
             raise ApiError(401, "unauthorized", f"missing {API_KEY_HEADER} header")
-        if not any(hmac.compare_digest(given.encode(), k.encode()) for k in cfg.api_keys):
+        raw = given.encode()
+        found = None
+        for k, scopes in keys:  # every key compared, in constant time each
+            if hmac.compare_digest(raw, k):
+                found = scopes
+        if found is None:
             raise ApiError(403, "forbidden", "invalid API key")
+        if scope not in found:
+            raise ApiError(403, "forbidden", f"this API key lacks the {scope!r} scope")
+        return raw
 
-    def write_key(request: Request) -> None:
-        _check_key(request)
+    def _rate(key: bytes) -> None:
+        now = time.monotonic_ns()
+        recent = [t for t in st().writes.get(key, []) if now - t < 60 * NS]
+        if len(recent) >= cfg.writes_per_minute:
+            raise ApiError(429, "rate_limited", f"more than {cfg.writes_per_minute} state-changing requests a minute "
+                           "from this key")  # fmt: skip
+        st().writes[key] = [*recent, now]
+
+    def trade_key(request: Request) -> None:
+        _rate(_check_key(request, "trade"))
+
+    def admin_key(request: Request) -> None:
+        _rate(_check_key(request, "model-admin"))
 
     def read_key(request: Request) -> None:
         if cfg.keys_for_reads:
-            _check_key(request)
+            _check_key(request, "read")
 
     # -- errors -----------------------------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -244,10 +289,14 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     @app.post("/impact/estimate", response_model=EstimateResponse, tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def estimate(req: EstimateRequest) -> dict[str, Any]:
         s = st()
-        return s.models.estimate(req.symbol, _SIDE[req.side], req.quantity, req.horizon_s, req.threshold_bps)
+        return await off(lambda: s.models.estimate(req.symbol, _SIDE[req.side], req.quantity, req.horizon_s,  # type: ignore[no-any-return]
+                                                   req.threshold_bps))  # fmt: skip
 
     @app.post("/pretrade/report", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def pretrade_report(req: PreTradeRequest) -> dict[str, Any]:
+        return await off(lambda: _pretrade_report(req))  # type: ignore[no-any-return]
+
+    def _pretrade_report(req: PreTradeRequest) -> dict[str, Any]:
         from impactlab.schedules import pretrade
 
         s = st()
@@ -264,6 +313,9 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
     @app.post("/schedule", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def schedule(req: ScheduleRequest) -> dict[str, Any]:
+        return await off(lambda: _schedule(req))  # type: ignore[no-any-return]
+
+    def _schedule(req: ScheduleRequest) -> dict[str, Any]:
         from impactlab.calibration.pretrade import calibrated_almgren_chriss
         from impactlab.schedules.volume import pov, twap, vwap
 
@@ -294,6 +346,9 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 
     @app.post("/frontier", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def frontier(req: FrontierRequest) -> dict[str, Any]:
+        return await off(lambda: _frontier(req))  # type: ignore[no-any-return]
+
+    def _frontier(req: FrontierRequest) -> dict[str, Any]:
         from impactlab.calibration.pretrade import calibrated_almgren_chriss
 
         m = st().models.get(req.symbol)
@@ -315,26 +370,27 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     async def tca_recent(limit: int = 50) -> dict[str, Any]:
         if not 1 <= limit <= 1_000:
             raise ApiError(422, "validation_error", f"limit: must be in [1, 1000], got {limit}")
-        rows = st().store.read("cost_predictions").to_pylist()
-        rows = sorted(rows, key=lambda r: r["ts_ns"])[-limit:]
-        return _json({"orders": rows})
+        rows = await off(lambda: st().store.read("cost_predictions", order_by="ts_ns DESC", limit=limit).to_pylist(),
+                         store=True)  # fmt: skip
+        return _json({"orders": rows[::-1]})
 
     @app.get("/models", tags=["models"], dependencies=[Depends(read_key)])
     async def models() -> dict[str, Any]:
         s = st()
-        return _json({"live": {k: m.version for k, m in s.models.models.items()}, "versions": s.models.versions()})
+        versions = await off(s.models.versions, store=True)
+        return _json({"live": {k: m.version for k, m in s.models.models.items()}, "versions": versions})
 
     @app.get("/drift", tags=["models"], dependencies=[Depends(read_key)])
     async def drift(symbol: str = "GOOG") -> dict[str, Any]:
-        return _json(st().drift(symbol))
+        return _json(await off(lambda: st().drift(symbol), store=True))
 
     @app.get("/hedging/status", tags=["hedging"], dependencies=[Depends(read_key)])
     async def hedging_status() -> dict[str, Any]:
-        return _json(hedging_summary(st()))
+        return _json(await off(lambda: hedging_summary(st())))
 
     @app.get("/metrics", tags=["service"], dependencies=[Depends(read_key)], response_class=PlainTextResponse)
     async def metrics() -> Response:
-        body, ctype = st().metrics.render()
+        body, ctype = await off(st().metrics.render, store=True)
         return Response(body, media_type=ctype)
 
     @app.get("/static/plotly.min.js", include_in_schema=False)
@@ -346,21 +402,33 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         return Response(DASHBOARD_JS(), media_type="application/javascript")
 
     # -- state-changing endpoints --------------------------------------------------------------------------
-    @app.post("/tca", tags=["tca"], dependencies=[Depends(write_key)], status_code=201)
+    @app.post("/tca", tags=["tca"], dependencies=[Depends(trade_key)], status_code=201)
     async def tca(req: TCARequest) -> dict[str, Any]:
-        return _json(submit_tca(st(), req))
+        return _json(await off(lambda: submit_tca(st(), req), store=True))
 
-    @app.post("/models/{symbol}/recalibrate", tags=["models"], dependencies=[Depends(write_key)], status_code=201)
+    @app.post("/models/{symbol}/recalibrate", tags=["models"], dependencies=[Depends(admin_key)], status_code=201)
     async def recalibrate(symbol: str, req: RecalibrateRequest) -> dict[str, Any]:
+        return await off(lambda: _recalibrate(symbol, req), store=True)  # type: ignore[no-any-return]
+
+    def _recalibrate(symbol: str, req: RecalibrateRequest) -> dict[str, Any]:
         s = st()
-        s.models.get(symbol)
-        rows = [r for r in s._priced(symbol) if r["ts_ns"] >= s.models.get(symbol).created_ns]
+        live = s.models.get(symbol)
+        _recalibration_allowed(s, live)
+        rows = [r for r in s._priced(symbol) if r["ts_ns"] >= live.created_ns]
         m = s.models.recalibrate(symbol, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
-                                 reason=f"manual: {req.reason}")  # fmt: skip
+                                 reason=f"manual: {req.reason}", max_step=cfg.max_scale_step)  # fmt: skip
         return {"symbol": symbol, "version": m.version, "cost_scale": m.cost_scale, "n_obs": len(rows)}
 
     app.include_router(dashboard_router(lambda: sorted(st().models.models)))
     return app
+
+
+def _recalibration_allowed(s: ServiceState, live: Any) -> None:
+    """At most one recalibration of a symbol per ``recalibrate_interval_s`` (429 otherwise)."""
+    age_s = (int(s.clock()) - int(live.created_ns)) / NS
+    if live.reason != "start-up calibration" and age_s < s.config.recalibrate_interval_s:
+        raise ApiError(429, "rate_limited", f"{live.version} was made {age_s:.0f} s ago; a symbol is recalibrated at "
+                       f"most once every {s.config.recalibrate_interval_s:g} s")  # fmt: skip
 
 
 def _json(x: dict[str, Any]) -> dict[str, Any]:
@@ -421,6 +489,7 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
         if not day.ts_ns[0] <= p.start_ns <= day.ts_ns[-1]:
             raise ApiError(422, "validation_error", f"mid_path: needed — the order is outside the recorded {m.source}")
         mid_at = s.mid_at(sym)
+    _plausible(s, req, mid_at)
     horizon = min(max((p.end_ns - p.start_ns) / NS, 60.0), 5 * m.market(1).session_s)
     est = s.models.estimate(sym, side, p.quantity, horizon, 10.0)
     if s.store.read("parent_orders", where="order_id = ?", params=[p.order_id]).num_rows:
@@ -441,13 +510,32 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
         s.alerted.add(m.version)
         rows = [r for r in s._priced(sym) if r["ts_ns"] >= m.created_ns]
         try:
+            _recalibration_allowed(s, m)
             new = s.models.recalibrate(sym, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
-                                       reason="drift: " + "; ".join(d["reasons"]))  # fmt: skip
+                                       reason="drift: " + "; ".join(d["reasons"]),
+                                       max_step=s.config.max_scale_step)  # fmt: skip
             out["recalibrated"] = {"from": m.version, "to": new.version, "cost_scale": new.cost_scale}
-        except ServiceError as exc:
+        except (ServiceError, ApiError) as exc:
             log.error("drift alert on %s but recalibration failed: %s", m.version, exc)
             out["recalibrated"] = {"error": str(exc)}
     return out
+
+
+def _plausible(s: ServiceState, req: TCARequest, mid_at: Callable[[int], float]) -> None:
+    """Refuse (422) a fill priced implausibly far from the mid at its time or with an implausible fee: a
+    submission must not be able to drag the live model's calibration with numbers no market produced."""
+    band, fee_cap = s.config.fill_band_bps, s.config.max_fee_bps
+    for i, f in enumerate(req.fills):
+        mid = float(mid_at(f.ts_ns))
+        if math.isfinite(mid) and mid > 0:
+            off_bps = abs(f.price / mid - 1) * 1e4
+            if off_bps > band:
+                raise ApiError(422, "implausible_fill", f"fills[{i}].price: {f.price:g} is {off_bps:,.0f} bps from the "
+                               f"mid {mid:g} at its time (at most {band:g} bps)")  # fmt: skip
+        fee_bps = abs(f.fee) / (f.quantity * f.price) * 1e4
+        if fee_bps > fee_cap:
+            raise ApiError(422, "implausible_fill", f"fills[{i}].fee: {f.fee:g} is {fee_bps:,.0f} bps of the fill's "
+                           f"notional (at most {fee_cap:g} bps)")  # fmt: skip
 
 
 def hedging_summary(s: ServiceState) -> dict[str, Any]:

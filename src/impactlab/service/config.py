@@ -10,9 +10,12 @@ from typing import Any
 
 from impactlab.errors import ServiceError
 
-__all__ = ["API_KEY_HEADER", "ServiceConfig"]
+__all__ = ["API_KEY_HEADER", "SCOPES", "ServiceConfig"]
 
 API_KEY_HEADER = "X-API-Key"
+SCOPES = ("read", "trade", "model-admin")
+"""What a key may do: ``read`` (estimates, reports, dashboards, metrics), ``trade`` (submit fills for TCA)
+and ``model-admin`` (recalibrate and approve a live model's change)."""
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,10 @@ class ServiceConfig:
     host, port
         Where uvicorn listens (loopback by default).
     api_keys
-        Keys accepted in the ``X-API-Key`` header. With none, every endpoint that changes state is refused:
-        the service is read-only until keys are configured (``IMPACTLAB_API_KEYS``, comma separated).
+        Keys accepted in the ``X-API-Key`` header, each ``KEY`` (every scope) or ``SCOPE+SCOPE:KEY`` with
+        scopes from :data:`SCOPES` (``read:…``, ``trade:…``, ``read+trade:…``, ``model-admin:…``). With
+        none, every endpoint that changes state is refused: the service is read-only until keys are
+        configured (``IMPACTLAB_API_KEYS``, comma separated).
     keys_for_reads
         Also require a key on read endpoints (estimates, reports, dashboards, metrics).
     symbols
@@ -46,6 +51,17 @@ class ServiceConfig:
         Orders in the drift monitor's current window, and how many it needs before it may alert.
     psi_alert, ks_alpha, error_bias_alert
         Alert thresholds: PSI of a feature, KS p-value, and the relative bias |Σ(realised − predicted)| / Σ|predicted|.
+    fill_band_bps, max_fee_bps
+        A submitted fill priced further than ``fill_band_bps`` from the mid at its time, or with a fee above
+        ``max_fee_bps`` of its notional, is implausible: the submission is refused (422) and nothing is
+        recorded.
+    writes_per_minute
+        State-changing requests one key may make per minute (429 beyond).
+    recalibrate_interval_s, max_scale_step
+        At most one recalibration of a symbol per ``recalibrate_interval_s``; one recalibration may move the
+        cost scale by at most the factor ``max_scale_step`` either way (the rest waits for more evidence).
+    workers
+        Threads that run the CPU work of requests, off the event loop (``/health`` answers while they work).
     """
 
     host: str = "127.0.0.1"
@@ -63,13 +79,25 @@ class ServiceConfig:
     psi_alert: float = 0.25
     ks_alpha: float = 0.01
     error_bias_alert: float = 0.5
+    fill_band_bps: float = 1_000.0
+    max_fee_bps: float = 100.0
+    writes_per_minute: int = 120
+    recalibrate_interval_s: float = 60.0
+    max_scale_step: float = 1.5
+    workers: int = 4
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65_536:
             raise ServiceError(f"'port' must be in 1…65535, got {self.port!r}")
-        if any(len(k) < 16 for k in self.api_keys):
-            raise ServiceError("every API key must be at least 16 characters")
+        for entry in self.api_keys:
+            scopes, key = self.parse_key(entry)
+            if len(key) < 16:
+                raise ServiceError("every API key must be at least 16 characters")
+        if not (self.fill_band_bps > 0 and self.max_fee_bps > 0 and self.writes_per_minute >= 1):
+            raise ServiceError("'fill_band_bps', 'max_fee_bps' and 'writes_per_minute' must be > 0")
+        if not (self.recalibrate_interval_s >= 0 and 1 < self.max_scale_step <= 10 and 1 <= self.workers <= 64):
+            raise ServiceError("need recalibrate_interval_s >= 0, 1 < max_scale_step <= 10, 1 <= workers <= 64")
         import re
 
         ok = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,23}(@[A-Z0-9-]{1,24})?(:\d{4}-\d{2}-\d{2})?$")
@@ -89,6 +117,21 @@ class ServiceConfig:
             raise ServiceError(f"'ks_alpha' must be in (0, 1), got {self.ks_alpha!r}")
         if self.bus_url is not None and not self.bus_url.startswith(("nats://", "tls://")):
             raise ServiceError(f"'bus_url' must be a nats:// or tls:// URL, got {self.bus_url!r}")
+
+    @staticmethod
+    def parse_key(entry: str) -> tuple[frozenset[str], str]:
+        """``(scopes, key)`` of one ``api_keys`` entry: ``SCOPE+SCOPE:KEY``, or a bare ``KEY`` with every scope."""
+        head, sep, key = entry.partition(":")
+        if not sep:
+            return frozenset(SCOPES), entry
+        scopes = frozenset(head.split("+"))
+        if not scopes <= set(SCOPES):
+            raise ServiceError(f"unknown API key scope(s) {sorted(scopes - set(SCOPES))}; known: {list(SCOPES)}")
+        return scopes, key
+
+    def key_scopes(self) -> list[tuple[bytes, frozenset[str]]]:
+        """Every key (bytes, for a constant-time comparison) with its scopes."""
+        return [(k.encode(), s) for s, k in map(self.parse_key, self.api_keys)]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServiceConfig:

@@ -177,9 +177,11 @@ class ServiceModels:
             "extrapolated_features": list(c.extrapolated_features),
         }  # fmt: skip
 
-    def recalibrate(self, symbol: str, predicted_bps: Any, realised_bps: Any, *, reason: str) -> SymbolModel:
+    def recalibrate(self, symbol: str, predicted_bps: Any, realised_bps: Any, *, reason: str,
+                    max_step: float = 1.5) -> SymbolModel:  # fmt: skip
         """A new version whose temporary cost is scaled by the least-squares ratio (through the origin) of the
-        realised to the predicted cost of the orders seen, clipped to [0.2, 5]; recorded before it is used."""
+        realised to the predicted cost of the orders seen, by at most ``max_step`` either way in one step and
+        within [0.2, 5] in all; recorded before it is used."""
         from impactlab.hedging.model import recalibrate
 
         with self._lock:
@@ -188,7 +190,10 @@ class ServiceModels:
                 fit = recalibrate(np.asarray(predicted_bps, float), np.asarray(realised_bps, float))
             except Exception as exc:  # too few priced orders: record nothing, say why
                 raise ServiceError(f"cannot recalibrate {symbol}: {exc}") from exc
-            new = self._record(replace(m, cost_scale=float(np.clip(m.cost_scale * fit.factor, 0.2, 5.0))),
+            step = float(np.clip(fit.factor, 1.0 / max_step, max_step))
+            if step != fit.factor:
+                reason += f" (fitted × {fit.factor:.3g}, held to × {step:.3g} this step)"
+            new = self._record(replace(m, cost_scale=float(np.clip(m.cost_scale * step, 0.2, 5.0))),
                                reason=reason, n_obs=fit.n_obs)  # fmt: skip
             self.models[symbol] = new
             log.warning("recalibrated %s: %s -> %s (scale %.3f, %s)", symbol, m.version, new.version, new.cost_scale,

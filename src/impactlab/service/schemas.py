@@ -23,11 +23,14 @@ Symbol = Annotated[
     str, Field(pattern=r"^[A-Z0-9][A-Z0-9._-]{0,23}$", description="Instrument, e.g. GOOG, ESU4, BTCUSD_PERP")
 ]
 Side = Literal["buy", "sell"]
-Quantity = Annotated[float, Field(ge=1e-6, le=1e9, allow_inf_nan=False, description="Shares (fractions allowed)")]
+# strict: a JSON true or "100" is refused, never read as a number
+Quantity = Annotated[
+    float, Field(strict=True, ge=1e-6, le=1e9, allow_inf_nan=False, description="Shares (fractions allowed)")
+]
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 SESSION_S = 23_400.0
-TimeNs = Annotated[int, Field(ge=0, le=4_102_444_800_000_000_000, description="ns since the epoch")]
-Price = Annotated[float, Field(gt=0, le=1e7, allow_inf_nan=False)]
+TimeNs = Annotated[int, Field(strict=True, ge=0, le=4_102_444_800_000_000_000, description="ns since the epoch")]
+Price = Annotated[float, Field(strict=True, gt=0, le=1e7, allow_inf_nan=False)]
 
 
 class _In(BaseModel):
@@ -116,7 +119,7 @@ class FillIn(_In):
     ts_ns: TimeNs
     quantity: Quantity
     price: Price
-    fee: Annotated[float, Field(ge=-1e7, le=1e7, allow_inf_nan=False)] = 0.0
+    fee: Annotated[float, Field(strict=True, ge=-1e7, le=1e7, allow_inf_nan=False)] = 0.0
     liquidity: Literal["maker", "taker"] = "taker"
     venue: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,32}$")] = "NASDAQ"
 
