@@ -37,7 +37,8 @@ def _one(fault: str, rng: np.random.Generator) -> dict[str, Any]:
             rig.settle()
             b = rig.books()
             back = rig.restarted_ns if fault == "outage" else t0 + int(at * 1e9)
-            return {"over": max(0.0, b.store_shares - QTY), "venue_over": max(0.0, b.venue_shares - QTY),
+            return {"over": max(0.0, round(b.store_shares - QTY, 6)),
+                    "venue_over": max(0.0, round(b.venue_shares - QTY, 6)),
                     "lost": b.lost, "phantom": b.phantom, "breaks": b.breaks, "halted": bool(res.halted),
                     "unresolved": len(res.unresolved), "recover_s": (done - (back or done)) / 1e9,
                     "outage_s": outage if fault == "outage" else 0.0}  # fmt: skip
@@ -56,7 +57,8 @@ def _kill(rng: np.random.Generator) -> dict[str, Any]:
             brk = st.count("breaks")
         venue = executions(store.with_name(store.name + ".fix") / "exchange-executions.jsonl")
         res = json.loads(out) if out.strip() else {}
-        return {"over": max(0.0, sum(fills.values()) - QTY), "venue_over": max(0.0, sum(venue.values()) - QTY),
+        return {"over": max(0.0, round(sum(fills.values()) - QTY, 6)),
+                "venue_over": max(0.0, round(sum(venue.values()) - QTY, 6)),
                 "lost": len(set(venue) - set(fills)), "phantom": len(set(fills) - set(venue)), "breaks": brk,
                 "halted": rc != 0, "unresolved": len(res.get("unresolved_orders", [])), "recover_s": wall,
                 "kills": kills}  # fmt: skip

@@ -96,7 +96,190 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run(quick: bool = False) -> Section:
+def _serve(port: int, tmp: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "IMPACTLAB_API_KEYS": ""}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "impactlab"), "serve", "--port", str(port), "--store", f"{tmp}/s.duckdb",
+         "--hedging-dir", tmp, "--log-level", "warning", *extra], env=env,
+    )  # fmt: skip
+    import httpx2 as httpx
+
+    for _ in range(900):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("the service did not start")
+
+
+async def _inflight(port: int, estimate: list[bytes], n: int, duration_s: float) -> dict[str, Any]:
+    """Closed loop: ``n`` connections each send estimates back to back for ``duration_s``; one more probes
+    /health back to back.  Latencies per endpoint, errors, and the estimates' achieved rate."""
+    stop = time.perf_counter() + duration_s
+    lat: dict[str, list[float]] = {"/impact/estimate": [], "/health": []}
+    errors = {"/impact/estimate": 0, "/health": 0}
+    health = _request("/health", None)
+
+    async def one(name: str, reqs: list[bytes], k: int) -> None:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            errors[name] += 1
+            return
+        i = k
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                writer.write(reqs[i % len(reqs)])
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(x.split(b":", 1)[1]) for x in head.split(b"\r\n")
+                               if x.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                await reader.readexactly(length)
+                if int(head.split(b" ", 2)[1]) != 200:
+                    errors[name] += 1
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                errors[name] += 1
+                return
+            lat[name].append(time.perf_counter() - t0)
+            i += 1
+        writer.close()
+
+    await asyncio.gather(*(one("/impact/estimate", estimate, k) for k in range(n)), one("/health", [health], 0))
+    return {"lat": {k: np.array(v) for k, v in lat.items()}, "errors": errors,
+            "rate": len(lat["/impact/estimate"]) / duration_s}  # fmt: skip
+
+
+def _concurrency(quick: bool, estimate: list[bytes]) -> Section:
+    duration = 4.0 if quick else 15.0
+    sec = Section(
+        title="Pre-trade service under concurrency — requests in flight, worker threads against the event loop",
+        command="make bench  (benchmarks/bench_service.py); the server: impactlab serve --workers 4 | --workers 0",
+        baseline="the same server with --workers 0 (every request's work on the one event loop, the design before "
+        "issue 26), same run, same load",
+        columns=["server", "in flight", "estimates/s", "estimate p50 ms", "estimate p99 ms", "/health p50 ms",
+                 "/health p99 ms", "errors"],
+    )  # fmt: skip
+    levels = (50, 200) if quick else (50, 200, 500)
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, extra in (("--workers 0 (event loop)", ["--workers", "0"]), ("--workers 4", ["--workers", "4"])):
+            port = _free_port()
+            proc = _serve(port, tmp, *extra)
+            try:
+                asyncio.run(_inflight(port, estimate, 20, 1.0))  # warm-up
+                for n in levels:
+                    r = asyncio.run(_inflight(port, estimate, n, duration))
+                    e, h = r["lat"]["/impact/estimate"] * 1e3, r["lat"]["/health"] * 1e3
+                    errs = sum(r["errors"].values())
+                    sec.add(label, n, f"{r['rate']:.0f}", f"{np.median(e):.0f}", f"{np.percentile(e, 99):.0f}",
+                            f"{np.median(h):.1f}", f"{np.percentile(h, 99):.1f}", errs)  # fmt: skip
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    sec.notes.append(
+        f"Closed loop for {duration:g} s per level: N keep-alive connections each send the next /impact/estimate as "
+        "soon as the last is answered, and one more connection probes /health back to back. Server and client share "
+        "the machine's cores (not pinned). A negative result: worker threads change neither column much, because an "
+        "estimate is a few milliseconds of Python that holds the GIL in a thread as it does on the loop; the latency "
+        "at N in flight is N over the throughput (queueing). They keep a slow request (a large TCA, a hedging store "
+        "being read) from stopping the loop; more throughput needs several processes, which the embedded DuckDB "
+        "store (one writer) does not allow and a shared PostgreSQL store would."
+    )
+    return sec
+
+
+def _tca_growth(quick: bool) -> Section:
+    """POST /tca latency on an empty store and after 10,000 stored orders."""
+    import pyarrow as pa
+    from fastapi.testclient import TestClient
+
+    from impactlab.data import Store
+    from impactlab.data.schemas import COST_PREDICTIONS, FILLS, PARENT_ORDERS
+    from impactlab.service import ServiceConfig, ServiceState, create_app
+    from impactlab.service.models import ServiceModels, calibrate_symbols
+
+    key = "bench-key-0123456789abcdef"
+    calibrated = calibrate_symbols(("GOOG",))
+    t0_ns = 1_340_285_400_000_000_000 + 1800 * 10**9  # GOOG 2012-06-21, half an hour in
+
+    def order(i: int) -> dict[str, Any]:
+        start = t0_ns + (i % 500) * 20 * 10**9
+        return {"parent": {"order_id": f"B{i}", "symbol": "GOOG", "side": "buy", "quantity": 1_000.0,
+                           "start_ns": start, "end_ns": start + 600 * 10**9},
+                "fills": [{"fill_id": f"f{k}", "ts_ns": start + (k + 1) * 60 * 10**9, "quantity": 250.0,
+                           "price": 580.5} for k in range(4)],
+                "mid_path": [[start - 10**9, 580.0], [start + 3_600 * 10**9, 580.0]]}  # fmt: skip
+
+    def timed(c: TestClient, first: int, n: int) -> np.ndarray:
+        out = np.empty(n)
+        for j in range(n):
+            t = time.perf_counter()
+            r = c.post("/tca", json=order(first + j), headers={"X-API-Key": key})
+            out[j] = time.perf_counter() - t
+            assert r.status_code == 201, r.text
+        return out * 1e3
+
+    n = 50 if quick else 200
+    rows = []
+    for stored in (0, 1_000, 10_000):
+        store = Store(":memory:")
+        if stored:  # 10,000 earlier orders of the desk, each with fills and a prediction
+            ids = [f"old{i}" for i in range(stored)]
+            store.write("parent_orders", pa.table({
+                "order_id": ids, "symbol": ["GOOG"] * stored, "side": [1] * stored, "quantity": [1e3] * stored,
+                "start_ns": [t0_ns] * stored, "end_ns": [t0_ns + 600 * 10**9] * stored,
+                **{f.name: [None] * stored for f in PARENT_ORDERS if f.nullable},
+            }).select(PARENT_ORDERS.names).cast(PARENT_ORDERS.remove_metadata()))  # fmt: skip
+            store.write("fills", pa.table({
+                "fill_id": [f"{i}:f" for i in ids], "client_order_id": ids, "parent_order_id": ids,
+                "symbol": ["GOOG"] * stored, "side": [1] * stored, "quantity": [1e3] * stored,
+                "price": [580.5] * stored, "ts_ns": [t0_ns] * stored, "venue": ["NASDAQ"] * stored,
+                "liquidity": ["taker"] * stored, "fee": [0.0] * stored,
+            }).cast(FILLS.remove_metadata()))  # fmt: skip
+            store.write("cost_predictions", pa.table({
+                "prediction_id": [f"{i}:m" for i in ids], "parent_order_id": ids,
+                "model": ["pretrade-GOOG-v1"] * stored, "predicted_bps": [8.0] * stored,
+                "realised_bps": [8.6] * stored, "ts_ns": [1_700_000_000_000_000_000 + i for i in range(stored)],
+            }).cast(COST_PREDICTIONS.remove_metadata()))  # fmt: skip
+        cfg = ServiceConfig.from_dict({"api_keys": [key], "writes_per_minute": 100_000, "recalibrate_interval_s": 1e9})
+        state = ServiceState(cfg, store, ServiceModels(calibrated, store))
+        with TestClient(create_app(state=state)) as c:
+            timed(c, 0, 10)  # warm-up
+            ms = timed(c, 10, n)
+        rows.append((stored, ms))
+        store.close()
+    sec = Section(
+        title="POST /tca latency against the size of the store",
+        command="make bench  (benchmarks/bench_service.py)",
+        baseline="the same submissions on an empty store, same run",
+        columns=["orders already stored", "submissions", "p50 ms", "p90 ms", "p50 ratio to empty",
+                 "p50 ratio to 1,000 stored"],
+    )  # fmt: skip
+    base, mid = float(np.median(rows[0][1])), float(np.median(rows[1][1]))
+    for stored, ms in rows:
+        sec.add(f"{stored:,}", n, f"{np.median(ms):.1f}", f"{np.percentile(ms, 90):.1f}",
+                f"{np.median(ms) / base:.2f}", f"{np.median(ms) / mid:.2f}")  # fmt: skip
+    sec.notes.append(
+        "In process (FastAPI's TestClient, one thread): each submission is a GOOG parent with four fills and its "
+        "mid path; the service analyses it, stores it, updates the drift monitor (which reads only the newest "
+        "predictions and their parents, by key) and checks for a recalibration. The 10,000 stored orders each "
+        "have a parent, a fill and a prediction. Target: flat (ratio about 1). On an empty store the drift monitor "
+        "has no reference window yet and skips its tests; from 1,000 stored orders on its windows are full (200 "
+        "orders each), so 1,000 against 10,000 is the growth to read."
+    )
+    return sec
+
+
+def run(quick: bool = False) -> list[Section]:
+    rng = np.random.default_rng(0)
+    orders = [{"symbol": "GOOG", "side": ("buy", "sell")[k % 2], "quantity": float(rng.integers(100, 200_000)),
+               "horizon_s": float(rng.choice([300, 900, 1800, 3600, 23_400]))} for k in range(1_000)]  # fmt: skip
+    estimate = [_request("/impact/estimate", o) for o in orders]
+    return [_rate(quick), _concurrency(quick, estimate), _tca_growth(quick)]
+
+
+def _rate(quick: bool) -> Section:
     import httpx2 as httpx
 
     duration = 10.0 if quick else DURATION_S

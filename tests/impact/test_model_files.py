@@ -46,7 +46,9 @@ def _mutants(path: Path, n: int, seed: int) -> list[Path]:
     return out
 
 
-def test_a_model_this_installation_saved_loads_without_the_sandbox(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_this_installation_saved_loads_without_the_sandbox(
+    saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_child(*a: object, **k: object) -> None:
         raise AssertionError("a trusted file was sent to the sandbox")
 

@@ -265,7 +265,7 @@ def test_implausible_fills_are_refused_and_cannot_move_the_model(make_client, ed
 
 
 def test_a_recalibration_moves_the_model_a_bounded_step_at_most_once_a_minute(make_client) -> None:  # type: ignore[no-untyped-def]
-    c, state = make_client(drift_window=10, drift_min_orders=5)
+    c, _ = make_client(drift_window=10, drift_min_orders=5)
     p = c.post("/impact/estimate", json=_est(1_000)).json()["total_bps"]
     for i in range(5):  # realised five times the prediction: the red team's 5× move
         c.post("/tca", json=_order(i, 1_000, 5 * p), headers=W)
@@ -287,3 +287,34 @@ def test_a_boolean_or_string_quantity_is_refused_not_read_as_a_number(make_clien
     for q in (True, "100"):
         r = c.post("/impact/estimate", json={**_est(1), "quantity": q})
         assert r.status_code == 422 and r.json()["error"]["details"][0]["field"].endswith("quantity")
+
+
+def test_200_requests_in_flight_are_all_served_and_health_is_not_stuck_behind_them(make_client) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import httpx2 as httpx
+
+    from impactlab.service import create_app
+
+    _, state = make_client()
+    app = create_app(state=state)
+    done: list[tuple[str, int]] = []
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://svc") as c:
+
+            async def estimate(i: int) -> None:
+                r = await c.post("/impact/estimate", json=_est(100 + 37 * i, 300 + 30 * i))
+                done.append(("estimate", r.status_code))
+
+            async def health() -> None:
+                await asyncio.sleep(0.02)  # once the estimates are in flight
+                r = await c.get("/health")
+                done.append(("health", r.status_code))
+
+            await asyncio.gather(*(estimate(i) for i in range(200)), health())
+
+    asyncio.run(go())
+    assert len(done) == 201 and {code for _, code in done} == {200}  # every one answered, no 5xx
+    at = [k for k, _ in done].index("health")
+    assert at < 100, at  # the health check came back while most estimates were still being worked

@@ -372,8 +372,10 @@ def _build(path: str | Path) -> ImpactModel:
         doc = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CalibrationError(f"cannot read model file {p}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != "impactlab-model" or (
-        doc.get("format_version") != MODEL_FILE_VERSION
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != "impactlab-model"
+        or (doc.get("format_version") != MODEL_FILE_VERSION)
     ):
         raise CalibrationError(f"{p} is not an impactlab model file of version {MODEL_FILE_VERSION}")
     cls = _REGISTRY.get(str(doc.get("class", "")))

@@ -16,8 +16,8 @@ import logging
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +106,8 @@ class ServiceState:
         """Drift of the orders priced by the live version against those of the versions before it."""
         m = self.models.get(symbol)
         c = self.config
-        rows = self._priced(symbol)
-        ref = [r for r in rows if r["ts_ns"] < m.created_ns][-c.drift_window :]
-        cur = [r for r in rows if r["ts_ns"] >= m.created_ns][-c.drift_window :]
+        ref = self._priced(symbol, before_ns=m.created_ns, limit=c.drift_window)
+        cur = self._priced(symbol, since_ns=m.created_ns, limit=c.drift_window)
 
         def feats(rs: list[dict[str, Any]]) -> dict[str, list[float]]:
             return {k: [r[k] for r in rs] for k in ("log_q_adv", "participation", "log_horizon_s")}
@@ -121,14 +120,20 @@ class ServiceState:
         )  # fmt: skip
         return {"symbol": symbol, "model_version": m.version, **rep.to_dict()}
 
-    def _priced(self, symbol: str) -> list[dict[str, Any]]:
-        """TCA'd orders of ``symbol`` with the service's prediction and their features, oldest first."""
-        # the newest predictions the drift windows and a recalibration can use, and only their parents (indexed
-        # reads: a request's cost does not grow with the store)
+    def _priced(self, symbol: str, *, since_ns: int | None = None, before_ns: int | None = None,
+                limit: int = 5_000) -> list[dict[str, Any]]:  # fmt: skip
+        """The newest ``limit`` TCA'd orders of ``symbol`` recorded in [``since_ns``, ``before_ns``) with the
+        service's prediction and their features, oldest first (bounded reads by key and time: a request's
+        cost does not grow with the store)."""
         m = self.models.get(symbol)
-        keep = max(4 * self.config.drift_window, 2_000)
-        preds = self.store.read("cost_predictions", where="model LIKE ?", params=[f"pretrade-{symbol}-v%"],
-                                order_by="ts_ns DESC", limit=keep).to_pylist()  # fmt: skip
+        where = "model LIKE ?"
+        params: list[Any] = [f"pretrade-{symbol}-v%"]
+        if since_ns is not None:
+            where, params = where + " AND ts_ns >= ?", [*params, int(since_ns)]
+        if before_ns is not None:
+            where, params = where + " AND ts_ns < ?", [*params, int(before_ns)]
+        preds = self.store.read("cost_predictions", where=where, params=params, order_by="ts_ns DESC",
+                                limit=limit).to_pylist()  # fmt: skip
         if not preds:
             return []
         ids = sorted({p["parent_order_id"] for p in preds})
@@ -188,6 +193,8 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
             holder["s"] = ServiceState.start(cfg)
         async with _bus_consumer(holder["s"], cfg.bus_url):
             yield
+        if pool is not None:
+            pool.shutdown(wait=False)
         if state is None:
             holder["s"].store.close()
 
@@ -206,7 +213,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         return holder["s"]
 
     keys = cfg.key_scopes()
-    pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="impactlab-api")
+    pool = ThreadPoolExecutor(cfg.workers, thread_name_prefix="impactlab-api") if cfg.workers else None
 
     async def off(fn: Callable[[], Any], *, store: bool = False) -> Any:
         """Run the CPU (and store) work of a request on a worker thread: the event loop stays free."""
@@ -217,6 +224,8 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
                 with st().store_lock:
                     return inner()
 
+        if pool is None:
+            return fn()
         return await asyncio.get_running_loop().run_in_executor(pool, fn)
 
     def _check_key(request: Request, scope: str) -> bytes:
@@ -414,7 +423,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         s = st()
         live = s.models.get(symbol)
         _recalibration_allowed(s, live)
-        rows = [r for r in s._priced(symbol) if r["ts_ns"] >= live.created_ns]
+        rows = s._priced(symbol, since_ns=live.created_ns)
         m = s.models.recalibrate(symbol, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
                                  reason=f"manual: {req.reason}", max_step=cfg.max_scale_step)  # fmt: skip
         return {"symbol": symbol, "version": m.version, "cost_scale": m.cost_scale, "n_obs": len(rows)}
@@ -508,7 +517,7 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
     s.metrics.drift(sym, d)
     if d["alert"] and m.version not in s.alerted:
         s.alerted.add(m.version)
-        rows = [r for r in s._priced(sym) if r["ts_ns"] >= m.created_ns]
+        rows = s._priced(sym, since_ns=m.created_ns)
         try:
             _recalibration_allowed(s, m)
             new = s.models.recalibrate(sym, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],

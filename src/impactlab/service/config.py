@@ -61,7 +61,8 @@ class ServiceConfig:
         At most one recalibration of a symbol per ``recalibrate_interval_s``; one recalibration may move the
         cost scale by at most the factor ``max_scale_step`` either way (the rest waits for more evidence).
     workers
-        Threads that run the CPU work of requests, off the event loop (``/health`` answers while they work).
+        Threads that run the CPU work of requests, off the event loop (``/health`` answers while they work);
+        0 runs it on the event loop (one request at a time, as a single-threaded embedding wants).
     """
 
     host: str = "127.0.0.1"
@@ -91,13 +92,13 @@ class ServiceConfig:
         if not 0 < self.port < 65_536:
             raise ServiceError(f"'port' must be in 1…65535, got {self.port!r}")
         for entry in self.api_keys:
-            scopes, key = self.parse_key(entry)
+            _, key = self.parse_key(entry)
             if len(key) < 16:
                 raise ServiceError("every API key must be at least 16 characters")
         if not (self.fill_band_bps > 0 and self.max_fee_bps > 0 and self.writes_per_minute >= 1):
             raise ServiceError("'fill_band_bps', 'max_fee_bps' and 'writes_per_minute' must be > 0")
-        if not (self.recalibrate_interval_s >= 0 and 1 < self.max_scale_step <= 10 and 1 <= self.workers <= 64):
-            raise ServiceError("need recalibrate_interval_s >= 0, 1 < max_scale_step <= 10, 1 <= workers <= 64")
+        if not (self.recalibrate_interval_s >= 0 and 1 < self.max_scale_step <= 10 and 0 <= self.workers <= 64):
+            raise ServiceError("need recalibrate_interval_s >= 0, 1 < max_scale_step <= 10, 0 <= workers <= 64")
         import re
 
         ok = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,23}(@[A-Z0-9-]{1,24})?(:\d{4}-\d{2}-\d{2})?$")
