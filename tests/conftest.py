@@ -32,3 +32,23 @@ def lobster_path(data: Path, symbol: str, levels: int, kind: str = "message") ->
 
 
 AAPL_MSG = "lobster/fixtures/AAPL_2012-06-21_34200000_57600000_message_10.csv"
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """A PostgreSQL server on loopback for the session (skipped, and says so, where none is installed)."""
+    from tests import pg
+
+    if not pg.available():
+        pytest.skip(
+            "PostgreSQL is not installed (apt-get install postgresql; .ci/run does): shared-store tests skipped"
+        )
+    server = pg.PgServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """A fresh database on the session's server."""
+    return str(pg_server.database())

@@ -120,9 +120,16 @@ def build_execute(
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
+        from impactlab.data.store import _url, is_url
+
         target = Path(store_path).expanduser() if store_path is not None else default_store_path()
         if str(target) == ":memory:":
             fix_dir = scratch = Path(tempfile.mkdtemp(prefix="impactlab-fix-"))
+        elif is_url(store_path):  # a shared store: this machine keeps the session's files, one folder per store
+            import hashlib
+
+            key = hashlib.sha256(_url(str(store_path)).encode()).hexdigest()[:16]
+            fix_dir = default_store_path().parent / "fix-sessions" / key
         else:
             fix_dir = target.with_name(target.name + ".fix")  # beside the store: a restart finds the session
         cfg = FixConfig(port=port, store_dir=fix_dir)
@@ -521,6 +528,7 @@ def kill_switch_trip_cmd(
         ks = _switch(store)
         ks.trip(reason)
     _print_switch(ks, as_json)
+    ks.close()
 
 
 @kill_switch_app.command("reset")
@@ -536,6 +544,7 @@ def kill_switch_reset_cmd(
         ks = _switch(store)
         ks.reset(confirm=confirm, by=by)
     _print_switch(ks, as_json)
+    ks.close()
 
 
 @kill_switch_app.command("status")
@@ -548,5 +557,7 @@ def kill_switch_status_cmd(
     with main._errors():
         ks = _switch(store)
     _print_switch(ks, as_json)
-    if ks.tripped:
+    tripped = ks.tripped
+    ks.close()
+    if tripped:
         raise typer.Exit(1)

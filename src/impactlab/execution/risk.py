@@ -159,11 +159,15 @@ def load_limits(path: str | Path | None = None) -> tuple[RiskLimits, str]:
         raise RiskLimitError(f"limits file {str(p)!r}: {exc}", check="config") from exc
 
 
-def kill_switch_path(store_path: str | Path | None) -> Path | None:
-    """Where the kill switch of a store lives: ``<store>.kill-switch.json`` beside it (None in memory)."""
+def kill_switch_path(store_path: str | Path | None) -> Path | str | None:
+    """Where the kill switch of a store lives: ``<store>.kill-switch.json`` beside a DuckDB file, the
+    store's own URL for a PostgreSQL store (a row in it), None in memory."""
     from impactlab.config import default_store_path
+    from impactlab.data.store import _url, is_url
 
     target = default_store_path() if store_path is None else store_path
+    if is_url(target):
+        return _url(target)
     if str(target) == ":memory:":
         return None
     p = Path(target).expanduser()
@@ -185,54 +189,105 @@ class KillSwitch:
     Parameters
     ----------
     path
-        A JSON file that holds the state (None: in memory only).  Tripping and resetting write it
-        atomically; :attr:`tripped` rereads it when it changes, so a switch tripped by another process (an
-        operator's ``impactlab kill-switch trip``) stops this one, and a restart starts tripped.
+        A JSON file that holds the state, or the ``postgresql://`` URL of a shared store (the state is then
+        its ``engine_state`` row ``kill_switch``, read at most four times a second), or None (in memory
+        only).  Tripping and resetting write it atomically; :attr:`tripped` rereads it when it changes, so a
+        switch tripped by another process (an operator's ``impactlab kill-switch trip``) stops this one, and
+        a restart starts tripped.
     clock
         Nanoseconds since the epoch, for the times recorded.
     """
 
-    def __init__(self, path: str | Path | None = None, *, clock: Callable[[], int] = time.time_ns) -> None:
-        self.path = Path(path) if path is not None else None
+    def __init__(self, path: str | Path | None = None, *, clock: Callable[[], int] = time.time_ns,
+                 store: Any = None) -> None:  # fmt: skip
+        from impactlab.data.store import is_url
+
+        self.url = str(path) if is_url(path) else None  # a shared (PostgreSQL) store: the switch is a row in it
+        self.path = Path(path) if path is not None and self.url is None else None
+        self._db: Any = store if self.url is not None else None  # the run's own connection, when it has one
+        self._owns_db = False
+        self._checked = 0.0
         self._clock = clock
         self._tripped = False
         self.reason = ""
         self.tripped_ns: int | None = None
         self.history: list[dict[str, Any]] = []
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: Any = None
         self._on_trip: list[Callable[[], Any]] = []
         self._load()
 
-    def _load(self) -> None:
-        if self.path is None:
-            return
+    def _read(self) -> tuple[Any, dict[str, Any] | None]:
+        """(a stamp that changes when the state does, the state) from the file or the database row."""
+        if self.url is not None:
+            now = time.monotonic()
+            if self._db is not None and now - self._checked < 0.25:  # a shared switch is read 4 times a second
+                return self._stamp, None
+            self._checked = now
+            if self._db is None:
+                from impactlab.data import Store
+
+                self._db, self._owns_db = Store(self.url), True
+            d = self._db.get_state("kill_switch")
+            return (json.dumps(d, sort_keys=True) if d is not None else None), d
+        assert self.path is not None
         try:
             st = self.path.stat()
         except FileNotFoundError:
-            return
+            return None, None
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
+            return stamp, None
+        return stamp, json.loads(self.path.read_text())
+
+    def _load(self) -> None:
+        if self.path is None and self.url is None:
             return
         try:
-            d = json.loads(self.path.read_text())
+            stamp, d = self._read()
+            if stamp == self._stamp or d is None:
+                return
             tripped, reason, ts = bool(d["tripped"]), str(d.get("reason", "")), d.get("tripped_ns")
             history = list(d.get("history", []))
         except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: fail safe
-            tripped, reason, ts, history = True, f"kill-switch file unreadable ({exc})", None, self.history
+            stamp, tripped, reason, ts, history = (
+                None,
+                True,
+                f"kill-switch state unreadable ({exc})",
+                None,
+                self.history,
+            )
         self._stamp = stamp
         was = self._tripped
         self._tripped, self.reason, self.tripped_ns, self.history = tripped, reason, ts, history
         if tripped and not was and self._on_trip:  # a process that trades learns of it
-            log.error("kill switch tripped (from %s): %s", self.path, reason)
+            log.error("kill switch tripped (from %s): %s", self.where, reason)
             self._run_actions()
 
+    def close(self) -> None:
+        """Close the database connection the switch opened for itself (a shared store's)."""
+        if self._owns_db and self._db is not None:
+            self._db.close()
+            self._db, self._owns_db = None, False
+
+    @property
+    def where(self) -> str:
+        """Where the state lives (a file, or the shared store's engine_state)."""
+        if self.url is not None:
+            return "engine_state of " + self.url.split("@")[-1]
+        return str(self.path) if self.path is not None else "memory"
+
     def _save(self) -> None:
+        body = {"tripped": self._tripped, "reason": self.reason, "tripped_ns": self.tripped_ns,
+                "history": self.history[-100:]}  # fmt: skip
+        if self.url is not None:
+            self._read()
+            self._db.put_state("kill_switch", body, ts_ns=int(self._clock()))
+            self._stamp = json.dumps(body, sort_keys=True)
+            return
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        body = {"tripped": self._tripped, "reason": self.reason, "tripped_ns": self.tripped_ns,
-                "history": self.history[-100:]}  # fmt: skip
         tmp.write_text(json.dumps(body, indent=1))
         os.replace(tmp, self.path)
         st = self.path.stat()
@@ -247,7 +302,7 @@ class KillSwitch:
         """The state as a dict: ``tripped``, ``reason``, ``tripped_ns``, ``path`` and the recent history."""
         self._load()
         return {"tripped": self._tripped, "reason": self.reason, "tripped_ns": self.tripped_ns,
-                "path": str(self.path) if self.path else None, "history": self.history[-10:]}  # fmt: skip
+                "path": self.where, "history": self.history[-10:]}  # fmt: skip
 
     def on_trip(self, action: Callable[[], Any]) -> None:
         """Run ``action`` when the switch trips (at once if it already has)."""
@@ -458,7 +513,7 @@ def guarded_order_manager(
         ok = [m for m in mids if math.isfinite(m)]
         return MarketSnapshot(sum(ok) / len(ok) if ok else float("nan"), market_volume)
 
-    ks = kill_switch if kill_switch is not None else KillSwitch(kill_switch_path(store.path), clock=time.time_ns)
+    ks = kill_switch if kill_switch is not None else KillSwitch(kill_switch_path(store.path), store=store)
     oms: OrderManager
     gate = RiskGate(
         limits,
