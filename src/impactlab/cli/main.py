@@ -162,8 +162,13 @@ def data_load(
     json_out: JsonOpt = False,
 ) -> None:
     """Load and validate files; write load reports and quarantined rows to the store."""
-    with _errors():
+    try:
         cols = json.loads(mapping) if mapping else None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON ({exc})", param_hint="--mapping") from exc
+    if cols is not None and not (isinstance(cols, dict) and all(isinstance(v, str) for v in cols.values())):
+        raise typer.BadParameter('must be a JSON object {"schema_field": "file_column"}', param_hint="--mapping")
+    with _errors():
         loads: list[tuple[Any, Any]] = []
         if (
             kind in (Kind.auto, Kind.market)

@@ -93,6 +93,28 @@ def _num(value: Any, path: Path, line: int, name: str) -> float:
     return out
 
 
+def _int(value: Any, path: Path, line: int, name: str, *, low: int = 0) -> int:
+    """An id, sequence number or millisecond time: a JSON integer (or its digits) in [``low``, 2⁶³)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataValidationError("not an integer", path=path, line=line, field=name, value=value)
+    try:
+        out = int(value)
+    except ValueError as exc:
+        raise DataValidationError("not an integer", path=path, line=line, field=name, value=value) from exc
+    if not low <= out < 2**63:
+        raise DataValidationError(f"out of range [{low}, 2^63)", path=path, line=line, field=name, value=value)
+    return out
+
+
+def _ms(value: Any, path: Path, line: int, name: str) -> int:
+    """An exchange time in ms since the epoch, as ns, within 1971–2100."""
+    ms = _int(value, path, line, name)
+    if not ms <= 4_102_444_800_000:
+        raise DataValidationError("time out of range (ms since the epoch, up to 2100)", path=path, line=line,
+                                  field=name, value=value)  # fmt: skip
+    return ms * 1_000_000
+
+
 class _Builder:
     """Accumulates parsed messages; validation happens as each message is read."""
 
@@ -150,7 +172,15 @@ class _Builder:
             b = np.array(bids, dtype=np.float64).reshape(-1, 3)
             a = np.array(asks, dtype=np.float64).reshape(-1, 3)
             self.snaps.append(
-                DepthSnapshot(local_ns, int(msg["lastUpdateId"]), self.order, b[:, 1], b[:, 2], a[:, 1], a[:, 2])
+                DepthSnapshot(
+                    local_ns,
+                    _int(msg["lastUpdateId"], path, line, "lastUpdateId"),
+                    self.order,
+                    b[:, 1],
+                    b[:, 2],
+                    a[:, 1],
+                    a[:, 2],
+                )
             )
             return
         stream = msg.get("stream")
@@ -174,7 +204,7 @@ class _Builder:
             raise DataValidationError("missing field", path=path, line=line, field=str(exc.args[0])) from exc
 
     def _depth(self, local_ns: int, d: dict[str, Any], path: Path, line: int) -> None:
-        first, last = int(d["U"]), int(d["u"])
+        first, last = _int(d["U"], path, line, "U"), _int(d["u"], path, line, "u")
         if last < first:
             self.q.add_record(line, "u", last, "invalid_update_range", source=str(path))
             return
@@ -193,10 +223,10 @@ class _Builder:
             self.lv_qty.append(qty)
         for k, v in (
             ("local", local_ns),
-            ("exch", int(d["E"]) * 1_000_000),
+            ("exch", _ms(d["E"], path, line, "E")),
             ("U", first),
             ("u", last),
-            ("pu", int(d.get("pu", -1))),
+            ("pu", _int(d.get("pu", -1), path, line, "pu", low=-1)),
             ("start", start),
             ("stop", len(self.lv_px)),
             ("order", self.order),
@@ -204,7 +234,7 @@ class _Builder:
             self.ev[k].append(v)
 
     def _trade(self, local_ns: int, d: dict[str, Any], path: Path, line: int) -> None:
-        tid = int(d["t"])
+        tid = _int(d["t"], path, line, "t")
         px = _num(d["p"], path, line, "p")
         qty = _num(d["q"], path, line, "q")
         src = str(path)
@@ -218,7 +248,7 @@ class _Builder:
             self.trade_ids.add(tid)
             for k, v in (
                 ("local_ns", local_ns),
-                ("exch_ns", int(d["T"]) * 1_000_000),
+                ("exch_ns", _ms(d["T"], path, line, "T")),
                 ("trade_id", tid),
                 ("price", px),
                 ("size", qty),
@@ -240,7 +270,7 @@ class _Builder:
         else:
             for k, v in (
                 ("local_ns", local_ns),
-                ("update_id", int(d["u"])),
+                ("update_id", _int(d["u"], path, line, "u")),
                 ("bid_price", bp),
                 ("bid_size", bq),
                 ("ask_price", ap),
@@ -283,6 +313,8 @@ def read_binance(
             head, sep, body = raw.partition(b" ")
             try:
                 local_ns = int(head)
+                if not 0 <= local_ns <= 4_102_444_800 * 10**9:
+                    raise ValueError(f"receive time {head[:24]!r} is not ns since the epoch, up to 2100")
                 if not sep:
                     raise ValueError("no JSON after the timestamp")
                 msg = orjson.loads(body)

@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -126,17 +127,27 @@ def _read_int_csv(path: Path, names: list[str], types: dict[str, pa.DataType]) -
 
 
 def _book_levels(path: Path) -> int:
-    with pa.input_stream(str(path), compression="detect") as stream:
-        head = stream.read(1 << 16)
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(1 << 16)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise DataValidationError(f"cannot read the file: truncated or corrupt ({exc})", path=path) from exc
     first = bytes(head).split(b"\n", 1)[0].strip()
     if not first:
         raise DataValidationError("empty file: no data rows", path=path, line=1)
     ncol = first.count(b",") + 1
     if ncol % 4:
         raise DataValidationError(
-            f"an order-book row needs 4 columns per level, got {ncol}", path=path, line=1, value=first.decode()
-        )
+            f"an order-book row needs 4 columns per level, got {ncol}", path=path, line=1,
+            value=first.decode(errors="replace"),
+        )  # fmt: skip
     return ncol // 4
+
+
+def _price_ok(etype: NDArray[Any], price: NDArray[Any]) -> NDArray[np.bool_]:
+    """Prices (×10⁴) below a billion dollars, or a halt's dummy price."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray((etype == LobsterEventType.TRADING_HALT) | (price < 1e13), dtype=bool)
 
 
 def load_lobster(
@@ -231,12 +242,17 @@ def load_lobster(
     q = Quarantine(source=str(mpath))
     bad = np.zeros(n, dtype=bool)
     bad = q.reject(~np.isfinite(t_s), line, "time", t_s, "non_finite_time", bad)
+    # seconds after midnight of the file's date: outside the day is no time of it (a 1e12 would be year 1720)
+    with np.errstate(invalid="ignore"):
+        bad = q.reject(np.isfinite(t_s) & ~((t_s >= 0) & (t_s < 86_400 + 3_600)), line, "time", t_s,
+                       "time_out_of_range", bad)  # fmt: skip
+    bad = q.reject(~_price_ok(etype, price), line, "price", price, "implausible_price", bad)
     bad = q.reject(~np.isin(etype, _VALID_TYPES), line, "type", etype, "unknown_event_type", bad)
     halt = etype == LobsterEventType.TRADING_HALT
     bad = q.reject((direction != 1) & (direction != -1), line, "direction", direction, "invalid_side", bad)
     bad = q.reject(~halt & (size <= 0), line, "size", size, "non_positive_size", bad)
     bad = q.reject(~halt & (price <= 0), line, "price", price, "non_positive_price", bad)
-    t_clean = np.where(np.isfinite(t_s), t_s, -np.inf)
+    t_clean = np.where(np.isfinite(t_s) & ~bad, t_s, -np.inf)  # rows already refused do not set the pace
     prev_max = np.maximum.accumulate(np.concatenate(([-np.inf], t_clean[:-1])))
     bad = q.reject(t_clean < prev_max, line, "time", t_s, "non_monotone_time", bad)
     sub = np.flatnonzero(etype == LobsterEventType.SUBMISSION)

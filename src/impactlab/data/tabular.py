@@ -115,9 +115,16 @@ def _read_raw(path: Path) -> tuple[pa.Table, int]:
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
             head = stream.read(1 << 16).split(b"\n", 1)[0]
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise DataValidationError(f"cannot read the file: truncated or corrupt ({exc})", path=path) from exc
+    try:
         names = [c.strip() for c in head.decode("utf-8").strip("\r").split(",")]
-        if not any(names):
-            raise DataValidationError("empty file: no header", path=path, line=1)
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(f"the header is not UTF-8 text (byte {exc.start})", path=path, line=1,
+                                  value=head[max(exc.start - 10, 0) : exc.start + 10]) from exc  # fmt: skip
+    if not any(names):
+        raise DataValidationError("empty file: no header", path=path, line=1)
+    try:
         with pa.input_stream(str(path), compression="detect") as stream:
             table = pacsv.read_csv(
                 stream,
@@ -169,11 +176,17 @@ def _time_ns(
     factor = _UNIT_NS[unit]
     if factor == 1:
         return _convert(col, pa.int64(), path, offset, name)
-    as_float = _convert(col, pa.float64(), path, offset, name)
-    return pa.chunked_array([pa.array(np.rint(as_float.to_numpy() * factor).astype(np.int64))])
+    as_float = _convert(col, pa.float64(), path, offset, name).to_numpy(zero_copy_only=False).astype(float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.rint(as_float * factor)
+        ok = np.isfinite(scaled) & (np.abs(scaled) < 9.2e18)  # NaN, inf, 1e30: no time (quarantined by range)
+    return pa.chunked_array([pa.array(np.where(ok, scaled, _NO_TIME).astype(np.int64))])
 
 
 Rule = tuple[str, str, Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]]
+_NO_TIME = np.iinfo(np.int64).min
+TIME_RANGE_NS = (0, 4_102_444_800 * 10**9)
+"""Times a table may hold: the epoch to 2100-01-01 UTC (outside, or not a number: ``time_out_of_range``)."""
 
 
 def load_table(
@@ -241,12 +254,18 @@ def load_table(
         if not fld.nullable and table.column(fld.name).null_count:
             mask = table.column(fld.name).is_null().to_numpy(zero_copy_only=False)
             bad = q.reject(mask, lines, fld.name, arrays[fld.name], f"missing_{fld.name}", bad)
+    for fld in schema:
+        if fld.name.endswith("_ns") and pa.types.is_integer(fld.type) and fld.name in arrays:
+            v = arrays[fld.name]
+            if v.dtype.kind in "iu":
+                lo, hi = TIME_RANGE_NS
+                bad = q.reject((v < lo) | (v > hi), lines, fld.name, v, "time_out_of_range", bad)
     for reason, fname, fn in rules:
         with np.errstate(invalid="ignore"):
             mask = np.asarray(fn(arrays), dtype=bool)
         bad = q.reject(mask, lines, fname, arrays[fname], reason, bad)
     if monotone is not None:
-        t = arrays[monotone].astype(np.float64)
+        t = np.where(bad, -np.inf, arrays[monotone].astype(np.float64))  # refused rows do not set the pace
         prev = np.maximum.accumulate(np.concatenate(([-np.inf], t[:-1])))
         bad = q.reject(t < prev, lines, monotone, arrays[monotone], "non_monotone_time", bad)
     if unique is not None:
@@ -262,8 +281,12 @@ def load_table(
     return TableLoad(table=table.filter(pa.array(~bad)), report=report, quarantine=q)
 
 
-def _not_pos(name: str) -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:
-    return lambda a: ~(np.isfinite(a[name].astype(float)) & (a[name].astype(float) > 0))
+MAX_PRICE, MAX_SIZE = 1e9, 1e12  # above: implausible (a 1e308 price is a unit or a parsing error)
+
+
+def _not_pos(name: str, upper: float | None = None) -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:
+    cap = upper if upper is not None else (MAX_PRICE if "price" in name else MAX_SIZE)
+    return lambda a: ~(np.isfinite(a[name].astype(float)) & (a[name].astype(float) > 0) & (a[name].astype(float) < cap))
 
 
 def _present_not_pos(name: str) -> Callable[[Mapping[str, NDArray[Any]]], NDArray[np.bool_]]:

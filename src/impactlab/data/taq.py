@@ -195,8 +195,11 @@ def _prepare(trades_path: Path, quotes_path: Path) -> dict[str, Any]:
     ofr, qbad = _num(qt, "OFR", qq, qline, qbad)
     bsz, qbad = _num(qt, "BIDSIZ", qq, qline, qbad)
     osz, qbad = _num(qt, "OFRSIZ", qq, qline, qbad)
+    tbad = tq.reject((price >= 1e9) | (size >= 1e12), tline, "PRICE", price, "implausible_value", tbad)
     qbad = qq.reject((bid < 0) | (bsz < 0), qline, "BID", bid, "negative_bid", qbad)
     qbad = qq.reject((ofr < 0) | (osz < 0), qline, "OFR", ofr, "negative_offer", qbad)
+    qbad = qq.reject((bid >= 1e9) | (ofr >= 1e9) | (bsz >= 1e12) | (osz >= 1e12), qline, "BID", bid,
+                     "implausible_value", qbad)  # fmt: skip
     qbad = qq.reject((bid > 0) & (ofr > 0) & (bid > ofr), qline, "BID", bid, "crossed_quote", qbad)
     return {
         "tq": tq,
