@@ -223,3 +223,26 @@ def test_bad_cli_input_is_exit_2_without_a_traceback(tmp_path: Path, args: list[
         app, ["data", "load", str(p), "--kind", "trades", *args, "--store", str(tmp_path / "s.duckdb")]
     )
     assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
+
+
+def test_blank_lines_do_not_shift_the_line_an_error_names(tmp_path: Path) -> None:
+    from impactlab.data.tabular import load_trades
+
+    p = tmp_path / "t.csv"
+    p.write_text("ts_ns,price,size\n1,100.0,10\n\n\n2,-5,10\n3,abc,1\n")
+    with pytest.raises(ImpactLabError, match="line 6") as e:  # the editor's line of 'abc', past two blank lines
+        load_trades(p)
+    assert "abc" in str(e.value)
+    p.write_text("ts_ns,price,size\n1,100.0,10\n\n2,-5,10\n")
+    got = load_trades(p)
+    assert got.quarantine.lines().tolist() == [4]
+
+
+def test_a_non_utf8_byte_is_named_by_its_line_not_its_offset(tmp_path: Path) -> None:
+    from impactlab.data.tabular import load_trades
+
+    p = tmp_path / "t.csv"
+    p.write_bytes(b"ts_ns,price,size,side\n1,100.0,10,buy\n2,100.0,10,b\xffy\n")
+    with pytest.raises(ImpactLabError, match=r"not UTF-8 text .*line 3") as e:
+        load_trades(p)
+    assert "position" not in str(e.value)

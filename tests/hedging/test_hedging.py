@@ -337,3 +337,18 @@ def test_drift_past_the_bound_recalibrates_and_agreement_does_not() -> None:
     # a cost the model predicts well: measured temporary ≈ predicted, no drift, no new version
     per_share = MODEL.epsilon + MODEL.eta * 1.0 / 30.0  # ≈ ε + η̃ × (a 30-second slice's rate per share)
     assert [r["reason"] for r in run(per_share * 0.9)] == ["initial"]
+
+
+def test_a_failed_hedge_is_journalled_failed_not_done_and_the_loop_carries_on() -> None:
+    store = Store(":memory:")
+
+    def broken(d: HedgeDecision, resume: bool) -> HedgeOutcome:
+        raise RuntimeError("venue unreachable")
+
+    eng = HedgingEngine(HedgingConfig("GOOG", threshold_shares=300.0), _book(), store, model=MODEL, executor=broken)
+    d = eng.on_market(_msg(0, 582.0))
+    assert d is not None and eng.handle(d) is None
+    kinds = [e["kind"] for e in store.read("hedge_events").to_pylist()]
+    assert "failed" in kinds and "done" not in kinds  # the red team saw a failed hedge counted as done
+    assert eng.hedges_done == 0 and eng.counts.refused_hedges["execution failed: RuntimeError"] == 1
+    assert eng.hedge_state(d.hedge_id) == "failed" and eng.open_hedges() == []  # final: not retried blindly

@@ -90,6 +90,18 @@ def test_body_size_limit_and_malformed_json(make_client) -> None:  # type: ignor
     r = c.post("/impact/estimate", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["type"] == "validation_error"
 
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"symbol": "GOOG", "side": "buy", "quantity": 5, "pad": "'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"}'
+
+    r = c.post("/impact/estimate", content=chunks(), headers={"Content-Type": "application/json"})  # no length
+    assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"  # the red team saw 400
+    small = c.post("/impact/estimate", content=iter([b'{"symbol": "GOOG", ', b'"side": "buy", "quantity": 5}']),
+                   headers={"Content-Type": "application/json"})  # fmt: skip
+    assert small.status_code == 200  # a chunked body under the limit is read whole and served
+
 
 def _order(i: int, q: float, cost_bps: float, *, side: str = "buy", mid: float = 580.0) -> dict[str, Any]:
     """A parent worked over 10 minutes whose fills cost ``cost_bps`` against a flat mid."""

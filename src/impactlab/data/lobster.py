@@ -40,7 +40,7 @@ from impactlab.data.market import (
     Trades,
 )
 from impactlab.data.schemas import LobsterEventType
-from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv
+from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv, row_lines
 from impactlab.errors import DataValidationError
 
 __all__ = ["find_lobster_pairs", "load_lobster", "parse_lobster_name"]
@@ -237,7 +237,7 @@ def load_lobster(
     book = np.empty((n, 4 * levels), dtype=np.int64)
     for j in range(4 * levels):
         book[:, j] = bt.column(j).to_numpy()
-    line = np.arange(1, n + 1, dtype=np.int64)
+    line = row_lines(mpath, n)  # blank lines skipped by the reader still count as lines
 
     q = Quarantine(source=str(mpath))
     bad = np.zeros(n, dtype=bool)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from impactlab.data.schemas import FILLS, PARENT_ORDERS, QUOTES, TRADES
-from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv
+from impactlab.data.validation import LoadReport, Quarantine, diagnose_csv, row_lines
 from impactlab.errors import DataValidationError
 
 __all__ = ["TableLoad", "load_fills", "load_parent_orders", "load_quotes", "load_table", "load_trades"]
@@ -139,7 +139,7 @@ def _read_raw(path: Path) -> tuple[pa.Table, int]:
 
 
 def _convert(
-    col: pa.ChunkedArray, typ: pa.DataType, path: Path, offset: int, name: str, what: str | None = None
+    col: pa.ChunkedArray, typ: pa.DataType, path: Path, lines: NDArray[np.int64], name: str, what: str | None = None
 ) -> pa.ChunkedArray:
     """Cast a column; if the cast fails, name the first cell that cannot be converted."""
     if col.type == typ:
@@ -152,31 +152,31 @@ def _convert(
                 pc.cast(pa.array([v]), typ)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise DataValidationError(
-                    f"not {what or f'a valid {typ}'}", path=path, line=i + 1 + offset, field=name, value=v
+                    f"not {what or f'a valid {typ}'}", path=path, line=int(lines[i]), field=name, value=v
                 ) from exc
         raise
 
 
 def _time_ns(
-    col: pa.ChunkedArray, unit: TimeUnit, path: Path, offset: int, name: str, tz: str | None = None
+    col: pa.ChunkedArray, unit: TimeUnit, path: Path, lines: NDArray[np.int64], name: str, tz: str | None = None
 ) -> pa.ChunkedArray:
     utc_ns = pa.timestamp("ns", tz="UTC")
     if unit == "iso" and tz is not None and not pa.types.is_timestamp(col.type):
-        naive = _convert(col, pa.timestamp("ns"), path, offset, name, f"an ISO-8601 time without offset (in {tz})")
+        naive = _convert(col, pa.timestamp("ns"), path, lines, name, f"an ISO-8601 time without offset (in {tz})")
         try:
             local = pc.assume_timezone(naive, tz, ambiguous="earliest", nonexistent="earliest")
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise DataValidationError(f"cannot place times in {tz!r}: {exc}", path=path, field=name) from exc
         return pc.cast(pc.cast(local, utc_ns), pa.int64())
     if unit == "iso":
-        ts = col if pa.types.is_timestamp(col.type) else _convert(col, utc_ns, path, offset, name, "an ISO-8601 time")
+        ts = col if pa.types.is_timestamp(col.type) else _convert(col, utc_ns, path, lines, name, "an ISO-8601 time")
         return pc.cast(pc.cast(ts, utc_ns), pa.int64())
     if pa.types.is_timestamp(col.type):
         return pc.cast(pc.cast(col, utc_ns), pa.int64())
     factor = _UNIT_NS[unit]
     if factor == 1:
-        return _convert(col, pa.int64(), path, offset, name)
-    as_float = _convert(col, pa.float64(), path, offset, name).to_numpy(zero_copy_only=False).astype(float)
+        return _convert(col, pa.int64(), path, lines, name)
+    as_float = _convert(col, pa.float64(), path, lines, name).to_numpy(zero_copy_only=False).astype(float)
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = np.rint(as_float * factor)
         ok = np.isfinite(scaled) & (np.abs(scaled) < 9.2e18)  # NaN, inf, 1e30: no time (quarantined by range)
@@ -220,6 +220,7 @@ def load_table(
         raise DataValidationError(f"mapping names fields not in the {kind} schema: {sorted(unknown)}", path=p)
     cols: dict[str, pa.ChunkedArray] = {}
     n = raw.num_rows
+    lines = row_lines(p, n, header=offset) if offset else np.arange(1, n + 1, dtype=np.int64)
     for fld in schema:
         src = mapping.get(fld.name, fld.name)
         if src not in raw.column_names:
@@ -237,17 +238,16 @@ def load_table(
             )
         col = raw.column(src)
         if fld.name.endswith("_ns") and pa.types.is_integer(fld.type):
-            cols[fld.name] = _time_ns(col, time_unit, p, offset, src, tz)
+            cols[fld.name] = _time_ns(col, time_unit, p, lines, src, tz)
         elif pa.types.is_string(fld.type):
             cols[fld.name] = pc.cast(col, pa.string())
         else:
             if pa.types.is_string(col.type):
                 col = pc.utf8_trim_whitespace(col)
                 col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
-            cols[fld.name] = _convert(col, fld.type, p, offset, src)
+            cols[fld.name] = _convert(col, fld.type, p, lines, src)
     table = pa.table(cols, schema=schema.with_metadata(None).remove_metadata())
     arrays = {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-    lines = np.arange(1, n + 1, dtype=np.int64) + offset
     q = Quarantine(source=str(p))
     bad = np.zeros(n, dtype=bool)
     for fld in schema:

@@ -61,6 +61,15 @@ def read_bytes(path: str | Path) -> bytes:
     return raw
 
 
+def _first_non_utf8(data: bytes) -> int:
+    """Offset of the first byte that is not valid UTF-8 (len(data) if all is)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return int(exc.start)
+    return len(data)
+
+
 def _check_value(text: str, kind: NumericKind) -> bool:
     if kind == "str":
         return True
@@ -110,7 +119,15 @@ def diagnose_csv(
                         raise DataValidationError(f"not a valid {kind}", path=p, line=lineno, field=name, value=text)
             if lineno == 0 or (header and lineno == 1):
                 raise DataValidationError("empty file: no data rows", path=p, line=lineno or None)
-    except (EOFError, OSError, zlib.error, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # name the line, not the byte offset
+        data = read_bytes(p)
+        bad = _first_non_utf8(data)
+        line = data.count(b"\n", 0, bad) + 1
+        start = data.rfind(b"\n", 0, bad) + 1
+        stop = data.find(b"\n", bad)
+        raw = data[start : stop if stop >= 0 else len(data)]
+        raise DataValidationError("not UTF-8 text", path=p, line=line, value=raw[:80].decode(errors="replace")) from exc
+    except (EOFError, OSError, zlib.error) as exc:
         raise DataValidationError(f"unreadable or truncated file: {exc}", path=p) from exc
 
 
@@ -275,6 +292,23 @@ class LoadReport:
             },
             schema=LOAD_REPORTS,
         )
+
+
+def row_lines(path: str | Path, rows: int, *, header: int = 0) -> NDArray[np.int64]:
+    """The 1-based file line of each of ``rows`` CSV data rows: ``header + 1 …`` unless the file has blank
+    lines (which CSV readers skip), whose lines are then counted so that errors name the line an editor
+    shows."""
+    plain = np.arange(1, rows + 1, dtype=np.int64) + header
+    try:
+        data = read_bytes(path)
+    except DataValidationError:
+        return plain
+    if b"\n\n" not in data and b"\n\r\n" not in data and not data.startswith((b"\n", b"\r\n")):
+        return plain
+    lines = data.split(b"\n")
+    nonblank = np.flatnonzero([bool(x.strip()) for x in lines]) + 1
+    out = nonblank[header:]
+    return out[:rows] if out.size >= rows else plain
 
 
 def iter_lines(data: bytes) -> Iterator[tuple[int, bytes]]:

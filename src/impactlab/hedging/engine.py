@@ -502,7 +502,7 @@ class HedgingEngine:
         """Journal ``d`` and execute it (or hold it for approval); an already journalled hedge is resumed."""
         fresh = self.journal(d)
         state = self.hedge_state(d.hedge_id)
-        if state == "done":
+        if state in ("done", "failed"):
             return None
         if fresh and d.regime != "normal" and self.config.on_extreme == "approve":
             self._event(d.hedge_id, "held", d.ts_ns, detail=f"manual approval needed: {d.regime}")
@@ -536,7 +536,7 @@ class HedgingEngine:
             filled = self._hedged_shares(d.parent_order_id)
             self.portfolio.shares = self.base_shares + self._hedged_shares()
             t = self.last.ts_ns if self.last else d.ts_ns
-            self._event(d.hedge_id, "done", t, filled=abs(filled), detail=f"execution failed: {exc}")
+            self._event(d.hedge_id, "failed", t, filled=abs(filled), detail=f"execution failed: {exc}")
             return None
         self.portfolio.shares = self.base_shares + self._hedged_shares()
         self._event(d.hedge_id, "done", out.end_ns, filled=out.filled, cost=out.realised_cost_usd,
@@ -603,14 +603,14 @@ class HedgingEngine:
 
     def hedge_state(self, hedge_id: str) -> str | None:
         rows = self.store.read("hedge_events", where="hedge_id = ?", params=[hedge_id]).to_pylist()
-        order = {"decided": 0, "held": 1, "approved": 2, "executing": 3, "done": 4}
+        order = {"decided": 0, "held": 1, "approved": 2, "executing": 3, "done": 4, "failed": 4}
         return max((r["kind"] for r in rows), key=order.__getitem__) if rows else None
 
     def open_hedges(self) -> list[HedgeDecision]:
         """Journalled hedges that are not done (after a restart: the ones to resume)."""
         out = []
         for h in self.store.read("hedges").to_pylist():
-            if self.hedge_state(h["hedge_id"]) == "done":
+            if self.hedge_state(h["hedge_id"]) in ("done", "failed"):  # failed: final, what filled is in delta
                 continue
             side = int(h["side"])
             sch, _ = _schedule(self.model_for(h["model_version"]), h["policy"], h["quantity"], h["horizon_s"],

@@ -605,18 +605,32 @@ class _BodyLimit:
                                 f"request body of {v.decode(errors='replace')} bytes; the limit is {self.max_bytes}")(
                         scope, receive, send)  # fmt: skip
                     return
+        # a body without a length (chunked) is read here, up to the limit, before the app sees any of it
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Any:
-            nonlocal seen
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.max_bytes:
-                    raise ApiError(413, "body_too_large", f"request body over the limit of {self.max_bytes} bytes")
-            return msg
+            if msg["type"] != "http.request":  # the client went away
+                return
+            chunks.append(msg.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.max_bytes:
+                await _body(413, "body_too_large", f"request body over the limit of {self.max_bytes} bytes")(
+                    scope, receive, send)  # fmt: skip
+                return
+            if not msg.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
 
-        await self.app(scope, counted, send)
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 class _Timing:
