@@ -205,3 +205,43 @@ def test_cli_synthesises_and_calibrates_a_universe(tmp_path: Path) -> None:
         assert st.count("universe_fits") == 6
     r = runner.invoke(app, ["calibrate", "universe", "--data", str(root), "--models", "ow", "--store", str(store)])
     assert r.exit_code == 2 and "universe models" in r.output
+
+
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "workers.txt"
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from impactlab.calibration.universe import _Pool\n"
+        "p = _Pool(None, 2)\n"
+        "[f.result() for f in [p.pool.submit(time.sleep, 0) for _ in range(4)]]\n"
+        f"Path({str(out)!r}).write_text(' '.join(str(k) for k in p.pool._processes))\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and out.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(x) for x in out.read_text().split()]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)  # the red team's kill -9 of `calibrate universe`
+    proc.wait(30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        st = Path(f"/proc/{pid}/stat")
+        return st.exists() and st.read_text().split()[2] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(w) for w in workers)

@@ -171,6 +171,23 @@ class UniverseRun:
                 "instrument_days_per_minute": self.per_minute}  # fmt: skip
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In a worker: ask Linux to end this process when the one that started it dies (a killed ``calibrate
+    universe`` leaves no idle workers behind), and end now if it already has (it died while this worker was
+    still starting); elsewhere nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
 class _Pool:
     """Local processes or a Dask client behind one submit/wait interface."""
 
@@ -192,7 +209,8 @@ class _Pool:
     def _new_pool(self) -> None:
         import multiprocessing as mp
 
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent,
+                                        initargs=(os.getpid(),))  # fmt: skip
 
     def submit(self, fn: Fit, task: FitTask) -> Any:
         if self.client is not None:
