@@ -175,15 +175,14 @@ def _die_with_parent(parent_pid: int) -> None:
     """In a worker: ask Linux to end this process when the one that started it dies (a killed ``calibrate
     universe`` leaves no idle workers behind), and end now if it already has (it died while this worker was
     still starting); elsewhere nothing."""
+    import contextlib
     import ctypes
     import signal
     import sys
 
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
     if os.getppid() != parent_pid:
         os._exit(0)
 
