@@ -121,3 +121,22 @@ def test_empty_file(tmp_path: Path) -> None:
 def test_two_symbols_refused(data: Path) -> None:
     with pytest.raises(DataValidationError, match="one symbol"):
         load_binance([data / "binance/usdm/btcusdt_20240718.gz", data / "binance/usdm/ethusdt_20240718.gz"])
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [(1.5, "not an integer"), (2**63, "out of range"), (10**30, "not an integer"), ("abc", "not an integer")],
+)
+def test_an_id_that_is_not_an_integer_is_refused_not_truncated(tmp_path: Path, value: object, why: str) -> None:
+    import json as _json
+
+    from impactlab.data.binance import load_binance
+    from impactlab.errors import DataValidationError
+
+    msg = {"stream": "btcusdt@trade", "data": {"e": "trade", "E": 1723161255208, "s": "BTCUSDT", "t": value,
+                                               "p": "61800.0", "q": "0.01", "T": 1723161255207, "m": True}}  # fmt: skip
+    p = tmp_path / "btcusdt_20240808"
+    p.write_text(f"1723161253937085768 {_json.dumps(msg)}\n")
+    with pytest.raises(DataValidationError, match=why) as e:
+        load_binance([p])
+    assert "field 't'" in str(e.value) and "line 1" in str(e.value)

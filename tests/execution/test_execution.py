@@ -614,3 +614,78 @@ def test_slicer_targets_and_urgency(goog) -> None:  # type: ignore[no-untyped-de
     assert sl.plan(4, 800.0).urgent and sl.plan(4, 800.0).quantity == 200  # the last slice goes to market
     with pytest.raises(ExecutionError, match="side"):
         Slicer(twap(1_000.0, 500.0, step_s=100.0, side=-1), parent)
+
+
+# -- the red team's findings on the command line ------------------------------------------------------------
+
+
+def test_a_reused_parent_id_is_refused_unless_resumed_and_a_run_cannot_loosen_its_limits(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from impactlab.cli.main import app
+
+    run = CliRunner().invoke
+    store = str(tmp_path / "s.duckdb")
+    args = ["execute", "--qty", "1000", "--horizon", "5m", "--step", "1m", "--store", store, "--json"]
+    first = run(app, [*args, "--order-id", "R1"])
+    assert first.exit_code == 0, first.output
+    again = run(app, [*args, "--order-id", "R1", "--seed", "7"])  # the red team's second run on the same id
+    assert again.exit_code == 2 and "already in the store" in again.output and "--resume" in again.output
+    resumed = run(app, [*args, "--order-id", "R1", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["orders"][0]["filled"] == pytest.approx(1_000)  # not 2,000
+    with Store(store, read_only=True) as st:
+        assert st.read("parent_orders").num_rows == 1
+        assert sum(st.read("fills").column("quantity").to_pylist()) == pytest.approx(1_000)
+    wrong = run(app, [*args, "--order-id", "R1", "--resume", "--qty", "2000"])
+    assert wrong.exit_code == 2 and "same --symbol/--side/--qty/--horizon" in wrong.output
+    two = run(app, args)
+    assert two.exit_code == 0 and json.loads(two.stdout)["order_id"] != "R1"  # a fresh unique id
+    loose = run(app, [*args, "--max-order-qty", "20000"])
+    assert loose.exit_code == 2 and "would loosen" in loose.output
+    limits = tmp_path / "limits.toml"
+    limits.write_text("[limits]\nmax_order_qty = 100\n")
+    tight = run(app, [*args, "--limits", str(limits)])
+    assert tight.exit_code == 0 and json.loads(tight.stdout)["refused_orders"].get("max_order_qty", 0) > 0
+
+
+def test_the_kill_switch_is_persisted_beside_the_store_and_stops_the_next_run(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from impactlab.cli.main import app
+
+    run = CliRunner().invoke
+    store = str(tmp_path / "s.duckdb")
+    assert run(app, ["kill-switch", "status", "--store", store]).exit_code == 0
+    assert run(app, ["kill-switch", "trip", "--reason", "desk drill", "--store", store]).exit_code == 0
+    r = run(app, ["execute", "--qty", "1000", "--horizon", "5m", "--step", "1m", "--store", store, "--json"])
+    assert r.exit_code == 1 and "kill switch: desk drill" in r.output
+    assert json.loads(r.stdout)["orders"][0]["filled"] == 0
+    assert run(app, ["kill-switch", "reset", "--store", store]).exit_code == 2  # needs --confirm RESET
+    assert run(app, ["kill-switch", "reset", "--confirm", "RESET", "--by", "risk", "--store", store]).exit_code == 0
+    st = json.loads(run(app, ["kill-switch", "status", "--store", store, "--json"]).stdout)
+    assert st["tripped"] is False and [h["event"] for h in st["history"]] == ["trip", "reset"]
+
+
+def test_participation_is_shared_by_consecutive_runs_through_the_store(tmp_path: Path) -> None:
+    from impactlab.data import Fill
+
+    store = Store(tmp_path / "s.duckdb")
+    # an earlier run filled 2,000 shares a minute ago
+    store.add_records([Fill(f"X:old{i}", "o", "OLD", "GOOG", Side.BUY, 1_000.0, 100.0, T0 - 60 * 10**9 + i, "X")
+                       for i in range(2)])  # fmt: skip
+
+    class PricedVenue(FakeVenue):
+        def mid(self) -> float:
+            return 100.0
+
+    oms = guarded_order_manager(store, {"X": PricedVenue()}, limits=RiskLimits(max_participation=0.25),
+                                clock=lambda: T0, market_volume=10_000.0)  # fmt: skip
+    oms.open_parent(ParentOrder("P1", "GOOG", Side.BUY, 10_000.0, T0, T0 + 10**9))
+    with pytest.raises(RiskLimitError) as e:
+        oms.submit(_child(1, qty=2_000))  # alone 2,000 / 12,000 = 17%; with the earlier run's 4,000 / 14,000
+    assert e.value.check == "max_participation"
