@@ -503,16 +503,22 @@ def _switch(store: Path | None) -> Any:
     return KillSwitch(path)
 
 
-def _print_switch(ks: Any, as_json: bool) -> None:
+def _with_switch(store: Path | None, as_json: bool, action: Any = None) -> bool:
+    """Open the store's kill switch, apply ``action`` to it, print it; returns whether it is tripped."""
     main = _cli()
+    with main._errors():
+        ks = _switch(store)
+        if action is not None:
+            action(ks)
     st = ks.status()
+    ks.close()
     if as_json:
         main._emit(st)
-        return
-    if st["tripped"]:
+    elif st["tripped"]:
         main.out.print(f"[bold red]TRIPPED[/bold red]: {st['reason']} (file {st['path']})")
     else:
         main.out.print(f"armed: orders may be sent (file {st['path']})")
+    return bool(st["tripped"])
 
 
 @kill_switch_app.command("trip")
@@ -523,12 +529,7 @@ def kill_switch_trip_cmd(
 ) -> None:
     """Trip the kill switch: a run on the store refuses new orders, cancels what is open and halts, now and
     after any restart, until a person resets it."""
-    main = _cli()
-    with main._errors():
-        ks = _switch(store)
-        ks.trip(reason)
-    _print_switch(ks, as_json)
-    ks.close()
+    _with_switch(store, as_json, lambda ks: ks.trip(reason))
 
 
 @kill_switch_app.command("reset")
@@ -539,12 +540,7 @@ def kill_switch_reset_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Re-arm the kill switch (a person's decision: pass --confirm RESET)."""
-    main = _cli()
-    with main._errors():
-        ks = _switch(store)
-        ks.reset(confirm=confirm, by=by)
-    _print_switch(ks, as_json)
-    ks.close()
+    _with_switch(store, as_json, lambda ks: ks.reset(confirm=confirm, by=by))
 
 
 @kill_switch_app.command("status")
@@ -553,11 +549,5 @@ def kill_switch_status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Whether the kill switch is tripped, why and since when; exit 1 while it is tripped."""
-    main = _cli()
-    with main._errors():
-        ks = _switch(store)
-    _print_switch(ks, as_json)
-    tripped = ks.tripped
-    ks.close()
-    if tripped:
+    if _with_switch(store, as_json):
         raise typer.Exit(1)
