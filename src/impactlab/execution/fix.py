@@ -520,6 +520,7 @@ class FixExchange(_Counting):
         self._run = time.time_ns()  # execution ids stay unique across restarts of the exchange
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a new order or status request: the pump steps now, not in 1 ms
         self._thread: threading.Thread | None = None
         self._acceptor: Any = None
         self._t0_wall = 0
@@ -650,6 +651,7 @@ class FixExchange(_Counting):
                 return
             with self._lock:
                 self._status_asks.append((clid, side))  # answered by the pump, after the reports before it
+            self._wake.set()
         else:
             self._reject(msg, None, f"unsupported message type {mtype!r}")
 
@@ -682,6 +684,7 @@ class FixExchange(_Counting):
             oid = self.venue.submit(side, qty, order_type=typ, price=price, local_ns=self.venue_now())
             self._oids[clid], self._clids[oid], self._sides[clid] = oid, clid, side
             self.orders_received += 1
+        self._wake.set()
 
     # -- reports out -------------------------------------------------------------------------------------
 
@@ -756,6 +759,7 @@ class FixExchange(_Counting):
 
     def _pump(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # what arrives while this step runs wakes the next one at once
             try:
                 with self._lock:
                     events = self.venue.step(self.venue_now())
@@ -767,4 +771,4 @@ class FixExchange(_Counting):
             except Exception:
                 self.refuse("pump error")
                 log.exception("FIX exchange pump")
-            time.sleep(self.step_ns / 1e9)
+            self._wake.wait(self.step_ns / 1e9)
