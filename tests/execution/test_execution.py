@@ -648,7 +648,13 @@ def test_a_reused_parent_id_is_refused_unless_resumed_and_a_run_cannot_loosen_it
     limits = tmp_path / "limits.toml"
     limits.write_text("[limits]\nmax_order_qty = 100\n")
     tight = run(app, [*args, "--limits", str(limits)])
-    assert tight.exit_code == 0 and json.loads(tight.stdout)["refused_orders"].get("max_order_qty", 0) > 0
+    assert tight.exit_code == 0, tight.output
+    assert json.loads(tight.stdout)["refused_orders"] == {}  # slices above the per-order limit are split
+    with Store(store, read_only=True) as st:
+        pid = json.loads(tight.stdout)["order_id"]
+        kids = st.read("child_orders", where="parent_order_id = ?", params=[pid]).column("quantity").to_pylist()
+        done = sum(st.read("fills", where="parent_order_id = ?", params=[pid]).column("quantity").to_pylist())
+    assert max(kids) <= 100 and done == pytest.approx(1_000)
 
 
 def test_the_kill_switch_is_persisted_beside_the_store_and_stops_the_next_run(tmp_path: Path) -> None:

@@ -150,3 +150,19 @@ def test_execute_cli_over_fix_works_an_order_through_the_loopback_exchange(tmp_p
     with Store(store, read_only=True) as st:
         assert st.read("fills").to_pandas()["quantity"].sum() == pytest.approx(200)
         assert st.count("cost_predictions") == 2  # one row per model
+
+
+def test_execute_over_fix_prices_on_the_instruments_tick(tmp_path: Path, data: Path) -> None:
+    """An E-mini (tick 0.25) over FIX: market orders go as IOC limits at the collar on its tick grid (they were
+    priced on a 0.01 grid, off the book, and nothing filled)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from impactlab.cli.main import app
+
+    args = ["execute", "--symbol", "ESM4", "--venue", "fix", "--qty", "5", "--horizon", "3s", "--step", "1s",
+            "--store", str(tmp_path / "s.duckdb"), "--json"]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["orders"][0]["filled"] == pytest.approx(5)

@@ -134,7 +134,8 @@ def build_execute(
             fix_dir = target.with_name(target.name + ".fix")  # beside the store: a restart finds the session
         cfg = FixConfig(port=port, store_dir=fix_dir)
         exchange = FixExchange(raw, cfg, exec_log=fix_dir / "exchange-executions.jsonl").start()
-        sv: Any = FixVenue("SIMX", cfg, collar=lim.collar_price, book=exchange.book, fees=fees)
+        sv: Any = FixVenue("SIMX", cfg, collar=lim.collar_price, book=exchange.book, fees=fees,
+                           tick_size=day.tick_size)  # fmt: skip
         try:
             sv.start()
         except Exception:

@@ -3,7 +3,6 @@ gate and the order manager on one or more venues, driven by an injected clock.""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -357,13 +356,24 @@ class ExecutionEngine:
         return tuple(mo.order.client_order_id for mo in left)
 
     def _send(self, parent: ParentOrder, n: int, venue: str, qty: float, limit: float | None) -> int:
-        order = ChildOrder(
-            child_id(parent.order_id, n), parent.order_id, parent.symbol, parent.side, qty,
-            OrderType.MARKET if limit is None else OrderType.LIMIT, venue, self.clock(), limit,
-        )  # fmt: skip
-        with contextlib.suppress(RiskLimitError):  # refused, journalled and counted; the slice stays behind
-            self.oms.submit(order)
-        return n + 1
+        """Send ``qty`` as one child, or as several no larger than the risk gate's ``max_order_qty`` (a slice
+        above the per-order limit is split, not refused whole); returns the next child number."""
+        limits = getattr(self.oms.risk, "limits", None)
+        cap = float(getattr(limits, "max_order_qty", math.inf))
+        left = float(qty)
+        while left > 1e-9:
+            piece = min(left, cap)
+            order = ChildOrder(
+                child_id(parent.order_id, n), parent.order_id, parent.symbol, parent.side, piece,
+                OrderType.MARKET if limit is None else OrderType.LIMIT, venue, self.clock(), limit,
+            )  # fmt: skip
+            n += 1
+            left -= piece
+            try:
+                self.oms.submit(order)
+            except RiskLimitError:  # refused, journalled and counted; the rest of the slice stays behind
+                break
+        return n
 
     def _settle(self, parent: ParentOrder, until_ns: int) -> None:
         """Cancel the parent's resting children and wait (1 ms steps) until every one is final."""
