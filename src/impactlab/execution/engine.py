@@ -333,7 +333,6 @@ class ExecutionEngine:
     def _halt(self, parent: ParentOrder, why: str) -> tuple[str, ...]:
         """Stop the parent: wait for its venues to come back, reconcile, cancel what is open, wait for every
         order to be final; returns the orders still unconfirmed (journalled ``unknown``)."""
-        from impactlab.execution.orders import OrderState
 
         self._halting = True
         self.oms.halt(parent.order_id, why)
@@ -350,9 +349,7 @@ class ExecutionEngine:
         self._wait(lambda: not self.oms.open_orders(parent.order_id), deadline)
         left = self.oms.open_orders(parent.order_id)
         for mo in left:
-            if mo.state is not OrderState.UNKNOWN:
-                mo.state, mo.reason = OrderState.UNKNOWN, f"not confirmed after the halt ({why})"
-                self.oms._journal(mo)
+            self.oms.mark_unknown(mo.order.client_order_id, f"not confirmed after the halt ({why})")
         return tuple(mo.order.client_order_id for mo in left)
 
     def _send(self, parent: ParentOrder, n: int, venue: str, qty: float, limit: float | None) -> int:
@@ -442,7 +439,7 @@ class ExecutionEngine:
         n = sum(mo.order.parent_order_id == parent.order_id for mo in self.oms.orders.values())
         self._halting = True  # the post-trade mark is read whatever happens now
         if not halted or np.isfinite(end_mid):
-            self._advance(max(t, slicer.end_ns if not halted else t) + int(self.post_s * NS))
+            self._advance(t + int(self.post_s * NS))
             post_mid = self._mid_safe()
         fills = tuple(sorted(self.oms.fills(parent.order_id), key=lambda f: f.ts_ns))
         breaks = sum(b.parent_order_id == parent.order_id for b in self.oms.breaks)

@@ -429,13 +429,22 @@ class OrderManager:
         n = 0
         for mo in self.orders.values():
             if mo.state is OrderState.PENDING_NEW and now_ns - mo.sent_ns > self.ack_timeout_ns:
-                mo.state, mo.reason = OrderState.UNKNOWN, "no acknowledgement within the timeout"
-                self._journal(mo)
+                self.mark_unknown(mo.order.client_order_id, "no acknowledgement within the timeout")
                 log.error("order %s: no answer from %s in %.1f s; unknown until its status is known",
                           mo.order.client_order_id, mo.order.venue, self.ack_timeout_ns / NS)  # fmt: skip
                 self._request_status(mo)
                 n += 1
         return n
+
+    def mark_unknown(self, client_order_id: str, reason: str) -> bool:
+        """Journal an open order as ``unknown`` (its venue has not confirmed where it stands); it still counts
+        in full against its parent.  False if it is unknown here already, final, or not an order."""
+        mo = self.orders.get(client_order_id)
+        if mo is None or mo.state.final or mo.state is OrderState.UNKNOWN:
+            return False
+        mo.state, mo.reason = OrderState.UNKNOWN, reason
+        self._journal(mo)
+        return True
 
     def _request_status(self, mo: ManagedOrder) -> bool:
         venue = self.venues[mo.order.venue]
