@@ -241,14 +241,14 @@ def test_nats_consumer_takes_a_backlog_bigger_than_the_connection_buffer(nats_se
 
 
 def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp_path: Path, data: Path) -> None:
-    from impactlab.hedging import HedgeCostModel
+    from impactlab.calibration.costmodel import calibrate_instrument
     from impactlab.hedging.live import run_live
     from impactlab.hedging.scenario import ReplaySource
     from impactlab.rl.tasks import load_day
     from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
 
     day = load_day("GOOG")
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     o = day.start_ns
     quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
     bus = InMemoryBus()
@@ -278,14 +278,14 @@ def test_live_engine_on_the_in_process_bus_restarts_without_redoing_anything(tmp
 def test_live_engine_on_frames_decides_as_on_single_quotes_and_resumes_inside_a_frame(
     tmp_path: Path, data: Path
 ) -> None:
-    from impactlab.hedging import HedgeCostModel
+    from impactlab.calibration.costmodel import calibrate_instrument
     from impactlab.hedging.live import run_live
     from impactlab.hedging.scenario import ReplaySource
     from impactlab.rl.tasks import load_day
     from tests.hedging.killable_run import BOOK, CONFIG, WINDOW
 
     day = load_day("GOOG")
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     o = day.start_ns
     quotes = day_quotes(day).window(o + int(WINDOW["start_s"]) * 10**9, o + int(WINDOW["end_s"]) * 10**9)
 

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from impactlab.bus import NatsBus
-from impactlab.hedging import HedgeCostModel
+from impactlab.calibration.costmodel import calibrate_instrument
 from impactlab.hedging.live import run_live
 from impactlab.hedging.scenario import ReplaySource
 from impactlab.rl.tasks import load_day
@@ -17,7 +17,7 @@ from tests.hedging.killable_run import BOOK, CONFIG, WINDOW, kill_at_store_write
 async def main() -> None:
     url, store_path, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     day = load_day("GOOG")
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     kill_at_store_write(kill_at)
     bus = await NatsBus.connect(url)
     stats = await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK,

@@ -8,8 +8,9 @@ import os
 import signal
 import sys
 
+from impactlab.calibration.costmodel import calibrate_instrument
 from impactlab.data import Store
-from impactlab.hedging import HedgeCostModel, HedgingConfig
+from impactlab.hedging import HedgingConfig
 from impactlab.hedging.scenario import BookSpec, ReplaySource, run_scenario
 from impactlab.rl.tasks import load_day
 
@@ -41,7 +42,7 @@ def kill_at_store_write(kill_at: int) -> None:
 def main() -> None:
     store_path, kill_at = sys.argv[1], int(sys.argv[2])
     day = load_day("GOOG")
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     kill_at_store_write(kill_at)
     res = run_scenario(ReplaySource(day, **WINDOW), CONFIG, store_path, model=model, book=BOOK)
     print("DONE", len(res.hedges))

@@ -12,7 +12,6 @@ import pytest
 from impactlab.data import Store
 from impactlab.errors import HedgingError
 from impactlab.hedging import (
-    HedgeCostModel,
     HedgeDecision,
     HedgeOutcome,
     HedgingConfig,
@@ -22,13 +21,14 @@ from impactlab.hedging import (
     black_scholes,
     book_greeks,
     cost_profile,
-    recalibrate,
 )
 from impactlab.hedging.greeks import YEAR_NS
+from impactlab.testing.costs import known_cost_model
 
 NS = 1_000_000_000
 T0 = 1_340_286_000 * NS
-MODEL = HedgeCostModel("v1", sigma=0.035, eta=0.014, gamma=2.3e-4, epsilon=0.15, price=580.0)
+MODEL = known_cost_model(price=580.0)
+MK = MODEL.market(1)
 
 
 def _call(contracts: float = -400.0, days: float = 10.0, strike: float = 580.0, oid: str = "C1") -> OptionPosition:
@@ -60,6 +60,17 @@ class FakeExecutor:
         self.store.add_records([Fill(f"{d.hedge_id}-f", f"{d.parent_order_id}-00000", d.parent_order_id, "GOOG",
                                      Side(d.side), d.quantity, px, d.ts_ns + 1, "SIM")])  # fmt: skip
         c = self.cost * d.quantity
+        from impactlab.data import ParentOrder
+        from impactlab.tca import analyse, record_tca
+
+        parent = ParentOrder(d.parent_order_id, "GOOG", Side(d.side), d.quantity, d.ts_ns, d.ts_ns + 1)
+        self.store.add_records([parent])
+        fill = Fill(f"{d.hedge_id}-f", f"{d.parent_order_id}-00000", d.parent_order_id, "GOOG", Side(d.side),
+                    d.quantity, px, d.ts_ns + 1, "SIM")  # fmt: skip
+        tca = analyse(
+            parent, [fill], mid_at=lambda t: d.arrival_mid, predicted_bps={d.model_version: d.forecast["predicted_bps"]}
+        )
+        record_tca(self.store, [tca], now_ns=d.ts_ns + 1, forecasts={d.parent_order_id: d.forecast})
         return HedgeOutcome(d.hedge_id, d.quantity, c, c, d.ts_ns + int(d.horizon_s * NS))
 
 
@@ -166,9 +177,8 @@ def test_bad_positions_nan_greeks_expired_options_and_absurd_sizes_are_refused_a
     assert eng.status()["refused_hedges"]["greeks not finite"] == 1
     # anything else that goes wrong in a decision is counted and the loop goes on
     eng.portfolio.options["C1"] = _call(-400.0)
-    broken = dataclasses.replace(eng.model)
-    object.__setattr__(broken, "sigma", float("inf"))  # a corrupted model no schedule can be priced with
-    eng.model = broken
+    broken = dataclasses.replace(eng.model, multipliers={"spread": float("nan"), "transient": 1.0, "sqrt": 1.0})
+    eng.model = broken  # a corrupted model no schedule can be priced with
     assert eng.on_market(_msg(63, 586.0)) is None
     assert eng.status()["refused_hedges"].get("decision failed: InfeasibleScheduleError") == 1
     assert store.count("hedges") == 0
@@ -192,14 +202,20 @@ def test_hedge_quantity_side_and_the_impact_aware_horizon() -> None:
     assert prof is not None and d.horizon_s == prof.horizons_s[prof.best()]
     assert np.argmin(prof.objective()) == prof.best()
     # more risk aversion never lengthens the horizon; none at all takes the longest
+    mk = MODEL.market_at(d.side, mid=582.0, spread=0.2, ts_ns=d.ts_ns)
     fast = cost_profile(
-        MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 1.0, gamma_shares_per_unit=g.gamma_shares_per_unit
+        MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 1.0, market=mk, gamma_shares_per_unit=g.gamma_shares_per_unit
     )
-    slow = cost_profile(MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 0.0)
+    slow = cost_profile(MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 0.0, market=mk)
     assert fast.horizons_s[fast.best()] <= d.horizon_s <= slow.horizons_s[slow.best()] == max(prof.horizons_s)
-    # without the gamma term the horizon is the longest even at this λ (the AC optimum front-loads instead)
-    no_gamma = cost_profile(MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 1e-3)
-    assert no_gamma.horizons_s[no_gamma.best()] == max(prof.horizons_s) > d.horizon_s
+    # the gamma term adds risk that grows with the horizon: without it the horizon is never shorter
+    no_gamma = cost_profile(MODEL, d.quantity, d.side, prof.horizons_s, 30.0, 1e-3, market=mk)
+    assert no_gamma.horizons_s[no_gamma.best()] >= d.horizon_s
+    assert all(a < b for a, b in zip(no_gamma.risk_usd2, prof.risk_usd2, strict=True))
+    # the profile's costs are the model's own forecasts of each trajectory
+    assert prof.cost_bps[0] > prof.cost_bps[-1] > 0 and prof.cost_usd[0] == pytest.approx(
+        prof.cost_bps[0] * d.quantity * 582.0 / 1e4
+    )
     # the schedule sells/buys exactly the hedge quantity
     assert d.schedule.side == d.side and d.schedule.holdings[0] == pytest.approx(d.quantity)
 
@@ -261,8 +277,10 @@ def test_a_stale_decision_is_not_executed() -> None:
 
 def test_fills_move_the_position_versions_are_recorded_and_recalibration_follows_realised_costs() -> None:
     store = Store(":memory:")
-    ex = FakeExecutor(store, cost_per_share=0.5)  # far more than the model's temporary cost
-    cfg = HedgingConfig("GOOG", threshold_shares=200.0, recalibrate_every=3, drift_bound=10.0, max_gap_s=1e4)
+    ex = FakeExecutor(store, cost_per_share=0.5)  # 8.6 bps: far more than the model's cost of these hedges
+    # immediate hedges: little timing risk, so the own fills weigh against the day's calibration
+    cfg = HedgingConfig("GOOG", threshold_shares=200.0, recalibrate_every=3, drift_bound=10.0, max_gap_s=1e4,
+                        approve_above=10.0, policy="immediate")  # fmt: skip
     eng = HedgingEngine(cfg, _book(), store, model=MODEL, executor=ex)
     px, t, versions = 580.0, 0.0, []
     for k in range(40):
@@ -280,22 +298,66 @@ def test_fills_move_the_position_versions_are_recorded_and_recalibration_follows
     assert eng.portfolio.shares == pytest.approx(eng.base_shares + sum(f["side"] * f["quantity"] for f in fills))
     # every 3 hedges a new version; each hedge records the version that priced it
     table = store.read("model_versions").to_pylist()
-    assert [r["version"] for r in table][:3] == ["v1", "v2", "v3"]
+    assert [r["version"] for r in table][:3] == ["GOOG-v1", "GOOG-v2", "GOOG-v3"]
     hedges = store.read("hedges").to_pylist()
-    assert [h["model_version"] for h in hedges] == versions and versions[0] == "v1" and versions[3] == "v2"
-    # the fills cost 0.5/share against a model that says far less: the versions' cost level rises
-    first, last = HedgeCostModel.from_json(table[0]["params_json"]), HedgeCostModel.from_json(table[-1]["params_json"])
-    assert last.epsilon > first.epsilon and last.eta > first.eta and last.sigma == first.sigma
+    assert [h["model_version"] for h in hedges] == versions and versions[0] == "GOOG-v1" and versions[3] == "GOOG-v2"
+    # every hedge's forecast and realised cost are in the store, with the forecast's interval
+    preds = store.read("cost_predictions").to_pylist()
+    assert len(preds) == eng.hedges_done and all(p["lower_bps"] < p["predicted_bps"] < p["upper_bps"] for p in preds)
+    # the fills cost 8.6 bps against a model that says far less: the refit raises the parts and the forecast
+    import json
+
+    first, last = (json.loads(r["params_json"])["multipliers"] for r in (table[0], table[-1]))
+    assert first == {"spread": 1.0, "transient": 1.0, "sqrt": 1.0}
+    # immediate hedges of a few hundred shares are mostly the spread part: that is the part the fills move
+    assert last["spread"] > 3.0 and last["spread"] > max(last["transient"], last["sqrt"])
+    assert eng.model.reference_cost_bps() > MODEL.reference_cost_bps()
+    late = [p for p in preds if p["model"] == eng.model.version] or preds[-1:]
+    assert abs(late[-1]["realised_bps"] - late[-1]["predicted_bps"]) < abs(
+        preds[0]["realised_bps"] - preds[0]["predicted_bps"]
+    )
 
 
-def test_recalibration_fits_the_scale_with_a_standard_error() -> None:
+def test_a_large_recalibration_waits_for_approval_and_the_live_version_keeps_pricing() -> None:
+    from impactlab.calibration.costmodel import ModelVersions
+
+    store = Store(":memory:")
+    cfg = HedgingConfig("GOOG", threshold_shares=200.0, recalibrate_every=3, drift_bound=10.0, max_gap_s=1e4,
+                        approve_above=0.2, policy="immediate")  # fmt: skip
+    eng = HedgingEngine(cfg, _book(), store, model=MODEL, executor=FakeExecutor(store, cost_per_share=0.5))
+    px = 580.0
+    for k in range(24):
+        px += 0.8 if k % 8 < 4 else -0.8
+        d = eng.on_market(_msg(400 * (k + 1), px))
+        if d is not None:
+            eng.handle(d)
+    rows = ModelVersions(store).listing()
+    assert rows[0]["status"] == "live" and rows[1]["status"] == "pending" and "reference order" in rows[1]["reason"]
+    assert eng.model.version == "GOOG-v1"  # still pricing with the live one
+    assert {h["model_version"] for h in store.read("hedges").to_pylist()} == {"GOOG-v1"}
+    # one pending version at a time for the same evidence; approval switches the engine at its next reload
+    ModelVersions(store).approve(rows[-1]["version"], by="desk head")
+    assert eng.reload_model() and eng.model.version == rows[-1]["version"]
+    with pytest.raises(Exception, match="not pending"):
+        ModelVersions(store).approve(rows[-1]["version"])
+
+
+def test_the_refit_recovers_known_multipliers_with_standard_errors() -> None:
+    import json
+
     rng = np.random.default_rng(0)
-    pred = rng.uniform(100, 500, 200)
-    fit = recalibrate(pred, 1.7 * pred + rng.normal(0, 20, 200))
-    assert fit.factor == pytest.approx(1.7, abs=3 * fit.std_error) and fit.std_error < 0.02 and fit.n_obs == 200
-    assert recalibrate(pred, 100 * pred).factor == 5.0  # clipped: one wild batch cannot explode the model
-    with pytest.raises(HedgingError, match="at least 2"):
-        recalibrate(np.array([1.0]), np.array([2.0]))
+    rows = []
+    for _ in range(300):
+        base = {"spread": 1.3, "transient": float(rng.uniform(0.1, 4.0)), "sqrt": float(rng.uniform(0.2, 5.0))}
+        real = 1.0 * base["spread"] + 2.0 * base["transient"] + 0.5 * base["sqrt"] + rng.normal(0, 0.3)
+        rows.append({"parts_json": json.dumps({"base": base, "timing_sd_bps": 0.2}), "realised_bps": real})
+    fit = MODEL.refit(rows)
+    for part, true in (("transient", 2.0), ("sqrt", 0.5)):
+        assert fit.multipliers[part] == pytest.approx(true, abs=4 * fit.std_errors[part])
+        assert fit.std_errors[part] < 0.1
+    assert fit.n_obs == 300 and 0.15 < fit.resid_std_bps < 0.5
+    with pytest.raises(Exception, match="at least 2"):
+        MODEL.refit(rows[:1])
 
 
 def test_a_journalled_hedge_is_resumed_not_decided_twice() -> None:
@@ -311,7 +373,7 @@ def test_a_journalled_hedge_is_resumed_not_decided_twice() -> None:
     d2 = again.on_market(_msg(0.5, 582.0))  # the same message read again finds the hedge done
     assert d2 is None or again.handle(d2) is None
     assert store.count("hedges") == 1 and len(ex.calls) == 1
-    assert again.model.version == "v1" and len(again.registry.versions()) == 1  # the stored version is reused
+    assert again.model.version == "GOOG-v1" and len(again.registry.rows()) == 1  # the stored version is reused
 
 
 def test_years_constant() -> None:
@@ -334,9 +396,9 @@ def test_drift_past_the_bound_recalibrates_and_agreement_does_not() -> None:
 
     drifted = run(0.6)  # several times what the model predicts
     assert len(drifted) >= 2 and drifted[1]["reason"].startswith("drift")
-    # a cost the model predicts well: measured temporary ≈ predicted, no drift, no new version
-    per_share = MODEL.epsilon + MODEL.eta * 1.0 / 30.0  # ≈ ε + η̃ × (a 30-second slice's rate per share)
-    assert [r["reason"] for r in run(per_share * 0.9)] == ["initial"]
+    # a cost the model predicts well: realised ≈ predicted, no drift, no new version
+    ok = MODEL.schedule_cost(MODEL.linearised(300.0, 300.0, 10, 1).solve(1e-6), MK).total * 1e-4 * 580.0
+    assert [r["reason"] for r in run(ok)] == ["calibrated on the market day"]
 
 
 def test_a_failed_hedge_is_journalled_failed_not_done_and_the_loop_carries_on() -> None:

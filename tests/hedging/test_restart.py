@@ -24,7 +24,7 @@ def test_killed_at_random_points_the_engine_resumes_without_losing_or_duplicatin
     store = tmp_path / "hedge.duckdb"
     kills = 0
     for _ in range(12):
-        proc = _run(store, int(rng.integers(3, 120)))
+        proc = _run(store, int(rng.integers(3, 60)))
         if proc.returncode == 0:
             break
         assert proc.returncode == -9, proc.stderr[-2000:]  # killed by the test, not by a crash

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from impactlab.calibration.costmodel import calibrate_instrument
 from impactlab.cli.main import app
 from impactlab.data import Store
-from impactlab.hedging import HedgeCostModel, HedgingConfig
+from impactlab.hedging import HedgingConfig
 from impactlab.hedging.report import compare, report_html, report_json
 from impactlab.hedging.scenario import BookSpec, SimulatorSource, run_scenario
 
@@ -78,7 +79,7 @@ def test_simulator_scenario_hedges_in_the_fitted_market_and_the_monitor_sees_its
     from impactlab.rl.tasks import load_day
 
     day = load_day("GOOG", data)
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     cfg = HedgingConfig("GOOG", threshold_shares=300.0, risk_aversion=1e-3)
     src = SimulatorSource(day, duration_s=3_600.0, md_step_s=5.0, seed=3)
     res = run_scenario(src, cfg, tmp_path / "sim.duckdb", model=model, book=BookSpec(contracts=-400.0))

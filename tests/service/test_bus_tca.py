@@ -22,7 +22,7 @@ from impactlab.service.bus import tca_from_bus
 def engine_bus(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[InMemoryBus, list[Any], list[bytes]]:
     """An in-process bus after the live engine hedged GOOG on it, the engine's journal of hedges, and the
     finished hedges' messages as the engine published them."""
-    from impactlab.hedging import HedgeCostModel
+    from impactlab.calibration.costmodel import calibrate_instrument
     from impactlab.hedging.live import run_live
     from impactlab.hedging.scenario import ReplaySource
     from impactlab.rl.tasks import load_day
@@ -36,7 +36,7 @@ def engine_bus(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[In
 
     async def go() -> None:
         await replay_feed(bus, quotes, frame=16)
-        await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store, model=HedgeCostModel.from_day(day),
+        await run_live(bus, ReplaySource(day, **WINDOW), CONFIG, store, model=calibrate_instrument(day),
                        book=BOOK, idle_timeout_s=0.5)  # fmt: skip
 
     asyncio.run(go())

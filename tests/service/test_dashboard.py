@@ -23,7 +23,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 @pytest.fixture(scope="module")
 def hedging_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One short hedging scenario on the replay, in its own store."""
-    from impactlab.hedging import HedgeCostModel, HedgingConfig
+    from impactlab.calibration.costmodel import calibrate_instrument
+    from impactlab.hedging import HedgingConfig
     from impactlab.hedging.scenario import BookSpec, ReplaySource, run_scenario
     from impactlab.rl.tasks import load_day
 
@@ -31,7 +32,7 @@ def hedging_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     day = load_day("GOOG", data)
     src = ReplaySource(day, start_s=600.0, end_s=1_500.0, md_step_s=5.0)
     cfg = HedgingConfig("GOOG", threshold_shares=300.0, risk_aversion=1e-3)
-    run_scenario(src, cfg, d / "hedge-impact.duckdb", model=HedgeCostModel.from_day(day), book=BookSpec())
+    run_scenario(src, cfg, d / "hedge-impact.duckdb", model=calibrate_instrument(day), book=BookSpec())
     return d
 
 
@@ -116,7 +117,12 @@ def test_dashboard_pages_in_headless_chromium(server: str, tmp_path: Path) -> No
         page.goto(f"{server}/dashboard/models")
         page.wait_for_selector("#versions table tr:nth-child(3)")
         text = page.locator("#versions").inner_text()
-        assert "pretrade-GOOG-v2 (live)" in text and "drift: prediction-error drift" in text
+        import re
+
+        assert re.search(r"GOOG-v2\s+live", text) and re.search(r"GOOG-v1\s+superseded", text)
+        assert "drift: prediction-error drift" in text
+        acc = page.locator("#accuracy").inner_text()  # forecast accuracy on the service's own fills, per version
+        assert "GOOG-v1" in acc and "%" in acc
         page.wait_for_selector("#psi .main-svg")
         page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
         browser.close()

@@ -1,5 +1,6 @@
 """Calibration: datasets, walk-forward validation, metrics and model comparison."""
 
+from impactlab.calibration.costmodel import InstrumentModel, ModelVersions, accuracy, calibrate_instrument
 from impactlab.calibration.datasets import (
     TRADING_DAY_NS,
     bar_flows,
@@ -25,9 +26,13 @@ __all__ = [
     "TRADING_DAY_NS",
     "BookResilience",
     "DataSource",
+    "InstrumentModel",
+    "ModelVersions",
     "RegimeDetector",
+    "accuracy",
     "bar_flows",
     "calibrate",
+    "calibrate_instrument",
     "calibrate_ow_book",
     "compare_models",
     "day_source",

@@ -75,8 +75,9 @@ def hedge_live_cmd(
 ) -> None:
     """Run the hedging engine on md.SYMBOL from the bus; hedges, orders and fills go to hedge./orders./fills."""
     from impactlab.bus import NatsBus
+    from impactlab.calibration.costmodel import calibrate_instrument
     from impactlab.cli.main import _emit, _errors, parse_duration_s
-    from impactlab.hedging import HedgeCostModel, HedgingConfig
+    from impactlab.hedging import HedgingConfig
     from impactlab.hedging.live import run_live
     from impactlab.hedging.scenario import BookSpec, ReplaySource
 
@@ -84,7 +85,7 @@ def hedge_live_cmd(
         from impactlab.cli.market import resolve_market
 
         day = resolve_market(symbol=symbol, date=date)
-        model = HedgeCostModel.from_day(day)
+        model = calibrate_instrument(day)
         cfg = HedgingConfig(symbol, threshold_shares=threshold, risk_aversion=risk_aversion)
         src = ReplaySource(day, start_s=parse_duration_s(start), end_s=parse_duration_s(end), md_step_s=5.0)
 

@@ -54,15 +54,17 @@ def build_hedge_scenario(
     10 minutes to 6 h 15 after the open; elsewhere a book whose delta is about 2% of the day's volume (options
     of one unit each), a threshold of a quarter of the delta its gamma is expected to make over the window
     (Γ σ √T / 4), and the day's data from 10% to 95% of its span."""
+    from impactlab.calibration.costmodel import calibrate_instrument
     from impactlab.config import data_dir
-    from impactlab.hedging import HedgeCostModel, HedgingConfig
+    from impactlab.hedging import HedgingConfig
     from impactlab.hedging.scenario import BookSpec, ReplaySource, SimulatorSource, compare_policies
     from impactlab.rl.tasks import load_day
     from impactlab.simulation import ReplayData
 
     day = day if day is not None else load_day(symbol, data or data_dir())
     symbol = day.symbol
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
+    sigma = model.sigma(model.market(1))
     equity = day.spec.asset_class == "equity"
     vol = max(day.volume(), day.spec.lot_size)
     lot = day.spec.lot_size
@@ -85,8 +87,8 @@ def build_hedge_scenario(
 
         mid0 = day.first_mid()
         t0 = day.start_ns + int(start_s * 1e9)
-        p = _portfolio(day, book, t0, mid0, model.sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s()))
-        drift = abs(book_greeks(p, mid0, t0).gamma_shares_per_unit) * model.sigma * math.sqrt(end_s - start_s)
+        p = _portfolio(day, book, t0, mid0, sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s()))
+        drift = abs(book_greeks(p, mid0, t0).gamma_shares_per_unit) * sigma * math.sqrt(end_s - start_s)
         threshold_shares = max(round(drift / 4 / lot) * lot, lot)
     base = {"underlying": symbol, "threshold_shares": threshold_shares}
     policies: list[tuple[str, Any, Any]] = [
@@ -155,12 +157,11 @@ def build_hedge_scenario(
         ),
         "threshold_shares": threshold_shares,
         "model": {
-            "version": model.version,
-            "sigma_usd_per_sqrt_s": model.sigma,
-            "eta": model.eta,
-            "gamma": model.gamma,
-            "epsilon_usd": model.epsilon,
+            "kind": model.label,
             "source": model.source,
+            "sigma_usd_per_sqrt_s": sigma,
+            **{k: v for k, v in model.fit.describe().items() if isinstance(v, int | float)},
+            "versions": sorted({v for r in results for v in r.model_versions}),
         },
         "execution": f"slicer + Cont–Kukanov router + risk gate on the {scenario} (the hedges move the book)"
         + ("" if overlay_agent is None else OVERLAY_NOTE),

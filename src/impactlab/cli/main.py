@@ -1115,3 +1115,12 @@ def _register_service() -> None:
 
 
 _register_service()
+
+
+def _register_models() -> None:
+    from impactlab.cli.models import models_app
+
+    app.add_typer(models_app, name="models")
+
+
+_register_models()

@@ -387,6 +387,10 @@ def pretrade_cmd(
     data: Annotated[Path | None, typer.Option(help="Market data directory.")] = None,
     json_out: JsonOpt = False,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report (with plots) here.")] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Price with the live model version in this store (the hedging engine's or the service's)."),
+    ] = None,
 ) -> None:
     """Pre-trade analysis of a block: cost curve over horizons and aggressive / balanced / passive strategies."""
     main = _cli()
@@ -407,6 +411,7 @@ def pretrade_cmd(
             data=data,
             day=day,
             allow_other_instrument=allow_other_instrument,
+            store=store,
         )
         if html_out is not None:
             html_out.parent.mkdir(parents=True, exist_ok=True)
@@ -436,26 +441,33 @@ def build_pretrade(
     data: Path | None = None,
     day: Any = None,
     allow_other_instrument: bool = False,
+    store: Path | None = None,
 ) -> Any:
     """The report ``impactlab pretrade`` prints: market and (unless ``model`` is given) cost model calibrated on
-    the symbol's day (``day``, or found through the catalog)."""
-    from impactlab.calibration.pretrade import book_cost_model, market_context
+    the symbol's day (``day``, or found through the catalog), at the live version of ``store`` if given."""
+    from impactlab.calibration.costmodel import calibrate_instrument
+    from impactlab.calibration.pretrade import market_context
     from impactlab.impact import load_model
     from impactlab.schedules import ModelCost, pretrade
 
     day = day if day is not None else _day(symbol, data)
     start = default_start_s(day, None) if start_s is None else start_s
-    market = market_context(day, start_s=start, side=side, volume_days=volume_days(day, data))
     notes: list[str] = list(day.notes)
     if model is not None:
+        market = market_context(day, start_s=start, side=side, volume_days=volume_days(day, data))
         fitted = load_model(model)
         check_model_instrument(fitted, day, allow=allow_other_instrument, path=model, notes=notes)
         cost: Any = ModelCost(fitted)
         name = f"{type(fitted).__name__} from {model.name}"
     else:
-        book = book_cost_model(day)
+        inst = calibrate_instrument(day, start_s=start, volume_days=volume_days(day, data))
+        version = ""
+        if store is not None:  # the store's live version: what the hedging engine and the service price with
+            inst, version = live_version(inst, store, notes)
+        market = inst.market(side)
+        book = inst.fit
         d = book.describe()
-        cost = book.model
+        cost = inst
         notes.extend(book.notes)
         if book.ow is not None:
             name = (
@@ -470,6 +482,7 @@ def build_pretrade(
                 + ("top of book only" if day.depth < 2 else "Obizhaeva–Wang not identified on this book")
                 + ")"
             )
+        name += f"; version {version}" if version else "; the day's calibration (no store: unversioned)"
     report = pretrade(
         qty,
         side=side,
@@ -482,6 +495,23 @@ def build_pretrade(
         model_name=name,
     )
     return attach_market(report, day, notes)
+
+
+def live_version(model: Any, store: Path, notes: list[str]) -> tuple[Any, str]:
+    """``model`` at the live version its instrument has in ``store`` (read only), with a note either way."""
+    from impactlab.calibration.costmodel import ModelVersions
+    from impactlab.data import Store
+
+    with Store(store, read_only=True) as st:
+        v = ModelVersions(st)
+        row = v.live_row(model.symbol)
+        held = v.pending_row(model.symbol)
+    if row is None:
+        notes.append(f"{store} holds no version of {model.symbol}'s model: the day's calibration is used")
+        return model, ""
+    if held is not None:
+        notes.append(f"{held['version']} is held for approval; the live {row['version']} prices this report")
+    return model.restored(row), str(row["version"])
 
 
 def attach_market(report: Any, day: Any, notes: list[str]) -> Any:

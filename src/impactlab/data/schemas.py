@@ -233,8 +233,15 @@ COST_PREDICTIONS = pa.schema(
         _f("predicted_bps", pa.float64(), "bps", "pre-trade expected cost"),
         _f("realised_bps", pa.float64(), "bps", "implementation shortfall measured by TCA", nullable=True),
         _f("ts_ns", pa.int64(), "ns since epoch, UTC", "time the realised cost was recorded"),
+        _f("symbol", pa.string(), "ticker", "instrument (null in stores of older releases)", nullable=True),
+        _f("lower_bps", pa.float64(), "bps", "lower end of the forecast's 90% interval", nullable=True),
+        _f("upper_bps", pa.float64(), "bps", "upper end of the forecast's 90% interval", nullable=True),
+        _f("predicted_temporary_bps", pa.float64(), "bps", "forecast temporary cost", nullable=True),
+        _f("realised_temporary_bps", pa.float64(), "bps", "TCA's temporary impact", nullable=True),
+        _f("parts_json", pa.string(), "JSON", "the forecast's parts at the day's calibration and its timing sd, "
+           "what a refit reads", nullable=True),
     ]
-)
+)  # fmt: skip
 """Predicted against realised cost of each parent order, per model (what recalibration and drift read)."""
 
 MODEL_VERSIONS = pa.schema(
@@ -243,10 +250,15 @@ MODEL_VERSIONS = pa.schema(
         _f("created_ns", pa.int64(), "ns since epoch, UTC", "time the version was made"),
         _f("params_json", pa.string(), "JSON", "the model's parameters (a safe format: never a pickle)"),
         _f("reason", pa.string(), "text", "why it was made: initial, schedule, drift"),
-        _f("n_obs", pa.int64(), "count", "hedges it was fitted on (0 for the initial calibration)"),
+        _f("n_obs", pa.int64(), "count", "own orders it was fitted on (0 for the market-day calibration)"),
+        _f("symbol", pa.string(), "ticker", "instrument (null in stores of older releases)", nullable=True),
+        _f("status", pa.string(), "name", "live, pending (held for approval) or rejected", nullable=True),
+        _f("activated_ns", pa.int64(), "ns since epoch, UTC", "time it went live", nullable=True),
+        _f("reference_bps", pa.float64(), "bps", "its predicted cost of the reference order", nullable=True),
     ]
 )
-"""Versions of the hedging engine's impact model, written before they price a hedge."""
+"""Versions of every instrument's cost model (:class:`impactlab.calibration.ModelVersions`), written before
+they price an order."""
 
 HEDGES = pa.schema(
     [

@@ -163,10 +163,18 @@ class Store:
     def _create(self) -> None:
         for name, (schema, key) in _TABLES.items():
             self._run(_ddl(name, schema, key, self._types))
+            have = self._columns(name)
+            for f in schema:  # a store of an older release: its tables gain the new (nullable) columns
+                if f.name not in have and f.nullable:
+                    self._run(f"ALTER TABLE {name} ADD COLUMN {f.name} {self._types[f.type]}")
             for col in _INDEXES.get(name, ()):
                 self._run(f"CREATE INDEX IF NOT EXISTS ix_{name}_{col} ON {name} ({col})")
 
     _types = _SQL_TYPES
+
+    def _columns(self, name: str) -> set[str]:
+        rows = self._run("SELECT column_name FROM information_schema.columns WHERE table_name = ?", [name])
+        return {str(r[0]) for r in rows}
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Execute and consume the result (DuckDB refuses new work while a result is open)."""

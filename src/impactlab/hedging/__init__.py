@@ -13,35 +13,24 @@ from impactlab.hedging.engine import (
     parse_position,
 )
 from impactlab.hedging.greeks import BookGreeks, OptionPosition, Portfolio, black_scholes, book_greeks
-from impactlab.hedging.model import (
-    CostProfile,
-    HedgeCostModel,
-    ModelRegistry,
-    Recalibration,
-    cost_profile,
-    gamma_risk_usd2,
-    recalibrate,
-)
+from impactlab.hedging.model import CostProfile, cost_profile, gamma_risk_usd2, hedge_schedule
 
 __all__ = [
     "BookGreeks",
     "CircuitBreaker",
     "CostProfile",
-    "HedgeCostModel",
     "HedgeDecision",
     "HedgeOutcome",
     "HedgingConfig",
     "HedgingEngine",
     "MarketUpdate",
-    "ModelRegistry",
     "OptionPosition",
     "Portfolio",
-    "Recalibration",
     "black_scholes",
     "book_greeks",
     "cost_profile",
     "gamma_risk_usd2",
+    "hedge_schedule",
     "parse_market",
     "parse_position",
-    "recalibrate",
 ]

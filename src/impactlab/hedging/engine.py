@@ -26,20 +26,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-from numpy.typing import NDArray
 
 from impactlab.data import Store
 from impactlab.data.schemas import HEDGE_EVENTS, HEDGES
 from impactlab.errors import HedgingError
 from impactlab.hedging.greeks import BookGreeks, OptionPosition, Portfolio, book_greeks
-from impactlab.hedging.model import (
-    CostProfile,
-    HedgeCostModel,
-    ModelRegistry,
-    cost_profile,
-    gamma_risk_usd2,
-    recalibrate,
-)
+from impactlab.hedging.model import CostProfile, cost_profile, gamma_risk_usd2, hedge_schedule
 from impactlab.schedules import Schedule
 
 __all__ = [
@@ -96,6 +88,9 @@ class HedgingConfig:
     drift_bound, drift_window
         Recalibrate when |Σ(realised − predicted)| / Σ predicted over the last ``drift_window`` hedges
         passes ``drift_bound``.
+    approve_above
+        A recalibration that moves the model's cost of the reference order by more than this fraction is
+        held for a person's approval (``impactlab models approve``); the live version keeps pricing.
     """
 
     underlying: str
@@ -121,6 +116,7 @@ class HedgingConfig:
     drift_bound: float = 0.5
     drift_window: int = 5
     rate: float = 0.0
+    approve_above: float = 0.5
 
     def __post_init__(self) -> None:
         if self.policy not in ("impact", "immediate", "twap"):
@@ -131,7 +127,7 @@ class HedgingConfig:
             raise HedgingError("give 'threshold_shares' or 'threshold_notional'")
         for name in ("risk_aversion", "immediate_s", "twap_horizon_s", "step_s", "lot", "max_hedge_shares",
                      "max_stale_s", "vol_window_s", "vol_spike", "spread_blowout", "max_gap_s", "slow_factor",
-                     "calm_s", "drift_bound"):  # fmt: skip
+                     "calm_s", "drift_bound", "approve_above"):  # fmt: skip
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise HedgingError(f"{name!r} must be finite and >= 0, got {v!r}")
@@ -302,6 +298,9 @@ class HedgeDecision:
     arrival_mid: float
     regime: str
     profile: CostProfile | None = None
+    forecast: Mapping[str, Any] = field(default_factory=dict)
+    """What the model forecast (bps; :meth:`~impactlab.calibration.InstrumentModel.forecast`), recorded with
+    the hedge's TCA so that accuracy and the next refit read it."""
 
     @property
     def parent_order_id(self) -> str:
@@ -345,11 +344,12 @@ class HedgingEngine:
     store
         Journal, fills, model versions.
     model
-        The initial :class:`HedgeCostModel`, used when the store has no version yet.
+        The instrument's calibrated cost model (:class:`~impactlab.calibration.InstrumentModel`); the store's
+        live version of it is resumed where there is one, else it is recorded as the first.
     executor
         Runs a hedge's parent order (slicer, router, venue): see :data:`Executor`.
     baseline_spread
-        The spread the breaker compares against (currency); default twice the model's ε.
+        The spread the breaker compares against (currency); default the model's mean spread.
     """
 
     def __init__(
@@ -358,7 +358,7 @@ class HedgingEngine:
         portfolio: Portfolio,
         store: Store,
         *,
-        model: HedgeCostModel,
+        model: Any,
         executor: Executor | None = None,
         baseline_spread: float | None = None,
     ) -> None:
@@ -367,11 +367,17 @@ class HedgingEngine:
         self.config = config
         self.portfolio = portfolio
         self.store = store
-        self.registry = ModelRegistry(store)
-        latest = self.registry.latest()
-        self.model = latest if latest is not None else self.registry.add(model, ts_ns=0, reason="initial")
+        from impactlab.calibration.costmodel import ModelVersions
+
+        if model.symbol.upper() != config.underlying.upper():
+            raise HedgingError(f"the cost model is of {model.symbol!r}, the config hedges {config.underlying!r}")
+        self.registry = ModelVersions(store, approve_above=config.approve_above,
+                                      clock=self._now_ns)  # fmt: skip
+        self.model = self.registry.resume(model)
         self.executor = executor
-        self.breaker = CircuitBreaker(config, self.model.sigma, baseline_spread or 2 * self.model.epsilon)
+        mk = self.model.market(1)
+        spread = 2 * self.model.fit.half_spread_bps * mk.price / 1e4
+        self.breaker = CircuitBreaker(config, self.model.sigma(mk), baseline_spread or spread)
         self.counts = _Counters()
         self.base_shares = float(portfolio.shares)
         self.last: MarketUpdate | None = None
@@ -380,6 +386,10 @@ class HedgingEngine:
         self.hedges_done = 0
         self.latency_ns: deque[int] = deque(maxlen=10_000)
         self.portfolio.shares = self.base_shares + self._hedged_shares()
+
+    def _now_ns(self) -> int:
+        last = getattr(self, "last", None)
+        return int(last.ts_ns) if last is not None else 0
 
     # -- inputs ------------------------------------------------------------------------------------------
 
@@ -453,16 +463,17 @@ class HedgingEngine:
             return None
         side = -1 if d > 0 else 1
         slow = regime != "normal" and c.on_extreme == "slow"
-        policy, horizon, step, profile = self._choose(qty, side, g.gamma_shares_per_unit, slow=slow)
-        sch, (e, v) = _schedule(self.model, policy, qty, horizon, step, side, c.risk_aversion)
-        v += gamma_risk_usd2(self.model.sigma, g.gamma_shares_per_unit, horizon)
+        mk = self.model.market_at(side, mid=u.mid, spread=u.spread, ts_ns=u.ts_ns)
+        policy, horizon, step, profile = self._choose(qty, side, g.gamma_shares_per_unit, mk, slow=slow)
+        sch, _, e, v = hedge_schedule(self.model, policy, qty, horizon, step, side, c.risk_aversion, mk)
+        v += gamma_risk_usd2(self.model.sigma(mk), g.gamma_shares_per_unit, horizon)
         return HedgeDecision(
             f"H-{c.underlying}-{u.ts_ns}", u.ts_ns, d, side, qty, policy, horizon, step, sch, self.model.version,
-            float(e), float(v), u.mid, regime, profile,
+            float(e), float(v), u.mid, regime, profile, self.model.forecast(sch, mk),
         )  # fmt: skip
 
     def _choose(
-        self, qty: float, side: int, gamma: float, *, slow: bool
+        self, qty: float, side: int, gamma: float, market: Any, *, slow: bool
     ) -> tuple[str, float, float, CostProfile | None]:
         c = self.config
         if c.policy == "immediate" and not slow:
@@ -471,7 +482,8 @@ class HedgingEngine:
             h = c.twap_horizon_s * (c.slow_factor if slow else 1.0)
             return "twap", h, min(c.step_s, h), None
         horizons = tuple(h * c.slow_factor for h in c.horizons_s) if slow else c.horizons_s
-        profile = cost_profile(self.model, qty, side, horizons, c.step_s, c.risk_aversion, gamma_shares_per_unit=gamma)
+        profile = cost_profile(self.model, qty, side, horizons, c.step_s, c.risk_aversion, market=market,
+                               gamma_shares_per_unit=gamma)  # fmt: skip
         h = horizons[profile.best()]
         return "almgren-chriss", h, min(c.step_s, h), profile
 
@@ -547,48 +559,62 @@ class HedgingEngine:
 
     # -- recalibration -----------------------------------------------------------------------------------
 
-    def _priced_hedges(self) -> tuple[NDArray[np.float64], NDArray[np.float64], list[str]]:
-        """Each completed hedge's temporary cost as the current model prices it (ε|n| + η̃/τ Σn², the
-        Almgren–Chriss cost less the permanent ½γX²), against TCA's measured temporary cost of its fills."""
-        hedges = {r["hedge_id"]: r for r in self.store.read("hedges").to_pylist()}
-        done = self.store.read("hedge_events", where="kind = 'done'").to_pylist()
-        done.sort(key=lambda e: e["ts_ns"])
-        pred, real, versions = [], [], []
-        for e in done:
-            h = hedges.get(e["hedge_id"])
-            if h is None or e["temporary_cost_usd"] is None or not e["filled"]:
-                continue
-            q = e["filled"]  # what was done is what is priced
-            _, (e_usd, _) = _schedule(self.model, h["policy"], q, h["horizon_s"], h["step_s"], h["side"],
-                                      self.config.risk_aversion)  # fmt: skip
-            pred.append(e_usd - 0.5 * self.model.gamma * q**2)
-            real.append(e["temporary_cost_usd"])
-            versions.append(h["model_version"])
-        return np.array(pred), np.array(real), versions
+    def _own_rows(self) -> list[dict[str, Any]]:
+        """The completed hedges' forecasts against their realised costs (the store's ``cost_predictions``
+        rows of this engine's parent orders, in the order they were recorded)."""
+        parents = set(self.store.read("hedges").column("parent_order_id").to_pylist())
+        rows = [r for r in self.store.read("cost_predictions").to_pylist()
+                if r["parent_order_id"] in parents and r.get("parts_json")]  # fmt: skip
+        rows.sort(key=lambda r: (r["ts_ns"], r["prediction_id"]))
+        return rows
 
     def _maybe_recalibrate(self, ts_ns: int) -> None:
+        """Refit the model on the hedges done (every part's multiplier, with the day's calibration as the
+        prior: :meth:`~impactlab.calibration.InstrumentModel.refit`) after ``recalibrate_every`` hedges at
+        the live version or when its forecasts drift; a large change waits for approval."""
         c = self.config
-        pred, real, versions = self._priced_hedges()
-        since = sum(v == self.model.version for v in versions)
-        w = pred[-c.drift_window :], real[-c.drift_window :]
-        drift = abs(float(np.sum(w[1] - w[0]))) / max(float(np.sum(w[0])), 1e-9) if len(w[0]) >= c.drift_window else 0.0
+        rows = self._own_rows()
+        mine = [r for r in rows if r["model"] == self.model.version]
+        pred = np.array([r["predicted_bps"] for r in mine[-c.drift_window :]], float)
+        real = np.array([r["realised_bps"] for r in mine[-c.drift_window :]], float)
+        drift = 0.0
+        if len(pred) >= c.drift_window:
+            drift = abs(float(np.sum(real - pred))) / max(float(np.sum(np.abs(pred))), 1e-9)
         reason = ""
-        if c.recalibrate_every and since >= c.recalibrate_every:
+        if c.recalibrate_every and len(mine) >= c.recalibrate_every:
             reason = "schedule"
-        elif since >= 2 and drift > c.drift_bound:
+        elif len(mine) >= 2 and drift > c.drift_bound:
             reason = f"drift {drift:.2f}"
-        if not reason or pred.size < 2:
+        if not reason:
+            return
+        held = self.registry.pending_row(self.model.symbol)
+        if held is not None:  # one change waits for a person at a time: no new proposal until it is decided
+            if self._waiting != held["version"]:
+                log.warning("recalibration (%s) waits: %s is held for approval", reason, held["version"])
+                self._waiting = held["version"]
             return
         try:
-            fit = recalibrate(pred, real)
-        except HedgingError as exc:
+            fit = self.model.refit(rows)
+        except Exception as exc:  # too few priced hedges, a singular fit: the live version carries on
             log.warning("recalibration skipped: %s", exc)
             return
-        n = len(self.registry.versions()) + 1
-        new = self.model.scaled(fit.factor, f"v{n}")
-        self.model = self.registry.add(new, ts_ns=ts_ns, reason=f"{reason}: cost × {fit.factor:.3f} "
-                                       f"(se {fit.std_error:.3f}, {fit.n_obs} hedges)", n_obs=fit.n_obs)  # fmt: skip
-        log.info("model %s: %s", new.version, reason)
+        mult = ", ".join(f"{k} × {v:.2f} (se {fit.std_errors[k]:.2f})" for k, v in fit.multipliers.items())
+        new = self.model.with_refit(fit, reason=f"{reason}: {mult}; scatter {fit.resid_std_bps:.2f} bps; "
+                                    f"{fit.n_obs} hedges")  # fmt: skip
+        rec = self.registry.propose(self.model, new)
+        if rec.status == "live":
+            self.model = rec
+        log.info("model %s (%s): %s", rec.version, rec.status, reason)
+
+    _waiting = ""
+
+    def reload_model(self) -> bool:
+        """Switch to the store's live version if it changed (after an approval); True if it did."""
+        row = self.registry.live_row(self.model.symbol)
+        if row is None or row["version"] == self.model.version:
+            return False
+        self.model = self.model.restored(row)
+        return True
 
     # -- state -------------------------------------------------------------------------------------------
 
@@ -613,17 +639,23 @@ class HedgingEngine:
             if self.hedge_state(h["hedge_id"]) in ("done", "failed"):  # failed: final, what filled is in delta
                 continue
             side = int(h["side"])
-            sch, _ = _schedule(self.model_for(h["model_version"]), h["policy"], h["quantity"], h["horizon_s"],
-                               h["step_s"], side, self.config.risk_aversion)  # fmt: skip
+            m = self.model_for(h["model_version"])
+            mk = m.market_at(side, mid=h["arrival_mid"], ts_ns=h["ts_ns"])
+            sch, _, _, _ = hedge_schedule(m, h["policy"], h["quantity"], h["horizon_s"], h["step_s"], side,
+                                          self.config.risk_aversion, mk)  # fmt: skip
             out.append(HedgeDecision(
                 h["hedge_id"], h["ts_ns"], h["delta_shares"], side, h["quantity"], h["policy"], h["horizon_s"],
                 h["step_s"], sch, h["model_version"], h["expected_cost_usd"], h["risk_usd2"], h["arrival_mid"],
-                h["regime"],
+                h["regime"], None, m.forecast(sch, mk),
             ))  # fmt: skip
         return out
 
-    def model_for(self, version: str) -> HedgeCostModel:
-        return self.model if version == self.model.version else self.registry.get(version)
+    def model_for(self, version: str) -> Any:
+        """The model at ``version`` (the live one, or an earlier version restored from the store)."""
+        if version == self.model.version:
+            return self.model
+        row = self.registry._row(version)
+        return self.model.restored(row)
 
     def status(self) -> dict[str, Any]:
         """What the desk sees: exposure, regime, model version, counts of everything refused and why."""
@@ -649,16 +681,6 @@ class HedgingEngine:
             if lat.size
             else None,
         }
-
-
-def _schedule(
-    model: HedgeCostModel, policy: str, qty: float, horizon_s: float, step_s: float, side: int, risk_aversion: float
-) -> tuple[Schedule, tuple[float, float]]:
-    """The schedule a policy trades and its (expected cost, risk) under ``model``: the Almgren–Chriss optimum
-    at λ for ``almgren-chriss``, even slices otherwise (one slice: immediate)."""
-    ac = model.problem(qty, horizon_s, step_s, side)
-    sch = ac.solve(risk_aversion) if policy == "almgren-chriss" and ac.n_steps > 1 else ac.twap()
-    return sch, ac.moments(np.asarray(sch.holdings, float))
 
 
 def _finite_or_none(x: float | None) -> float | None:

@@ -25,7 +25,6 @@ from impactlab.bus.feed import decode_quotes
 from impactlab.data import Store
 from impactlab.errors import BusError
 from impactlab.hedging.engine import HedgeDecision, HedgingConfig, HedgingEngine
-from impactlab.hedging.model import HedgeCostModel
 from impactlab.hedging.scenario import BookSpec, ReplaySource, _portfolio
 
 __all__ = ["LiveStats", "run_live"]
@@ -78,7 +77,7 @@ async def run_live(
     config: HedgingConfig,
     store_path: str | Path,
     *,
-    model: HedgeCostModel,
+    model: Any,
     book: BookSpec | None = None,
     durable: str | None = None,
     checkpoint_every: int = 100,
@@ -100,7 +99,8 @@ async def run_live(
     t_start = time.perf_counter()
     first = source.first()
     mid0 = 0.5 * (first["bid"] + first["ask"])
-    sigma_annual = model.sigma / mid0 * math.sqrt(252 * source.day.spec.calendar.length_s())
+    mk = model.market(1)
+    sigma_annual = model.sigma(mk) / mk.price * math.sqrt(252 * source.day.spec.calendar.length_s())
     with Store(store_path) as store:
         portfolio = _portfolio(source.day, book or BookSpec(), first["ts_ns"], mid0, sigma_annual)
         executor = source.executor(store, router=router)

@@ -27,7 +27,6 @@ from impactlab.data import ParentOrder, Side, Store
 from impactlab.errors import HedgingError
 from impactlab.hedging.engine import HedgeDecision, HedgeOutcome, HedgingConfig, HedgingEngine
 from impactlab.hedging.greeks import OptionPosition, Portfolio, book_greeks
-from impactlab.hedging.model import HedgeCostModel
 
 __all__ = [
     "BookSpec",
@@ -158,10 +157,10 @@ class _Work:
                              d.ts_ns + int(d.horizon_s * NS))  # fmt: skip
         res = eng.run(parent, Slicer(d.schedule, parent))
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == parent.order_id]
-        predicted = {"hedge-model": d.expected_cost_usd / (d.quantity * d.arrival_mid) * 1e4}
+        predicted = {d.model_version: d.expected_cost_usd / (d.quantity * d.arrival_mid) * 1e4}
         tca = analyse(parent, list(res.fills), mid_at=mid_at, children=kids, end_ns=res.end_ns, post_s=30.0,
                       predicted_bps=predicted)  # fmt: skip
-        record_tca(self.store, [tca], now_ns=clock())
+        record_tca(self.store, [tca], now_ns=clock(), forecasts={parent.order_id: d.forecast})
         a = res.arrival_mid
         cost = sum(d.side * f.quantity * (f.price - a) + f.fee for f in res.fills)
         temporary = tca.temporary_bps * d.quantity * a / 1e4 if np.isfinite(tca.temporary_bps) else float("nan")
@@ -318,7 +317,7 @@ def run_scenario(
     config: HedgingConfig,
     store_path: str | Path,
     *,
-    model: HedgeCostModel,
+    model: Any,
     book: BookSpec = BookSpec(),
     pnl_interval_s: float = 300.0,
     checkpoint_every: int = 100,
@@ -335,7 +334,8 @@ def run_scenario(
     first = source.first()
     mid0 = 0.5 * (first["bid"] + first["ask"])
     # the model's σ ($/√s of trading time) as an annual relative volatility: 252 sessions of the calendar's length
-    sigma_annual = model.sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s())
+    mk = model.market(1)
+    sigma_annual = model.sigma(mk) / mk.price * math.sqrt(252 * day.spec.calendar.length_s())
     with Store(store_path) as store:
         if not source.restartable and store.count("hedges"):
             raise HedgingError(f"{store_path} already holds hedges and a {source.kind} scenario cannot resume")
@@ -423,7 +423,7 @@ def _result(
         money = float(spec.multiplier) if spec is not None else 1.0
         pnl = pnl * money
         cost = money * float(sum(raw_cost.values()))
-    versions = [r["version"] for r in engine.registry.versions()]
+    versions = [r["version"] for r in engine.registry.rows(engine.model.symbol)]
     return ScenarioResult(
         policy, [dict(h, realised_cost_usd=done.get(h["hedge_id"], {}).get("realised_cost_usd")) for h in hedges],
         cost, float(np.var(pnl, ddof=1)) if pnl.size > 1 else float("nan"), pnl_interval_s,
@@ -434,7 +434,7 @@ def _result(
 
 def compare_policies(
     make_source: Callable[[], ReplaySource | SimulatorSource],
-    model: HedgeCostModel,
+    model: Any,
     workdir: str | Path,
     *,
     policies: Sequence[tuple[str, HedgingConfig] | tuple[str, HedgingConfig, ChildPolicyFactory | None]],

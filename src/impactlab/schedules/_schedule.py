@@ -226,6 +226,11 @@ class ScheduleCost:
         The model that priced it.
     extrapolated_features
         Inputs outside the range the model was fitted on.
+    horizon_free
+        The part of ``total`` that is the same at every horizon and trading rate (a half-spread, a
+        square-root metaorder law); ``None`` when the model does not say.
+    parts
+        The cost of each named part of a model that sums several, in ``unit``.
     """
 
     temporary: float
@@ -237,6 +242,22 @@ class ScheduleCost:
     quantiles: Mapping[float, float] = field(default_factory=dict)
     model: str = ""
     extrapolated_features: tuple[str, ...] = ()
+    horizon_free: float | None = None
+    parts: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def horizon_dependent(self) -> bool | None:
+        """Whether any of the cost depends on the horizon or the rate (``None`` when the model does not say)."""
+        if self.horizon_free is None:
+            return None
+        return abs(self.total - self.horizon_free) > 1e-9 * max(1.0, abs(self.total))
+
+    def quantile(self, p: float) -> float:
+        """The ``p`` quantile of the realised cost: the model's own where it gives it, else normal with sd
+        :attr:`std`."""
+        if p in self.quantiles:
+            return float(self.quantiles[p])
+        return float(self.total + stats.norm.ppf(p) * self.std)
 
     @property
     def std(self) -> float:

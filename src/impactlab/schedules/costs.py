@@ -49,7 +49,8 @@ class LinearImpact:
             quad = float(np.sum(np.where(tau > 0, n**2 / np.where(tau > 0, tau, 1.0), 0.0)))
         temp = self.epsilon * float(np.abs(n).sum()) + self.eta * quad
         perm = 0.5 * self.gamma * (schedule.quantity**2 - float(n @ n))
-        return ScheduleCost(temp, perm, temp + perm, "currency", model="LinearImpact")
+        free = self.epsilon * float(np.abs(n).sum()) + (perm if self.eta == 0 else 0.0)
+        return ScheduleCost(temp, perm, temp + perm, "currency", model="LinearImpact", horizon_free=free)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,14 @@ class SpreadCost:
 
     def schedule_cost(self, schedule: Schedule, market: MarketContext | None = None) -> ScheduleCost:
         """The half-spread, bps (temporary; no permanent part)."""
-        return ScheduleCost(self.half_spread_bps, 0.0, self.half_spread_bps, "bps", model="half-spread")
+        return ScheduleCost(
+            self.half_spread_bps,
+            0.0,
+            self.half_spread_bps,
+            "bps",
+            model="half-spread",
+            horizon_free=self.half_spread_bps,
+        )
 
 
 @dataclass(frozen=True)
@@ -153,9 +161,11 @@ class ModelCost:
             est = self._memo[key] = self.model.predict_estimate(pd.Series(row))
         timing = schedule.timing_risk_bps(market.daily_vol, unit_per_day=market.session_s)
         name = type(self.model).__name__
+        free = not (set(_columns(self.model)) & HORIZON_COLUMNS)
         if self.role == "permanent":
             half = est.total_bps / 2
-            return ScheduleCost(0.0, half, half, "bps", est.std_bps / 2, timing, model=f"{name} (permanent)")
+            return ScheduleCost(0.0, half, half, "bps", est.std_bps / 2, timing, model=f"{name} (permanent)",
+                                horizon_free=half if free else 0.0)  # fmt: skip
         qs = dict(est.quantiles) if est.quantiles_are_distribution else {}
         return ScheduleCost(
             est.temporary_bps if est.permanent_bps is not None else est.total_bps,
@@ -167,7 +177,12 @@ class ModelCost:
             qs,
             name,
             tuple(est.extrapolated_features),
+            horizon_free=est.total_bps if free else 0.0,
         )
+
+
+HORIZON_COLUMNS = frozenset({"duration_days", "pov", "horizon_s", "participation"})
+"""Columns through which a calibrated model sees the horizon or the rate of a schedule."""
 
 
 def _columns(model: ImpactModel) -> tuple[str, ...]:
@@ -197,6 +212,7 @@ class CombinedCost:
         if timing == 0 and market is not None and schedule.time_unit == "s":
             timing = schedule.timing_risk_bps(market.daily_vol, unit_per_day=market.session_s)
         extrap = tuple(dict.fromkeys(f for c in costs for f in c.extrapolated_features))
+        frees = [c.horizon_free for c in costs]
         return ScheduleCost(
             sum(c.temporary for c in costs),
             sum(perm) if perm else None,
@@ -207,4 +223,5 @@ class CombinedCost:
             {},
             " + ".join(c.model for c in costs),
             extrap,
+            horizon_free=None if any(f is None for f in frees) else float(sum(f for f in frees if f is not None)),
         )

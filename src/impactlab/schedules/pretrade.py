@@ -27,6 +27,7 @@ STRATEGY_PARTICIPATION: dict[str, float] = {"aggressive": 1.0, "balanced": 0.4, 
 """Each strategy's participation as a share of the cap (``max_participation``, 25% by default: 25%, 10% and
 5% of the expected volume), worked by VWAP; the horizon is what that participation takes, within the
 desk's horizon."""
+NO_RECOMMENDATION = "none (the model's cost does not depend on the horizon)"
 MAX_QUANTITY_ADV = 10.0
 """Orders above this many days of average volume are refused (not a block: a programme)."""
 
@@ -74,6 +75,9 @@ class PreTradeReport:
     recommended: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     instrument: InstrumentSpec | None = None
+    horizon_dependent: bool | None = None
+    """Whether the model's cost depends on the horizon or rate (``False``: the recommendation is not the
+    model's, see :attr:`recommended`; ``None``: the model does not say)."""
 
     def strategy(self, name: str) -> StrategyResult:
         """The row named ``name``."""
@@ -102,6 +106,9 @@ class PreTradeReport:
                 "impact_std_bps": c.impact_std,
                 "timing_std_bps": c.timing_std,
                 "total_currency": c.total * self.notional / 1e4,
+                "horizon_free_bps": c.horizon_free,
+                "horizon_dependent_bps": None if c.horizon_free is None else c.total - c.horizon_free,
+                "parts_bps": dict(c.parts),
                 f"prob_cost_above_{self.threshold_bps:g}bps": p,
                 "extrapolated_features": list(c.extrapolated_features),
             }
@@ -134,6 +141,7 @@ class PreTradeReport:
                 for s in self.strategies
             ],
             "recommended": self.recommended,
+            "horizon_dependent": self.horizon_dependent,
             "notes": list(self.notes),
         }
 
@@ -167,7 +175,8 @@ class PreTradeReport:
                 f"{p.cost.std:.2f}",
                 f"{p.prob_exceeds:.1%}",
             )
-        strat = Table(title=f"Strategies (recommended: {self.recommended})")
+        rec = self.recommended or "none: the model's cost does not depend on the horizon (see the notes)"
+        strat = Table(title=f"Strategies (recommended: {rec})")
         for c in (
             "strategy",
             "horizon",
@@ -268,7 +277,7 @@ th{{background:#f3f3f3}}.figs svg{{max-width:100%;height:auto}}</style></head><b
 <h1>Pre-trade: {esc(self.symbol)} {esc(d["side"])} {self.quantity:,.0f} shares</h1>
 <p>Notional ${self.notional:,.0f} at {m.price:.2f}; {self.quantity / m.adv:.2%} of ADV {m.adv:,.0f};
 daily volatility {m.daily_vol:.2%}; spread {m.spread_bps:.2f} bps; arrival {_fmt_h(m.start_s)} after the open.
-Model: {esc(self.model)}. Recommended: <b>{esc(self.recommended)}</b>.</p>
+Model: {esc(self.model)}. Recommended: <b>{esc(self.recommended or NO_RECOMMENDATION)}</b>.</p>
 <h2>Strategies</h2>{table(d["strategies"], strat_cols)}
 <h2>Cost curve</h2>{table(d["cost_curve"], cols)}
 <div class="figs"><h2>Cost against horizon</h2>{figs["cost_curve"]}
@@ -438,7 +447,23 @@ def pretrade(
         results.append(StrategyResult(name, target, h, sch, c, c.prob_exceeds(threshold_bps)))
     z95 = float(stats.norm.ppf(0.95))
     best = min(results, key=lambda r: r.cost.total + z95 * r.cost.std).name
+    dep = [p.cost.horizon_dependent for p in curve]
+    depends: bool | None = None if any(d is None for d in dep) else any(dep)
     notes = []
+    mid = price(float(min(max(1800.0, h_min), cap)))[1]
+    if mid.horizon_free is not None:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in mid.parts.items()) if mid.parts else ""
+        notes.append(
+            f"over {_fmt_h(min(max(1800.0, h_min), cap))}: {mid.horizon_free:.2f} of {mid.total:.2f} bps do not depend "
+            f"on the horizon or the rate (a half-spread, the square-root metaorder law), "
+            f"{mid.total - mid.horizon_free:.2f} bps do" + (f" (parts, bps: {parts})" if parts else "")
+        )
+    if depends is False:
+        notes.append(
+            "this model's cost is the same at every horizon (the square-root law prices the metaorder, not its "
+            "speed), so it cannot choose a horizon: only the timing risk differs between the strategies"
+            + ("" if urgency else "; no strategy is recommended (give an urgency to choose one)")
+        )
     extrap = sorted({f for p in curve for f in p.cost.extrapolated_features})
     if extrap:
         notes.append(f"the model extrapolates beyond its training data in {extrap} for some horizons")
@@ -450,6 +475,7 @@ def pretrade(
         "strategies work the order by VWAP at "
         + ", ".join(f"{k} {max_participation * v:.0%}" for k, v in STRATEGY_PARTICIPATION.items())
         + f" of the expected volume (at most {_fmt_h(cap)}); the least 95% value at risk (E + 1.645·sd) is {best}"
+        + (" (by timing risk alone: not a recommendation)" if depends is False else "")
     )
     return PreTradeReport(
         symbol=market.symbol,
@@ -460,6 +486,7 @@ def pretrade(
         threshold_bps=float(threshold_bps),
         curve=curve,
         strategies=tuple(results),
-        recommended=urgency or best,
+        recommended=urgency or ("" if depends is False else best),
         notes=tuple(notes),
+        horizon_dependent=depends,
     )

@@ -211,9 +211,11 @@ class TransientImpact:
             perm = 0.5 * self.permanent * float(n.sum()) ** 2
         else:
             temp, perm = self.trade_cost(n, schedule.times[:-1])
+        free = self.spread * float(np.abs(n).sum()) + perm
         if self.unit == "bps":
-            temp, perm = temp / schedule.quantity, perm / schedule.quantity
-        return ScheduleCost(temp, perm, temp + perm, self.unit, model=f"TransientImpact[{self.kernel.describe()}]")
+            temp, perm, free = temp / schedule.quantity, perm / schedule.quantity, free / schedule.quantity
+        return ScheduleCost(temp, perm, temp + perm, self.unit, model=f"TransientImpact[{self.kernel.describe()}]",
+                            horizon_free=free)  # fmt: skip
 
     def interval_matrix(self, bounds: F64) -> F64:
         """``M_ij``: the kernel averaged over intervals i and j, ``(1/τ_iτ_j)∫_i∫_j G(|s − u|)``, for trading

@@ -5,7 +5,7 @@ recalibration hook, hedging-engine status, Prometheus metrics and a plotly dashb
 from impactlab.service.app import ServiceState, create_app
 from impactlab.service.config import API_KEY_HEADER, ServiceConfig
 from impactlab.service.drift import DriftReport, FeatureDrift, drift_report, psi
-from impactlab.service.models import ServiceModels, SymbolModel
+from impactlab.service.models import ServiceModels
 
 __all__ = [
     "API_KEY_HEADER",
@@ -14,7 +14,6 @@ __all__ = [
     "ServiceConfig",
     "ServiceModels",
     "ServiceState",
-    "SymbolModel",
     "create_app",
     "drift_report",
     "psi",

@@ -48,7 +48,6 @@ __all__ = ["ServiceState", "create_app"]
 log = logging.getLogger(__name__)
 NS = 1_000_000_000
 _SIDE = {"buy": 1, "sell": -1}
-MODEL_NAME = "half spread + OW transient + square-root permanent"
 
 
 class ApiError(Exception):
@@ -89,7 +88,9 @@ class ServiceState:
 
         path = config.store_path or Path(default_store_path()).with_name("service.duckdb")
         store = Store(path)
-        return cls(config, store, ServiceModels.calibrate(config.symbols, store, data_dir=config.data_dir), **kw)
+        models = ServiceModels.calibrate(config.symbols, store, data_dir=config.data_dir,
+                                         approve_above=config.approve_above)  # fmt: skip
+        return cls(config, store, models, **kw)
 
     # -- market paths -------------------------------------------------------------------------------------
 
@@ -126,8 +127,8 @@ class ServiceState:
         service's prediction and their features, oldest first (bounded reads by key and time: a request's
         cost does not grow with the store)."""
         m = self.models.get(symbol)
-        where = "model LIKE ?"
-        params: list[Any] = [f"pretrade-{symbol}-v%"]
+        where = "symbol = ? AND model LIKE ?"
+        params: list[Any] = [symbol, f"{symbol}-v%"]
         if since_ns is not None:
             where, params = where + " AND ts_ns >= ?", [*params, int(since_ns)]
         if before_ns is not None:
@@ -314,7 +315,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         rep = pretrade(req.quantity, side=_SIDE[req.side], model=m,
                        market=m.market(_SIDE[req.side]), horizon_s=req.horizon_s, urgency=req.urgency,
                        threshold_bps=req.threshold_bps, max_participation=req.max_participation,
-                       model_name=f"{m.source}: {MODEL_NAME} ({m.version})")  # fmt: skip
+                       model_name=f"{m.source}: {m.label} ({m.version})")  # fmt: skip
         out = rep.to_dict()
         for row in out["strategies"]:
             row.pop("schedule", None)
@@ -326,7 +327,6 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         return await off(lambda: _schedule(req))  # type: ignore[no-any-return]
 
     def _schedule(req: ScheduleRequest) -> dict[str, Any]:
-        from impactlab.calibration.pretrade import calibrated_almgren_chriss
         from impactlab.schedules.volume import pov, twap, vwap
 
         s = st()
@@ -337,9 +337,9 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         if n > 2_000:
             raise ApiError(422, "validation_error", f"horizon_s / step_s gives {n} steps (at most 2,000)")
         if req.kind == "almgren-chriss":
-            ac = calibrated_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=n, side=side,
-                                        book=m.book)  # fmt: skip
+            ac = m.linearised(req.quantity, req.horizon_s, n, side, mk)
             sch = ac.solve(req.risk_aversion) if n > 1 else ac.twap()
+            sch = _at(sch, mk.start_s)
         elif req.kind == "twap":
             sch = twap(req.quantity, req.horizon_s, step_s=req.horizon_s / n, start_s=mk.start_s, side=side)
         elif req.kind == "vwap":
@@ -352,28 +352,32 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
             raise ApiError(422, "validation_error", f"the schedule would have {sch.n_steps} steps (at most 10,000)")
         c = m.schedule_cost(sch, mk)
         return _json({"schedule": sch.summary(), "cost": {"temporary_bps": c.temporary, "permanent_bps": c.permanent,
-                      "total_bps": c.total, "std_bps": c.std}, "model_version": m.version})  # fmt: skip
+                      "total_bps": c.total, "std_bps": c.std, "horizon_free_bps": c.horizon_free,
+                      "parts_bps": dict(c.parts)}, "model_version": m.version,
+                      "model": m.label})  # fmt: skip
 
     @app.post("/frontier", tags=["pre-trade"], dependencies=[Depends(read_key)])
     async def frontier(req: FrontierRequest) -> dict[str, Any]:
         return await off(lambda: _frontier(req))  # type: ignore[no-any-return]
 
     def _frontier(req: FrontierRequest) -> dict[str, Any]:
-        from impactlab.calibration.pretrade import calibrated_almgren_chriss
-
         m = st().models.get(req.symbol)
-        ac = calibrated_almgren_chriss(m.day, quantity=req.quantity, horizon_s=req.horizon_s, n_steps=req.n_steps,
-                                    side=_SIDE[req.side], book=m.book)  # fmt: skip
+        side = _SIDE[req.side]
+        mk = m.market(side)
+        ac = m.linearised(req.quantity, req.horizon_s, req.n_steps, side, mk)
         f = ac.frontier(n_points=req.n_points)
-        notional = req.quantity * float(m.market(1).price)
+        # each trajectory's shape comes from the linearised problem; its cost and risk from the model itself
+        costs = [m.schedule_cost(_at(f.schedule(i), mk.start_s), mk) for i in range(len(f))]
+        twap = m.schedule_cost(_at(ac.twap(), mk.start_s), mk)
         return _json({
             "symbol": req.symbol, "quantity": req.quantity, "horizon_s": req.horizon_s,
             "risk_aversion": f.risk_aversion.tolist(), "kappa": f.kappa.tolist(),
-            "expected_cost_bps": (f.expected_cost / notional * 1e4).tolist(),
-            "std_bps": (np.sqrt(np.maximum(f.variance, 0)) / notional * 1e4).tolist(),
-            "twap": dict(zip(("expected_cost_bps", "std_bps"),
-                             _ev_bps(ac.moments(ac.twap().holdings), notional), strict=True)),
-            "model_version": m.version,
+            "expected_cost_bps": [c.total for c in costs], "std_bps": [c.std for c in costs],
+            "timing_std_bps": [c.timing_std for c in costs], "impact_std_bps": [c.impact_std for c in costs],
+            "twap": {"expected_cost_bps": twap.total, "std_bps": twap.std},
+            "model_version": m.version, "model": m.label,
+            "note": "trajectories of the Almgren–Chriss problem linearised from the model at this order's TWAP; "
+                    "each priced by the model",
         })  # fmt: skip
 
     @app.get("/tca/recent", tags=["tca"], dependencies=[Depends(read_key)])
@@ -387,8 +391,19 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
     @app.get("/models", tags=["models"], dependencies=[Depends(read_key)])
     async def models() -> dict[str, Any]:
         s = st()
-        versions = await off(s.models.versions, store=True)
-        return _json({"live": {k: m.version for k, m in s.models.models.items()}, "versions": versions})
+
+        def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            from impactlab.calibration.costmodel import accuracy
+
+            for sym in s.models.models:
+                s.models.refresh(sym)
+            rows = s.store.read("cost_predictions", order_by="ts_ns DESC", limit=5_000).to_pylist()
+            return s.models.versions(), accuracy(rows)
+
+        versions, acc = await off(read, store=True)
+        return _json({"live": {k: m.version for k, m in s.models.models.items()}, "versions": versions,
+                      "pending": [v["version"] for v in versions if v["status"] == "pending"],
+                      "accuracy": acc})  # fmt: skip
 
     @app.get("/drift", tags=["models"], dependencies=[Depends(read_key)])
     async def drift(symbol: str = "GOOG") -> dict[str, Any]:
@@ -424,10 +439,37 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
         s = st()
         live = s.models.get(symbol)
         _recalibration_allowed(s, live)
-        rows = s._priced(symbol, since_ns=live.created_ns)
-        m = s.models.recalibrate(symbol, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
-                                 reason=f"manual: {req.reason}", max_step=cfg.max_scale_step)  # fmt: skip
-        return {"symbol": symbol, "version": m.version, "cost_scale": m.cost_scale, "n_obs": len(rows)}
+        rows = s._priced(symbol)
+        m = s.models.recalibrate(symbol, rows, reason=f"manual: {req.reason}")
+        return {
+            "symbol": symbol,
+            "version": m.version,
+            "status": m.status,
+            "multipliers": dict(m.multipliers),
+            "n_obs": m.n_obs,
+            "reason": m.reason,
+        }
+
+    @app.post("/models/{version}/approve", tags=["models"], dependencies=[Depends(admin_key)])
+    async def approve(version: str) -> dict[str, Any]:
+        return await off(lambda: _decide(version, True), store=True)  # type: ignore[no-any-return]
+
+    @app.post("/models/{version}/reject", tags=["models"], dependencies=[Depends(admin_key)])
+    async def reject(version: str) -> dict[str, Any]:
+        return await off(lambda: _decide(version, False), store=True)  # type: ignore[no-any-return]
+
+    def _decide(version: str, approve: bool) -> dict[str, Any]:
+        from impactlab.errors import CalibrationError
+
+        s = st()
+        try:
+            if approve:
+                m = s.models.approve(version)
+                return {"version": version, "status": "live", "live": m.version}
+            row = s.models.versions_table.reject(version)
+        except CalibrationError as exc:
+            raise ApiError(404 if "no model version" in str(exc) else 409, "conflict", str(exc)) from exc
+        return {"version": version, "status": row["status"]}
 
     app.include_router(dashboard_router(lambda: sorted(st().models.models)))
     return app
@@ -436,7 +478,7 @@ def create_app(config: ServiceConfig | None = None, *, state: ServiceState | Non
 def _recalibration_allowed(s: ServiceState, live: Any) -> None:
     """At most one recalibration of a symbol per ``recalibrate_interval_s`` (429 otherwise)."""
     age_s = (int(s.clock()) - int(live.created_ns)) / NS
-    if live.reason != "start-up calibration" and age_s < s.config.recalibrate_interval_s:
+    if live.n_obs > 0 and age_s < s.config.recalibrate_interval_s:
         raise ApiError(429, "rate_limited", f"{live.version} was made {age_s:.0f} s ago; a symbol is recalibrated at "
                        f"most once every {s.config.recalibrate_interval_s:g} s")  # fmt: skip
 
@@ -446,8 +488,11 @@ def _json(x: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _ev_bps(ev: tuple[float, float], notional: float) -> tuple[float, float]:
-    return ev[0] / notional * 1e4, math.sqrt(max(ev[1], 0.0)) / notional * 1e4
+def _at(s: Any, start_s: float) -> Any:
+    """A schedule from the optimiser (times from 0) placed at the market's arrival time."""
+    from impactlab.schedules import Schedule
+
+    return Schedule(s.times + start_s, s.holdings, s.trades, None, s.side, s.time_unit, s.strategy, dict(s.params))
 
 
 def _finite(x: Any) -> Any:
@@ -470,7 +515,8 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
 
     p = req.parent
     sym = p.symbol
-    m = s.models.get(sym)
+    s.models.get(sym)
+    m = s.models.refresh(sym)  # an approval made elsewhere (the CLI, another worker) is served from here on
     if p.end_ns < p.start_ns:
         raise ApiError(422, "validation_error", "parent.end_ns: must be >= parent.start_ns")
     if any(f.ts_ns < p.start_ns for f in req.fills):
@@ -508,7 +554,7 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
     now = int(s.clock())
     s.store.add_records([parent])
     s.store.add_records(fills)
-    record_tca(s.store, [res], now_ns=now)
+    record_tca(s.store, [res], now_ns=now, forecasts={p.order_id: m.forecast(m.vwap(side, p.quantity, horizon))})
     err = res.shortfall_bps - est["total_bps"]
     s.metrics.prediction_error(sym, err)
     out: dict[str, Any] = {"tca": res.to_dict(), "predicted_bps": est["total_bps"], "model_version": m.version,
@@ -518,13 +564,12 @@ def submit_tca(s: ServiceState, req: TCARequest) -> dict[str, Any]:
     s.metrics.drift(sym, d)
     if d["alert"] and m.version not in s.alerted:
         s.alerted.add(m.version)
-        rows = s._priced(sym, since_ns=m.created_ns)
+        rows = s._priced(sym)
         try:
             _recalibration_allowed(s, m)
-            new = s.models.recalibrate(sym, [r["predicted_bps"] for r in rows], [r["realised_bps"] for r in rows],
-                                       reason="drift: " + "; ".join(d["reasons"]),
-                                       max_step=s.config.max_scale_step)  # fmt: skip
-            out["recalibrated"] = {"from": m.version, "to": new.version, "cost_scale": new.cost_scale}
+            new = s.models.recalibrate(sym, rows, reason="drift: " + "; ".join(d["reasons"]))
+            out["recalibrated"] = {"from": m.version, "to": new.version, "status": new.status,
+                                   "multipliers": dict(new.multipliers)}  # fmt: skip
         except (ServiceError, ApiError) as exc:
             log.error("drift alert on %s but recalibration failed: %s", m.version, exc)
             out["recalibrated"] = {"error": str(exc)}

@@ -57,9 +57,11 @@ class ServiceConfig:
         recorded.
     writes_per_minute
         State-changing requests one key may make per minute (429 beyond).
-    recalibrate_interval_s, max_scale_step
-        At most one recalibration of a symbol per ``recalibrate_interval_s``; one recalibration may move the
-        cost scale by at most the factor ``max_scale_step`` either way (the rest waits for more evidence).
+    recalibrate_interval_s, approve_above
+        At most one recalibration of a symbol per ``recalibrate_interval_s``; one that moves the predicted
+        cost of the reference order (0.5% of ADV by VWAP over 30 minutes) by more than the fraction
+        ``approve_above`` is held for approval (``POST /models/{version}/approve`` with a model-admin key, or
+        ``impactlab models approve``) while the live version keeps serving.
     workers
         Threads that run the CPU work of requests, off the event loop (``/health`` answers while they work);
         0 runs it on the event loop (one request at a time, as a single-threaded embedding wants).
@@ -84,7 +86,7 @@ class ServiceConfig:
     max_fee_bps: float = 100.0
     writes_per_minute: int = 120
     recalibrate_interval_s: float = 60.0
-    max_scale_step: float = 1.5
+    approve_above: float = 0.5
     workers: int = 4
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -97,8 +99,8 @@ class ServiceConfig:
                 raise ServiceError("every API key must be at least 16 characters")
         if not (self.fill_band_bps > 0 and self.max_fee_bps > 0 and self.writes_per_minute >= 1):
             raise ServiceError("'fill_band_bps', 'max_fee_bps' and 'writes_per_minute' must be > 0")
-        if not (self.recalibrate_interval_s >= 0 and 1 < self.max_scale_step <= 10 and 0 <= self.workers <= 64):
-            raise ServiceError("need recalibrate_interval_s >= 0, 1 < max_scale_step <= 10, 0 <= workers <= 64")
+        if not (self.recalibrate_interval_s >= 0 and 0 < self.approve_above <= 10 and 0 <= self.workers <= 64):
+            raise ServiceError("need recalibrate_interval_s >= 0, 0 < approve_above <= 10, 0 <= workers <= 64")
         import re
 
         ok = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,23}(@[A-Z0-9-]{1,24})?(:\d{4}-\d{2}-\d{2})?$")

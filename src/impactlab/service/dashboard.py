@@ -57,6 +57,7 @@ _BODIES = {
     "tca": '<p><button id="refresh" onclick="go()">Refresh</button></p><p id="status" class="err"></p>'
     '<div id="scatter" class="plot"></div><h2>Recent orders</h2><div id="orders"></div>',
     "models": '<p id="status" class="err"></p><div id="banner"></div><h2>Versions</h2><div id="versions"></div>'
+    '<h2>Forecast accuracy on own fills</h2><div id="accuracy"></div>'
     '<h2>Drift against the training window</h2><div id="drift"></div><div id="psi" class="plot"></div>',
 }
 

@@ -64,10 +64,15 @@ class _ScrapeCollector:
         from impactlab.service.app import hedging_summary
 
         s = self.state
-        scale = GaugeMetricFamily("impactlab_model_cost_scale", "Temporary-cost scale of the live model",
-                                  labels=["symbol", "version"])  # fmt: skip
+        scale = GaugeMetricFamily(
+            "impactlab_model_multiplier",
+            "Each cost part's multiplier in the live model (1 at the market-day calibration)",
+            labels=["symbol", "version", "part"],
+        )
         for sym, m in s.models.models.items():
-            scale.add_metric([sym, m.version], m.cost_scale)
+            for part, v in m.multipliers.items():
+                if part in m.parts:
+                    scale.add_metric([sym, m.version, part], float(v))
         yield scale
         h = hedging_summary(s)
         hedges = GaugeMetricFamily(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,9 +132,15 @@ th{{background:#f3f3f3}}svg{{max-width:100%;height:auto}}</style></head><body>
 """
 
 
-def record_tca(store: Store, results: Sequence[TCAResult], *, now_ns: int) -> int:
+def record_tca(
+    store: Store, results: Sequence[TCAResult], *, now_ns: int, forecasts: Mapping[str, Mapping[str, Any]] | None = None
+) -> int:
     """Write each order's outcome columns and its realised-against-predicted rows (one per model) to the
-    store, where calibration and the drift monitor read them; returns the prediction rows added."""
+    store, where calibration, accuracy and the drift monitor read them; returns the prediction rows added.
+
+    ``forecasts`` maps an order id to the forecast its cost model made before it traded
+    (:meth:`~impactlab.calibration.InstrumentModel.forecast`: the version, its 90% interval, temporary
+    cost and parts); the row of that version gets them."""
     import pyarrow as pa
 
     from impactlab.data.schemas import COST_PREDICTIONS
@@ -145,10 +151,16 @@ def record_tca(store: Store, results: Sequence[TCAResult], *, now_ns: int) -> in
             r.order_id, arrival_mid=r.arrival_mid, avg_price=r.average_price if r.filled > 0 else None,
             end_mid=r.end_mid, post_mid=r.post_mid if np.isfinite(r.post_mid) else None,
         )  # fmt: skip
+        fc = (forecasts or {}).get(r.order_id, {})
+        temp = float(r.temporary_bps) if np.isfinite(r.temporary_bps) else None
         for model, pred in r.predicted_bps.items():
+            mine = fc if fc.get("version") == model else {}
             rows.append({
                 "prediction_id": f"{r.order_id}:{model}", "parent_order_id": r.order_id, "model": model,
                 "predicted_bps": float(pred), "realised_bps": float(r.shortfall_bps), "ts_ns": int(now_ns),
+                "symbol": r.symbol, "lower_bps": mine.get("lower_bps"), "upper_bps": mine.get("upper_bps"),
+                "predicted_temporary_bps": mine.get("predicted_temporary_bps"), "realised_temporary_bps": temp,
+                "parts_json": mine.get("parts_json"),
             })  # fmt: skip
     if not rows:
         return 0

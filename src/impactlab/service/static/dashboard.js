@@ -73,8 +73,15 @@ AUTOLOAD.add('tca');
 PAGES['models'] = async function go(){
   try{
     const m = await api('/models');
-    table($('versions'), [['version', v => esc(v.version) + (v.live ? ' (live)' : '')], ['created', v => new Date(v.created_ns/1e6).toISOString()],
-      ['reason', v => esc(v.reason)], ['orders', v => v.n_obs], ['cost scale', v => fmt(v.params.cost_scale,3)]], m.versions);
+    const mult = (v, k) => (v.params.multipliers && v.params.multipliers[k] !== undefined) ? fmt(v.params.multipliers[k],2) : '-';
+    table($('versions'), [['version', v => esc(v.version)], ['status', v => esc(v.status) + (v.status === 'pending' ? ' (awaiting approval)' : '')],
+      ['created', v => new Date(v.created_ns/1e6).toISOString()], ['reason', v => esc(v.reason)], ['orders', v => v.n_obs],
+      ['reference bps', v => fmt(v.reference_bps)], ['× spread', v => mult(v,'spread')], ['× transient', v => mult(v,'transient')],
+      ['× sqrt', v => mult(v,'sqrt')]], m.versions);
+    const pend = m.versions.filter(v => v.status === 'pending');
+    const acc = m.accuracy || [];
+    table($('accuracy'), [['version', a => esc(a.model_version)], ['orders', a => a.orders], ['median |log r/p|', a => fmt(a.median_abs_log_ratio)],
+      ['bias bps', a => fmt(a.bias_bps)], ['90% coverage', a => a.coverage_90 === null ? '-' : fmt(100*a.coverage_90,0) + '%']], acc);
     let rows = [], alerts = [];
     for(const sym of Object.keys(m.live)){
       const d = await api('/drift?symbol=' + encodeURIComponent(sym));
@@ -83,8 +90,10 @@ PAGES['models'] = async function go(){
       rows.push({symbol:sym, feature:'prediction error (bias)', psi:d.prediction_error.bias, ks_pvalue:d.prediction_error.ks_pvalue,
         n_reference:d.n_reference, n_current:d.n_current, alert:d.prediction_error.alert});
     }
-    $('banner').innerHTML = alerts.length ? '<div class="alert" id="drift-alert">Drift alert — recalibration triggered: ' + esc(alerts.join(' | ')) + '</div>'
-                                          : '<div class="ok" id="drift-ok">No drift alert.</div>';
+    const held = pend.length ? '<div class="alert" id="pending">Held for approval: ' + esc(pend.map(v => v.version + ' (' + v.reason + ')').join(' | ')) +
+      ' — approve with <code>impactlab models approve VERSION</code> or POST /models/VERSION/approve (model-admin key).</div>' : '';
+    $('banner').innerHTML = held + (alerts.length ? '<div class="alert" id="drift-alert">Drift alert — recalibration triggered: ' + esc(alerts.join(' | ')) + '</div>'
+                                          : '<div class="ok" id="drift-ok">No drift alert.</div>');
     table($('drift'), [['symbol', r => esc(r.symbol)], ['feature', r => esc(r.feature)], ['PSI / bias', r => fmt(r.psi,3)],
       ['KS p', r => fmt(r.ks_pvalue,3)], ['training n', r => r.n_reference], ['current n', r => r.n_current], ['alert', r => r.alert ? 'yes' : 'no']], rows);
     const f = rows.filter(r => r.feature !== 'prediction error (bias)');
