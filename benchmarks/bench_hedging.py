@@ -11,7 +11,8 @@ import numpy as np
 
 from benchmarks._common import Section
 from impactlab.data import Store
-from impactlab.hedging import HedgeCostModel, HedgingConfig, HedgingEngine, OptionPosition, Portfolio
+from impactlab.calibration.costmodel import calibrate_instrument
+from impactlab.hedging import HedgingConfig, HedgingEngine, OptionPosition, Portfolio
 from impactlab.hedging.report import compare, frontier_svg
 from impactlab.hedging.scenario import market_stream
 from impactlab.rl.tasks import load_day
@@ -33,7 +34,7 @@ def _book(symbol: str, t0: int, spot: float, n: int) -> Portfolio:
 
 def _latency(quick: bool) -> Section:
     day = load_day("GOOG")
-    model = HedgeCostModel.from_day(day)
+    model = calibrate_instrument(day)
     stream = market_stream(day, start_s=600.0, end_s=2_400.0 if quick else 22_500.0, step_s=1.0)
     mid0 = 0.5 * (stream[0]["bid"] + stream[0]["ask"])
     sec = Section(

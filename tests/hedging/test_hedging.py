@@ -414,3 +414,25 @@ def test_a_failed_hedge_is_journalled_failed_not_done_and_the_loop_carries_on() 
     assert "failed" in kinds and "done" not in kinds  # the red team saw a failed hedge counted as done
     assert eng.hedges_done == 0 and eng.counts.refused_hedges["execution failed: RuntimeError"] == 1
     assert eng.hedge_state(d.hedge_id) == "failed" and eng.open_hedges() == []  # final: not retried blindly
+
+
+@pytest.mark.parametrize("kappa", [5e-3, None])
+def test_the_compiled_profile_matches_its_twin_and_the_schedule_path(kappa: float | None) -> None:
+    from impactlab.hedging import gamma_risk_usd2, hedge_schedule
+
+    m = known_cost_model(kappa_bps_per_share=kappa or 1e-3)
+    if kappa is None:  # a top-of-book instrument: half-spread + the whole square-root law
+        m = dataclasses.replace(m, fit=dataclasses.replace(m.fit, ow=None), multipliers={"spread": 1.3, "sqrt": 0.8})
+    mk = m.market(1)
+    hs = (1.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+    for lam in (0.0, 1e-6, 1e-3, 1.0):
+        fast = m.profile(1_500.0, hs, 30.0, lam, mk, gamma_shares_per_unit=-800.0)
+        twin = m.profile(1_500.0, hs, 30.0, lam, mk, gamma_shares_per_unit=-800.0, compiled=False)
+        for a, b in zip(fast, twin, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+        ref = [hedge_schedule(m, "almgren-chriss", 1_500.0, h, 30.0, 1, lam, mk) for h in hs]
+        np.testing.assert_allclose(fast[2], [r[1].total for r in ref], rtol=1e-10)
+        np.testing.assert_allclose(fast[3], [r[1].std for r in ref], rtol=1e-10)
+        np.testing.assert_allclose(fast[0], [r[2] for r in ref], rtol=1e-10)
+        var = [r[3] + gamma_risk_usd2(m.sigma(mk), -800.0, h) for r, h in zip(ref, hs, strict=True)]
+        np.testing.assert_allclose(fast[1], var, rtol=1e-10)

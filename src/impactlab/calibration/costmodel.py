@@ -34,6 +34,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -131,38 +132,61 @@ class InstrumentModel:
     def kind(self) -> str:
         return str(self.fit.kind)
 
+    @cached_property
+    def _k(self) -> dict[str, Any]:
+        """The constants pricing reads (computed once per version: the decision path is hot)."""
+        r = self.fit.sqrt.result_
+        p = r.params_dict()
+        names = self.parts
+        if self.multiplier_cov:
+            cov = np.asarray(self.multiplier_cov, float)
+        else:  # the day's calibration: how far it may be off for the desk's own orders (the refit's prior)
+            cov = np.diag([self.refit_prior_sd(k) ** 2 for k in names])
+        out: dict[str, Any] = {
+            "Y": float(p["Y"]), "delta": float(p.get("delta", r.fixed.get("delta", 0.5))),
+            "sqrt_share": 0.5 if self.sqrt_role == "permanent" else 1.0, "half": float(self.fit.half_spread_bps),
+            "cov": cov, "names": names, "resid": self._resid_std_bps(),
+            "m": np.array([float(self.multipliers.get(k, 1.0)) for k in names]),
+        }  # fmt: skip
+        if self.fit.ow is not None:
+            po = self.fit.ow.result_.params_dict()
+            out["kappa"], out["rho"] = float(po["kappa_bps"]), float(po["rho_per_s"])
+        return out
+
     def _sqrt_bps(self, quantity: float, market: MarketContext) -> float:
-        p = self.fit.sqrt.result_.params_dict()
-        delta = p.get("delta", self.fit.sqrt.result_.fixed.get("delta", 0.5))
-        full = float(p["Y"] * market.daily_vol * 1e4 * (quantity / market.adv) ** delta)
-        return 0.5 * full if self.sqrt_role == "permanent" else full
+        k = self._k
+        return float(k["sqrt_share"] * k["Y"] * market.daily_vol * 1e4 * (quantity / market.adv) ** k["delta"])
 
     def _transient(self) -> TransientImpact:
-        p = self.fit.ow.result_.params_dict()
         kernel = TransientImpact.from_model(self.fit.ow).kernel
-        return TransientImpact(kernel, p["kappa_bps"], 0.0, 0.0, "bps", continuous=True)
+        return TransientImpact(kernel, self._k["kappa"], 0.0, 0.0, "bps", continuous=True)
+
+    def _base(self, trades: np.ndarray, times: np.ndarray, quantity: float, market: MarketContext) -> np.ndarray:
+        """The parts' costs (bps, multipliers 1) of trading ``trades`` over the intervals ``times``, in the order
+        of :attr:`parts`: constant-rate trading within each interval under the book's exponential kernel."""
+        from impactlab.schedules import _kernels as K
+
+        k = self._k
+        sq = self._sqrt_bps(quantity, market)
+        if "kappa" not in k:
+            return np.array([k["half"], sq])
+        quad = K.exp_interval_quadratic(trades, times[:-1], times[1:], k["rho"])
+        return np.array([k["half"], 0.5 * k["kappa"] * quad / quantity, sq])
 
     def base_parts(self, schedule: Schedule, market: MarketContext) -> dict[str, float]:
         """Each part's cost of ``schedule`` in bps at the day's calibration (multipliers 1)."""
         if schedule.time_unit != "s":
             raise CalibrationError(f"an instrument model prices schedules in seconds, got {schedule.time_unit!r}")
-        out = {"spread": float(self.fit.half_spread_bps), "sqrt": self._sqrt_bps(schedule.quantity, market)}
-        if self.fit.ow is not None:
-            out["transient"] = float(self._transient().schedule_cost(schedule, market).total)
-        return out
+        b = self._base(schedule.trades, schedule.times, schedule.quantity, market)
+        return {name: float(v) for name, v in zip(self.parts, b, strict=True)}
 
-    def _impact_var(self, base: Mapping[str, float]) -> float:
+    def _impact_var(self, base: Mapping[str, float] | np.ndarray) -> float:
         """Variance of the impact forecast: the multipliers' uncertainty plus the residual scatter."""
-        names = self.parts
-        x = np.array([base.get(k, 0.0) for k in names])
-        if self.multiplier_cov:
-            cov = np.asarray(self.multiplier_cov, float)
-        else:  # the day's calibration: how far it may be off for the desk's own orders (the refit's prior)
-            cov = np.diag([self.refit_prior_sd(k) ** 2 for k in names])
-        resid = self._resid_std_bps(base)
-        return float(x @ cov @ x) + resid**2
+        k = self._k
+        x = base if isinstance(base, np.ndarray) else np.array([base.get(n, 0.0) for n in k["names"]])
+        return float(x @ k["cov"] @ x) + k["resid"] ** 2
 
-    def _resid_std_bps(self, base: Mapping[str, float]) -> float:
+    def _resid_std_bps(self) -> float:
         if self.resid_std_bps is not None:
             return float(self.resid_std_bps)
         # the day's fit: the square-root law's residual sd on its bars, for the part it prices
@@ -193,16 +217,48 @@ class InstrumentModel:
         forecast's sd (parameters and residual scatter), the timing risk, 5/50/95% quantiles and the part
         of it that does not depend on the horizon (``ScheduleCost.horizon_free``)."""
         mk = market if market is not None else self.markets[schedule.side]
-        base = self.base_parts(schedule, mk)
-        m = self.multipliers
-        cost = {k: m.get(k, 1.0) * v for k, v in base.items()}
-        if self.sqrt_role == "permanent":
-            temp, perm = cost["spread"] + cost.get("transient", 0.0), cost["sqrt"]
+        if schedule.time_unit != "s":
+            raise CalibrationError(f"an instrument model prices schedules in seconds, got {schedule.time_unit!r}")
+        return self._price(schedule.trades, schedule.times, schedule.holdings, schedule.quantity, mk)
+
+    def profile(self, quantity: float, horizons_s: Sequence[float], step_s: float, risk_aversion: float,
+                market: MarketContext, *, gamma_shares_per_unit: float = 0.0, compiled: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """For each horizon, the trajectory at λ of the problem :meth:`linearised` at the order's TWAP, priced
+        by this model: ``(cost in currency, variance in currency² (with the gamma term), cost bps, sd bps)``,
+        in one compiled pass (``compiled=False``: the Python twin)."""
+        from impactlab.calibration import _costkernels as CK
+
+        k = self._k
+        h = np.asarray(horizons_s, float)
+        out = [np.empty(h.size) for _ in range(4)]
+        fn = CK.profile if compiled else CK.profile_py
+        fn(float(quantity), h, float(step_s), float(risk_aversion), float(market.start_s), float(market.price),
+           float(market.daily_vol), float(market.adv), float(market.session_s), k["half"], k.get("kappa", -1.0),
+           k.get("rho", 1.0), k["sqrt_share"] * k["Y"], k["delta"], k["m"], k["cov"], float(k["resid"]),
+           float(gamma_shares_per_unit), *out)  # fmt: skip
+        return out[0], out[1], out[2], out[3]
+
+    def price_holdings(self, times: np.ndarray, holdings: np.ndarray, market: MarketContext) -> ScheduleCost:
+        """:meth:`schedule_cost` of the trajectory ``holdings`` at ``times`` (seconds) without building a
+        :class:`~impactlab.schedules.Schedule` (the hedging engine's profile prices several per decision)."""
+        x = np.asarray(holdings, float)
+        return self._price(x[:-1] - x[1:], np.asarray(times, float), x, float(x[0]), market)
+
+    def _price(self, trades: np.ndarray, times: np.ndarray, holdings: np.ndarray, quantity: float,
+               mk: MarketContext) -> ScheduleCost:  # fmt: skip
+        k = self._k
+        base = self._base(trades, times, quantity, mk)
+        vals = k["m"] * base
+        cost = dict(zip(k["names"], map(float, vals), strict=True))
+        if "kappa" in k:
+            temp, perm = cost["spread"] + cost["transient"], cost["sqrt"]
         else:
             temp, perm = cost["spread"] + cost["sqrt"], 0.0
         total = temp + perm
         impact_sd = math.sqrt(self._impact_var(base))
-        timing = schedule.timing_risk_bps(mk.daily_vol, unit_per_day=mk.session_s)
+        sig = mk.daily_vol * 1e4 / math.sqrt(mk.session_s)
+        timing = sig * math.sqrt(float(np.dot(np.diff(times), holdings[1:] ** 2))) / quantity if quantity else 0.0
         sd = math.hypot(impact_sd, timing)
         qs = {p: total + z * sd for p, z in _QZ.items()}
         return ScheduleCost(
@@ -251,17 +307,15 @@ class InstrumentModel:
         :meth:`schedule_cost`."""
         mk = market if market is not None else self.markets[side]
         n = max(int(n_steps), 1)
-        probe = AlmgrenChriss(quantity=quantity, horizon=horizon_s, n_steps=n, sigma=1.0, eta=1.0, side=side,
-                              time_unit="s").twap()  # fmt: skip
-        c = self.schedule_cost(_shifted(probe, mk.start_s), mk)
+        times = mk.start_s + np.arange(n + 1, dtype=np.float64) * (horizon_s / n)
+        k = self._k
+        part = dict(zip(k["names"], k["m"] * self._base(np.full(n, quantity / n), times, quantity, mk), strict=True))
         usd = quantity * mk.price / 1e4
-        m = self.multipliers
-        fixed_temp = m.get("spread", 1.0) * self.fit.half_spread_bps
-        if self.sqrt_role == "total":
-            fixed_temp += c.parts["sqrt"]
-        rate_temp = max(c.temporary - fixed_temp, 0.0)
+        permanent = part["sqrt"] if "kappa" in k else 0.0
+        fixed_temp = part["spread"] + (0.0 if "kappa" in k else part["sqrt"])
+        rate_temp = max(part.get("transient", 0.0), 0.0)
         eps = fixed_temp * usd / quantity
-        gamma = 2.0 * (c.permanent or 0.0) * usd / quantity**2
+        gamma = 2.0 * permanent * usd / quantity**2
         tau = horizon_s / n
         # TWAP's linear temporary cost is η̃ X²/T with η̃ = η − γτ/2
         eta = rate_temp * usd * horizon_s / quantity**2 + 0.5 * gamma * tau
@@ -302,11 +356,13 @@ class InstrumentModel:
         return vwap(quantity, horizon_s, curve=mk.volume_curve, daily_volume=mk.adv, step_s=_steps(horizon_s),
                     start_s=mk.start_s, side=side)  # fmt: skip
 
-    def forecast(self, schedule: Schedule, market: MarketContext | None = None) -> dict[str, Any]:
+    def forecast(self, schedule: Schedule, market: MarketContext | None = None, *,
+                 cost: ScheduleCost | None = None) -> dict[str, Any]:  # fmt: skip
         """What a parent order or hedge records before it trades: the version, the total and temporary cost,
-        the 90% interval, and the day-calibrated parts and timing sd a refit reads (bps)."""
+        the 90% interval, and the day-calibrated parts and timing sd a refit reads (bps); ``cost`` is this
+        model's price of ``schedule`` where the caller has it."""
         mk = market if market is not None else self.markets[schedule.side]
-        c = self.schedule_cost(schedule, mk)
+        c = cost if cost is not None else self.schedule_cost(schedule, mk)
         base = self.base_parts(schedule, mk)
         return {
             "version": self.version, "symbol": self.symbol, "predicted_bps": c.total,
@@ -346,7 +402,7 @@ class InstrumentModel:
             )
         Xa, ya, ta = np.array(X), np.array(y), np.array(t)
         p0 = np.diag([1.0 / self.refit_prior_sd(k) ** 2 for k in names])
-        s2 = self._resid_std_bps(dict(zip(names, Xa.mean(axis=0), strict=True))) ** 2
+        s2 = self._resid_std_bps() ** 2
         mean = np.ones(len(names))
         cov = np.linalg.inv(p0)
         for _ in range(3):
@@ -397,11 +453,6 @@ class InstrumentModel:
             version=row["version"], created_ns=int(row["created_ns"]), reason=row["reason"], n_obs=int(row["n_obs"]),
             status=row.get("status") or "live",
         )  # fmt: skip
-
-
-def _shifted(s: Schedule, start_s: float) -> Schedule:
-    return Schedule(s.times + start_s, s.holdings, s.trades, s.participation, s.side, s.time_unit, s.strategy,
-                    dict(s.params))  # fmt: skip
 
 
 def calibrate_instrument(day: Any, *, start_s: float | None = None, volume_days: Sequence[Any] = ()) -> InstrumentModel:

@@ -19,12 +19,10 @@ from sklearn.base import clone
 from impactlab.calibration.validation import metrics, walk_forward_splits
 from impactlab.errors import CalibrationError
 from impactlab.impact import (
-    ConformalRegressorImpact,
     QuantileGBMImpact,
-    SpreadSquareRootImpact,
-    SquareRootImpact,
 )
 from impactlab.impact._base import ImpactModel
+from impactlab.impact.registry import MODELS as _CATALOGUE
 
 __all__ = [
     "FORECAST_MODELS",
@@ -167,16 +165,12 @@ def evaluate_forecasts(
 
 
 FORECAST_MODELS: dict[str, Callable[[str], ImpactModel]] = {
-    "gbm": lambda t: QuantileGBMImpact(target=t),
-    "gbm-scaled": lambda t: QuantileGBMImpact(target=t, intervals="scaled"),
-    "hybrid": lambda t: QuantileGBMImpact(target=t, baseline="square_root"),
-    "rf": lambda t: ConformalRegressorImpact(kind="random_forest", target=t),
-    "bayes": lambda t: ConformalRegressorImpact(kind="bayesian_ridge", target=t),
-    "mlp": lambda t: ConformalRegressorImpact(kind="mlp", target=t),
-    "sqrt": lambda t: SquareRootImpact(delta=None),
-    "spread-sqrt": lambda t: SpreadSquareRootImpact(),
+    **{n: _CATALOGUE[n].build for n in ("gbm", "gbm-scaled", "hybrid", "rf", "bayes", "mlp")},
+    "sqrt": lambda t: _CATALOGUE["sqrt-free"].build(),
+    "spread-sqrt": lambda t: _CATALOGUE["spread-sqrt"].build(),
 }
-"""CLI name → factory taking the target column."""
+"""The block-forecast models, from the catalogue (:data:`impactlab.impact.registry.MODELS`): name → factory
+taking the target column (``sqrt`` here is the free-exponent law)."""
 PARAMETRIC = ("sqrt", "spread-sqrt")
 
 

@@ -196,7 +196,12 @@ def calibrated_almgren_chriss(
     side: int = 1,
     book: BookResilience | None = None,
 ) -> AlmgrenChriss:
-    """The Almgren–Chriss problem at the parameters calibrated on a day, in seconds.
+    """The Almgren–Chriss problem at linear parameters fitted directly on a day's book, in seconds.
+
+    No decision prices with it any more (they use :class:`~impactlab.calibration.InstrumentModel` and its
+    :meth:`~impactlab.calibration.InstrumentModel.linearised` problem): it is the linear model the
+    forecast-accuracy benchmark compares the instrument model with (the hedging engine's model before it,
+    15–40× too high on fast hedges because linear temporary impact explodes for fast trades).
 
     σ is the standard deviation of the mid's changes sampled about 2,000 times over the day, per √s; from
     the Obizhaeva–Wang fit of the book (:func:`calibrate_ow_book`), the permanent impact is ``γ = λ S`` and

@@ -26,29 +26,17 @@ from impactlab.errors import CalibrationError, InsufficientDepthError
 from impactlab.features.pipeline import market_features
 from impactlab.impact import (
     ImpactModel,
-    IStarImpact,
-    KyleLambdaImpact,
-    ObizhaevaWangImpact,
-    OFIImpact,
-    PowerLawImpact,
-    PropagatorModel,
-    SquareRootImpact,
 )
+from impactlab.impact.registry import MODELS as _CATALOGUE
 
 __all__ = ["MODELS", "DataSource", "calibrate", "day_source", "load_source"]
 
 MODELS: dict[str, tuple[Callable[[], ImpactModel], str]] = {
-    "kyle": (KyleLambdaImpact, "bars"),
-    "ofi": (OFIImpact, "bars"),
-    "sqrt": (SquareRootImpact, "bars|orders"),
-    "sqrt-free": (lambda: SquareRootImpact(delta=None), "bars|orders"),
-    "power-law": (PowerLawImpact, "orders"),
-    "istar": (IStarImpact, "orders"),
-    "propagator": (lambda: PropagatorModel(max_lag=100), "trades"),
-    "ow": (ObizhaevaWangImpact, "events"),
-    "ow-book": (lambda: ObizhaevaWangImpact(control_later_flow=False), "book"),
-}
-"""CLI name → (factory, the dataset kinds it is fitted on)."""
+    name: (m.build, "|".join(m.fits_on)) for name, m in _CATALOGUE.items() if m.family in ("parametric", "transient")
+    and set(m.fits_on) <= {"bars", "orders", "trades", "events", "book"}
+}  # fmt: skip
+"""The models ``calibrate`` fits, from the catalogue (:data:`impactlab.impact.registry.MODELS`): name →
+(factory, the dataset kinds it is fitted on)."""
 
 
 @dataclass

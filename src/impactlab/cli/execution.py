@@ -213,7 +213,6 @@ def _work(
     order_id: str | None,
     resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
-    from impactlab.calibration.pretrade import book_cost_model, market_context
     from impactlab.data import Store
     from impactlab.execution import (
         ContKukanovRouter,
@@ -251,14 +250,14 @@ def _work(
         else:
             sch = twap(quantity, horizon_s, step_s=step_s, start_s=start_s, side=side)
         res = eng.run(parent, Slicer(sch, parent))
-        model = book_cost_model(day)
-        market = market_context(day, start_s=start_s, side=side)
-        from impactlab.schedules.costs import ModelCost
+        # the instrument's cost model at the store's live version (recorded as its first if there is none): its
+        # forecast of this schedule, with the interval, is kept against the realised cost
+        from impactlab.calibration.costmodel import ModelVersions, calibrate_instrument
 
-        predicted = {  # every calibrated model's pre-trade cost, kept against the realised one
-            "book+sqrt": float(model.model.schedule_cost(sch, market).total),
-            "sqrt": float(ModelCost(model.sqrt).schedule_cost(sch, market).total),
-        }
+        inst = ModelVersions(store, clock=clock).resume(calibrate_instrument(day, start_s=start_s))
+        model = inst.fit
+        forecast = inst.forecast(sch, inst.market(side))
+        predicted = {inst.version: float(forecast["predicted_bps"])}
         kids = [mo.order for mo in oms.orders.values() if mo.order.parent_order_id == pid]
         if venue == "replay":
             path: Any = MarketPath(day)
@@ -272,7 +271,7 @@ def _work(
             vw, close = float("nan"), float("nan")
         tca = analyse(parent, list(res.fills), mid_at=path.mid_at, children=kids, end_ns=res.end_ns,
                       post_s=eng.post_s, interval_vwap=vw, close=close, predicted_bps=predicted)  # fmt: skip
-        record_tca(store, [tca], now_ns=clock())
+        record_tca(store, [tca], now_ns=clock(), forecasts={pid: forecast})
         details = {
             "order_id": pid, "venue": venue, "router": rt.name, "schedule": schedule, "children": res.children,
             "refused_orders": res.refused, "rejected_reports": res.rejected_reports, "store": str(store.path),
@@ -352,14 +351,17 @@ def build_tca(store_path: Path | None, *, symbol: str | None = None, data: Path 
                                 np.array([p["arrival_mid"], p["end_mid"], post]))  # fmt: skip
             ch = []  # no recorded mid at each child: fills are measured against the arrival mid
         last = max(f.ts_ns for f in pf)
-        vw = path.interval_vwap(parent.start_ns, max(parent.end_ns, last))
+        vw = path.interval_vwap(parent.start_ns, p.get("executed_end_ns") or max(parent.end_ns, last))
         predicted = {r["model"]: r["predicted_bps"] for r in preds if r["parent_order_id"] == p["order_id"]}
+        # the same end and post-trade horizon as the run that recorded it: the same split of the same order
         out.append(
             analyse(
                 parent,
                 pf,
                 mid_at=path.mid_at,
                 children=ch,
+                end_ns=p.get("executed_end_ns"),
+                post_s=p["post_s"] if p.get("post_s") is not None else 60.0,
                 interval_vwap=vw,
                 close=getattr(path, "close", np.nan),
                 predicted_bps=predicted,

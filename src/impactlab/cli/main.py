@@ -360,13 +360,19 @@ def features(
                 out.print(f"  {k}: {v}")
 
 
+def _calibrated_names() -> list[str]:
+    from impactlab.impact.registry import MODELS
+
+    return [n for n, m in MODELS.items() if m.family in ("parametric", "transient") and "blocks" not in m.fits_on]
+
+
 @app.command("calibrate")
 def calibrate_cmd(
     model: Annotated[
         str,
         typer.Argument(
-            help="kyle, ofi, sqrt, sqrt-free, power-law, istar, propagator, ow, ow-book — or "
-            "'compare' to fit every model the data allow on the same splits."
+            help=", ".join(_calibrated_names()) + " — or 'compare' to fit every model the data allow on the same "
+            "splits (`impactlab models catalogue` says what each needs)."
         ),
     ],
     lobster: Annotated[

@@ -130,3 +130,27 @@ def accuracy_cmd(store: _Store = None, as_json: _Json = False) -> None:
             out.print("r/p: realised over predicted cost, on orders where both are positive; the interval is the "
                       "forecast's 90% (impact uncertainty and timing risk). Versions without an interval were "
                       "recorded by an older release or by a model that gives none.")  # fmt: skip
+
+
+@models_app.command("catalogue")
+def catalogue_cmd(as_json: _Json = False) -> None:
+    """Every impact model impactlab knows: what it is fitted on, what the data must have, its defaults, and
+    whether its cost depends on the horizon."""
+    from impactlab.cli.main import _emit, out
+    from impactlab.impact.registry import describe_models
+
+    rows = describe_models()
+    if as_json:
+        _emit({"models": rows})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Impact models ({len(rows)})")
+    for c in ("name", "family", "fitted on", "needs", "horizon", "what it is"):
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        defaults = ", ".join(f"{k}={v}" for k, v in r["defaults"].items())
+        t.add_row(r["name"], r["family"], ", ".join(r["fits_on"]), ", ".join(r["needs"]) or "-",
+                  "depends" if r["horizon_dependent"] else "same at every horizon",
+                  r["summary"] + (f" ({defaults})" if defaults else ""))  # fmt: skip
+    out.print(t)

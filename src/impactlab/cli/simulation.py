@@ -217,9 +217,10 @@ def _schedule(kind: str, qty: float, side: int, horizon_s: float, children: int,
     if kind == "vwap":
         curve = VolumeCurve.from_days([day])
         return vwap(qty, horizon_s, curve=curve, daily_volume=1e6, step_s=step, start_s=start_s, side=side)
-    from impactlab.calibration.pretrade import calibrated_almgren_chriss
+    from impactlab.calibration.costmodel import calibrate_instrument
 
-    ac = calibrated_almgren_chriss(day, quantity=qty, horizon_s=horizon_s, n_steps=children, side=side)
+    # the instrument's cost model linearised at this order's TWAP (Almgren–Chriss needs linear impact)
+    ac = calibrate_instrument(day).linearised(qty, horizon_s, children, side)
     return ac.solve(1e-6)
 
 

@@ -156,8 +156,12 @@ PARENT_ORDERS = pa.schema(
         _f("daily_vol", pa.float64(), "fraction/day^0.5", "daily volatility; null until known", nullable=True),
         _f("shares_outstanding", pa.float64(), "shares", "optional", nullable=True),
         _f("spread_bps", pa.float64(), "bps", "optional quoted spread at arrival", nullable=True),
+        _f("executed_end_ns", pa.int64(), "ns since epoch, UTC", "when execution ended (what TCA measures the end "
+           "mid at); null until known", nullable=True),
+        _f("post_s", pa.float64(), "s", "how long after the end the post-trade mid was read; null until known",
+           nullable=True),
     ]
-)
+)  # fmt: skip
 """Parent orders and, once executed, their outcomes: the interchange format of calibration.
 
 An order in flight has null outcome columns; a completed one has them all."""

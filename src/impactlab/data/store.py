@@ -73,7 +73,8 @@ _INDEXES = {  # the reads the order path and the service make by key other than 
     "hedge_events": ("hedge_id",),
     "breaks": ("parent_order_id",),
 }
-_OUTCOME_COLUMNS = ("arrival_mid", "avg_price", "end_mid", "post_mid", "adv", "daily_vol", "spread_bps")
+_OUTCOME_COLUMNS = ("arrival_mid", "avg_price", "end_mid", "post_mid", "adv", "daily_vol", "spread_bps",
+                    "executed_end_ns", "post_s")  # fmt: skip
 _SQL_TYPES = {
     pa.int8(): "TINYINT",
     pa.int64(): "BIGINT",

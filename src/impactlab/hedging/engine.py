@@ -465,11 +465,11 @@ class HedgingEngine:
         slow = regime != "normal" and c.on_extreme == "slow"
         mk = self.model.market_at(side, mid=u.mid, spread=u.spread, ts_ns=u.ts_ns)
         policy, horizon, step, profile = self._choose(qty, side, g.gamma_shares_per_unit, mk, slow=slow)
-        sch, _, e, v = hedge_schedule(self.model, policy, qty, horizon, step, side, c.risk_aversion, mk)
+        sch, cost, e, v = hedge_schedule(self.model, policy, qty, horizon, step, side, c.risk_aversion, mk)
         v += gamma_risk_usd2(self.model.sigma(mk), g.gamma_shares_per_unit, horizon)
         return HedgeDecision(
             f"H-{c.underlying}-{u.ts_ns}", u.ts_ns, d, side, qty, policy, horizon, step, sch, self.model.version,
-            float(e), float(v), u.mid, regime, profile, self.model.forecast(sch, mk),
+            float(e), float(v), u.mid, regime, profile, self.model.forecast(sch, mk, cost=cost),
         )  # fmt: skip
 
     def _choose(

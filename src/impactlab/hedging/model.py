@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from impactlab.schedules import MarketContext, Schedule, ScheduleCost
 
 __all__ = ["CostProfile", "cost_profile", "gamma_risk_usd2", "hedge_schedule"]
@@ -80,12 +82,21 @@ def cost_profile(
 
     ``E[(∫(x + ΓΔS) dS)²] = σ²∫x² dt + Γ²σ⁴T²/2``: the cross term has zero mean (an odd moment of the
     price move), so the gamma term adds to the schedule's own variance."""
+    if hasattr(model, "profile"):  # the instrument model: one compiled pass over the horizons
+        c, v, b, s = model.profile(quantity, horizons_s, step_s, risk_aversion, market,
+                                   gamma_shares_per_unit=gamma_shares_per_unit)  # fmt: skip
+        return CostProfile(quantity, tuple(horizons_s), tuple(map(float, c)), tuple(map(float, v)), risk_aversion,
+                           model.version, tuple(map(float, b)), tuple(map(float, s)))  # fmt: skip
     cost, risk, bps, sd = [], [], [], []
     sigma = model.sigma(market)
     for h in horizons_s:
-        _, c, e, v = hedge_schedule(model, "almgren-chriss", quantity, h, step_s, side, risk_aversion, market)
-        cost.append(float(e))
-        risk.append(float(v) + gamma_risk_usd2(sigma, gamma_shares_per_unit, h))
+        n = max(1, round(h / max(min(step_s, h), 1e-9)))
+        ac = model.linearised(quantity, h, n, side, market)
+        x = ac.trajectory(risk_aversion) if n > 1 else np.array([quantity, 0.0])
+        t = ac.times()
+        c = model.price_holdings(t, x, market)
+        cost.append(float(c.total) * quantity * market.price / 1e4)
+        risk.append(sigma**2 * float(np.dot(np.diff(t), x[1:] ** 2)) + gamma_risk_usd2(sigma, gamma_shares_per_unit, h))
         bps.append(float(c.total))
         sd.append(float(c.std))
     return CostProfile(quantity, tuple(horizons_s), tuple(cost), tuple(risk), risk_aversion, model.version,

@@ -156,10 +156,11 @@ def _book(day: MarketDay) -> Any:
 def market_setup(task: ExecutionTask, *, root: Path | None = None, risk_aversion: float = 1e-6) -> MarketSetup:
     """Calibrate the task's market on its symbol's day (any source with two or more book levels).
 
-    ``risk_aversion`` (per currency) sets the Almgren–Chriss baseline's λ; its η, γ and σ come from
-    :func:`impactlab.calibration.pretrade.calibrated_almgren_chriss`.
+    ``risk_aversion`` (per currency) sets the Almgren–Chriss baseline's λ; its ε, η, γ and σ are the
+    instrument's cost model (:func:`~impactlab.calibration.calibrate_instrument`, what every decision prices
+    with) linearised at the task's own TWAP (:meth:`~impactlab.calibration.InstrumentModel.linearised`).
     """
-    from impactlab.calibration.pretrade import calibrated_almgren_chriss
+    from impactlab.calibration.costmodel import calibrate_instrument
 
     day = load_day(task.symbol, root)
     book = _book(day)
@@ -169,9 +170,7 @@ def market_setup(task: ExecutionTask, *, root: Path | None = None, risk_aversion
         replay = _replay(day)
         if task.overlay:
             overlay = ImpactOverlay.from_model(book.model(), price=day.first_mid())
-    ac = calibrated_almgren_chriss(
-        day, quantity=task.quantity, horizon_s=task.horizon_s, n_steps=task.n_steps, side=task.side, book=book
-    )
+    ac = calibrate_instrument(day).linearised(task.quantity, task.horizon_s, task.n_steps, task.side)
     if not (np.isfinite(risk_aversion) and risk_aversion >= 0):
         raise PolicyError(f"'risk_aversion' must be >= 0, got {risk_aversion!r}")
     return MarketSetup(task, day, replay, overlay, VolumeCurve.from_days([day]), ac, float(risk_aversion))

@@ -150,6 +150,7 @@ def record_tca(
         store.record_outcome(
             r.order_id, arrival_mid=r.arrival_mid, avg_price=r.average_price if r.filled > 0 else None,
             end_mid=r.end_mid, post_mid=r.post_mid if np.isfinite(r.post_mid) else None,
+            executed_end_ns=int(r.end_ns) if r.end_ns else None, post_s=float(r.post_s),
         )  # fmt: skip
         fc = (forecasts or {}).get(r.order_id, {})
         temp = float(r.temporary_bps) if np.isfinite(r.temporary_bps) else None

@@ -63,6 +63,9 @@ class TCAResult:
     fills: int
     maker_fraction: float
     predicted_bps: dict[str, float] = field(default_factory=dict)
+    end_ns: int = 0
+    """When execution ended: the end mid's time (the post-trade mid is read ``post_s`` later)."""
+    post_s: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +170,8 @@ def analyse(
         fills=len(own),
         maker_fraction=maker,
         predicted_bps=dict(predicted_bps or {}),
+        end_ns=t_end,
+        post_s=float(post_s),
     )
 
 
