@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 from scipy import stats
 
 from impactlab.errors import CalibrationError
@@ -54,6 +55,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+F64 = NDArray[np.float64]
 PARTS = ("spread", "transient", "sqrt")
 """The parts of an instrument's cost, in the order of the multipliers."""
 HORIZON_FREE = {"spread": True, "transient": False, "sqrt": True}
@@ -161,7 +163,7 @@ class InstrumentModel:
         kernel = TransientImpact.from_model(self.fit.ow).kernel
         return TransientImpact(kernel, self._k["kappa"], 0.0, 0.0, "bps", continuous=True)
 
-    def _base(self, trades: np.ndarray, times: np.ndarray, quantity: float, market: MarketContext) -> np.ndarray:
+    def _base(self, trades: F64, times: F64, quantity: float, market: MarketContext) -> F64:
         """The parts' costs (bps, multipliers 1) of trading ``trades`` over the intervals ``times``, in the order
         of :attr:`parts`: constant-rate trading within each interval under the book's exponential kernel."""
         from impactlab.schedules import _kernels as K
@@ -180,11 +182,11 @@ class InstrumentModel:
         b = self._base(schedule.trades, schedule.times, schedule.quantity, market)
         return {name: float(v) for name, v in zip(self.parts, b, strict=True)}
 
-    def _impact_var(self, base: Mapping[str, float] | np.ndarray) -> float:
+    def _impact_var(self, base: Mapping[str, float] | F64) -> float:
         """Variance of the impact forecast: the multipliers' uncertainty plus the residual scatter."""
         k = self._k
         x = base if isinstance(base, np.ndarray) else np.array([base.get(n, 0.0) for n in k["names"]])
-        return float(x @ k["cov"] @ x) + k["resid"] ** 2
+        return float(x @ k["cov"] @ x) + float(k["resid"]) ** 2
 
     def _resid_std_bps(self) -> float:
         if self.resid_std_bps is not None:
@@ -223,7 +225,7 @@ class InstrumentModel:
 
     def profile(self, quantity: float, horizons_s: Sequence[float], step_s: float, risk_aversion: float,
                 market: MarketContext, *, gamma_shares_per_unit: float = 0.0, compiled: bool = True
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+                ) -> tuple[F64, F64, F64, F64]:  # fmt: skip
         """For each horizon, the trajectory at λ of the problem :meth:`linearised` at the order's TWAP, priced
         by this model: ``(cost in currency, variance in currency² (with the gamma term), cost bps, sd bps)``,
         in one compiled pass (``compiled=False``: the Python twin)."""
@@ -239,13 +241,13 @@ class InstrumentModel:
            float(gamma_shares_per_unit), *out)  # fmt: skip
         return out[0], out[1], out[2], out[3]
 
-    def price_holdings(self, times: np.ndarray, holdings: np.ndarray, market: MarketContext) -> ScheduleCost:
+    def price_holdings(self, times: F64, holdings: F64, market: MarketContext) -> ScheduleCost:
         """:meth:`schedule_cost` of the trajectory ``holdings`` at ``times`` (seconds) without building a
         :class:`~impactlab.schedules.Schedule` (the hedging engine's profile prices several per decision)."""
         x = np.asarray(holdings, float)
         return self._price(x[:-1] - x[1:], np.asarray(times, float), x, float(x[0]), market)
 
-    def _price(self, trades: np.ndarray, times: np.ndarray, holdings: np.ndarray, quantity: float,
+    def _price(self, trades: F64, times: F64, holdings: F64, quantity: float,
                mk: MarketContext) -> ScheduleCost:  # fmt: skip
         k = self._k
         base = self._base(trades, times, quantity, mk)
