@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._common import Section
-from impactlab.data import Store
 from impactlab.calibration.costmodel import calibrate_instrument
+from impactlab.data import Store
 from impactlab.hedging import HedgingConfig, HedgingEngine, OptionPosition, Portfolio
 from impactlab.hedging.report import compare, frontier_svg
 from impactlab.hedging.scenario import market_stream
@@ -61,8 +61,9 @@ def _latency(quick: bool) -> Section:
                     f"{p99:.0f}", f"{ts.max() / 1e3:.0f}", "< 1,000 µs" if policy == "impact" else "–")  # fmt: skip
     sec.notes.append(
         "Each update: parse and validate the message, the circuit breaker, Black–Scholes greeks of the book, the "
-        "threshold, and for the impact-aware policy the Almgren–Chriss cost and risk (with the book's gamma) over "
-        "5 horizons and the choice of the best; the hedge is not executed here. GOOG best bid/ask every second."
+        "threshold, and for the impact-aware policy the cost and risk (with the book's gamma) over 5 horizons of the "
+        "instrument model's trajectories (one compiled pass) and the choice of the best, then the chosen schedule and "
+        "its forecast; the hedge is not executed here. GOOG best bid/ask every second."
     )
     return sec
 
@@ -119,8 +120,10 @@ def _scenario(quick: bool, scenario: str, agent_dir: Path, train_cpu_s: float) -
     sec.notes.append(
         f"{meta['scenario']}; book: {meta['book']}; hedge when |delta| > {meta['threshold_shares']:g} shares. "
         f"Every hedge goes through the slicer, the Cont–Kukanov router and the risk gate on the {scenario}, where "
-        "its own orders move the book; fills, TCA and model versions go to each policy's store, and the model is "
-        "recalibrated from the hedges' measured temporary cost every 5 hedges or on drift. Hedging error: the "
+        "its own orders move the book; fills, TCA and model versions go to each policy's store, and the instrument "
+        "cost model (the one the pre-trade report and the service use) is refitted from the hedges' realised costs "
+        "every 5 hedges or on drift (a change of over 50% on a reference order waits for approval: `model versions` "
+        "counts the versions recorded, pending ones included). Hedging error: the "
         "book's P&L (options at Black–Scholes, shares, the hedges' cash at the mid) per 5 minutes; its variance "
         "against immediate hedging is a paired mean of squared increments. Cost: the hedges' fills against their "
         f"arrival mids, fees in. Frontier: `benchmarks/figures/{fig.name}`. Wall time: {wall:.0f} s."

@@ -112,3 +112,39 @@ def test_execute_tca_and_the_kill_switch_on_the_shared_store(pg_url: str, data: 
     assert halted.exit_code == 1 and "kill switch: drill" in halted.output
     st = run(app, ["kill-switch", "status", "--store", pg_url, "--json"])
     assert st.exit_code == 1 and json.loads(st.stdout)["tripped"] is True
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_a_store_of_an_older_release_gains_the_new_columns_and_keeps_its_rows(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Tables made before issue 24 lack the forecast and version columns: opening the store adds them (null for
+    the old rows) and the new code reads and writes it."""
+    import pyarrow as pa
+
+    from impactlab.calibration.costmodel import ModelVersions
+    from impactlab.data.schemas import COST_PREDICTIONS, MODEL_VERSIONS
+
+    target = tmp_path / "old.duckdb" if backend == "duckdb" else request.getfixturevalue("pg_url")
+    old_cols = {"cost_predictions": COST_PREDICTIONS.names[:6], "model_versions": MODEL_VERSIONS.names[:5]}
+    with Store(target) as st:  # make the tables as the older release had them
+        for name, cols in old_cols.items():
+            st._run(f"DROP TABLE IF EXISTS {name}")
+            schema = pa.schema([f for f in (COST_PREDICTIONS if name == "cost_predictions" else MODEL_VERSIONS)
+                                if f.name in cols])  # fmt: skip
+            from impactlab.data.store import _ddl
+
+            st._run(_ddl(name, schema, cols[0], st._types))
+        st._run("INSERT INTO model_versions VALUES ('v1', 1, '{}', 'initial', 0)")
+        st._run("INSERT INTO cost_predictions VALUES ('P1:hedge-model', 'P1', 'hedge-model', 2.0, 3.0, 5)")
+    with Store(target) as st:
+        assert set(st.read("cost_predictions").column_names) == set(COST_PREDICTIONS.names)
+        old = st.read("cost_predictions").to_pylist()
+        assert old[0]["realised_bps"] == 3.0 and old[0]["lower_bps"] is None
+        v = ModelVersions(st)
+        assert v.rows() == [] and v.live_row("GOOG") is None  # the old engine's rows have no symbol: left out
+        from impactlab.testing.costs import known_cost_model
+
+        m = v.resume(known_cost_model())
+        assert m.version == "GOOG-v1" and v.live_row("GOOG")["version"] == "GOOG-v1"  # type: ignore[index]
+        assert st.count("model_versions") == 2

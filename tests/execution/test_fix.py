@@ -149,7 +149,8 @@ def test_execute_cli_over_fix_works_an_order_through_the_loopback_exchange(tmp_p
     assert res["fix_refused"] == {} and res["rejected_reports"] == {}
     with Store(store, read_only=True) as st:
         assert st.read("fills").to_pandas()["quantity"].sum() == pytest.approx(200)
-        assert st.count("cost_predictions") == 2  # one row per model
+        (pred,) = st.read("cost_predictions").to_pylist()  # the instrument model's forecast, with its interval
+        assert pred["model"] == "GOOG-v1" and pred["lower_bps"] < pred["predicted_bps"] < pred["upper_bps"]
 
 
 def test_execute_over_fix_prices_on_the_instruments_tick(tmp_path: Path, data: Path) -> None:

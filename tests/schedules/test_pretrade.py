@@ -94,6 +94,24 @@ def test_any_calibrated_model_prices_the_curve(goog: tuple[object, object]) -> N
     )  # type: ignore[attr-defined]
     with pytest.raises(InfeasibleScheduleError, match="MarketContext"):
         s1.cost(cost)
+    # the report says so and does not choose a horizon by it (the red team: "always aggressive")
+    assert c1.horizon_free == pytest.approx(c1.total) and c1.horizon_dependent is False
+    r = pretrade(5e4, side=1, model=cost, market=market)  # type: ignore[arg-type]
+    assert r.horizon_dependent is False and r.recommended == ""
+    assert any("cannot choose a horizon" in n for n in r.notes) and "recommended: none" in str(r.tables()[1].title)
+    assert pretrade(5e4, side=1, model=cost, market=market, urgency="balanced").recommended == "balanced"  # type: ignore[arg-type]
+
+
+def test_the_report_says_which_parts_depend_on_the_horizon(goog: tuple[object, object]) -> None:
+    market, book = goog
+    r = pretrade(50_000, side=1, model=book.model, market=market)  # type: ignore[attr-defined, arg-type]
+    assert r.horizon_dependent is True and r.recommended in ("aggressive", "balanced", "passive")
+    d = r.to_dict()["cost_curve"]
+    # the half-spread and the square-root part are the same at every horizon; the transient part is what moves
+    free = {round(p["horizon_free_bps"], 9) for p in d}
+    assert len(free) == 1 and all(p["horizon_dependent_bps"] > 0 for p in d)
+    assert d[0]["horizon_dependent_bps"] > 5 * d[-1]["horizon_dependent_bps"]
+    assert any("do not depend on the horizon" in n for n in r.notes)
 
 
 def test_cli_pretrade_json_html_and_model_file(data: Path, tmp_path: Path) -> None:

@@ -52,6 +52,11 @@ def test_one_order_one_price_on_every_surface(make_client, calibrated, data: Pat
     assert prof.cost_bps[0] == pytest.approx(tw["cost"]["total_bps"]) == pytest.approx(cost.total)
     assert usd == pytest.approx(cost.total * Q * mk.price / 1e4)
     assert prof.std_bps[0] == pytest.approx(tw["cost"]["std_bps"])
+    # the form was chosen out of sample on the day, and the choice is recorded with the version
+    sc = model.selection["scores"]
+    assert model.selection["chosen"] == model.kind == "spread+ow+sqrt"
+    assert sc["spread+ow+sqrt"]["oos_rmse_bps"] < sc["spread+sqrt"]["oos_rmse_bps"]
+    assert state.models.versions()[0]["params"]["selection"]["chosen"] == "spread+ow+sqrt"
     # and the same version everywhere
     assert (
         est["model_version"] == svc["model_version"] == tw["model_version"] == fr["model_version"] == prof.model_version

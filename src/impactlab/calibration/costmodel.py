@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from impactlab.errors import CalibrationError
-from impactlab.schedules import AlmgrenChriss, MarketContext, Schedule, ScheduleCost, TransientImpact
+from impactlab.schedules import AlmgrenChriss, MarketContext, Schedule, ScheduleCost
 
 __all__ = [
     "PARTS",
@@ -117,22 +117,32 @@ class InstrumentModel:
     reason: str = "calibrated on the market day"
     n_obs: int = 0
     status: str = "live"
+    use_transient: bool = True
+    """Whether the book's transient part is priced (when the day has one): the choice of
+    :func:`calibrate_instrument` and of each recalibration (:meth:`recalibrated`), by out-of-sample score."""
+    selection: Mapping[str, Any] = field(default_factory=dict)
+    """The scores the choice of form was made on (recorded with the version)."""
 
     # -- the parts --------------------------------------------------------------------------------------
 
     @property
+    def has_transient(self) -> bool:
+        return self.fit.ow is not None and self.use_transient
+
+    @property
     def parts(self) -> tuple[str, ...]:
-        """The parts this instrument's day supports (``transient`` needs two or more book levels)."""
-        return PARTS if self.fit.ow is not None else ("spread", "sqrt")
+        """The parts priced: spread, transient (the book's; two or more levels, when chosen) and square-root."""
+        return PARTS if self.has_transient else ("spread", "sqrt")
 
     @property
     def sqrt_role(self) -> str:
-        """``permanent`` (the order pays I/2, with the book's transient part) or ``total`` (top of book)."""
-        return "permanent" if self.fit.ow is not None else "total"
+        """``permanent`` (the order pays I/2, with the book's transient part) or ``total`` (without it)."""
+        return "permanent" if self.has_transient else "total"
 
     @property
     def kind(self) -> str:
-        return str(self.fit.kind)
+        """``spread+ow+sqrt`` or ``spread+sqrt``."""
+        return "spread+ow+sqrt" if self.has_transient else "spread+sqrt"
 
     @cached_property
     def _k(self) -> dict[str, Any]:
@@ -150,7 +160,7 @@ class InstrumentModel:
             "cov": cov, "names": names, "resid": self._resid_std_bps(),
             "m": np.array([float(self.multipliers.get(k, 1.0)) for k in names]),
         }  # fmt: skip
-        if self.fit.ow is not None:
+        if self.has_transient:
             po = self.fit.ow.result_.params_dict()
             out["kappa"], out["rho"] = float(po["kappa_bps"]), float(po["rho_per_s"])
         return out
@@ -158,10 +168,6 @@ class InstrumentModel:
     def _sqrt_bps(self, quantity: float, market: MarketContext) -> float:
         k = self._k
         return float(k["sqrt_share"] * k["Y"] * market.daily_vol * 1e4 * (quantity / market.adv) ** k["delta"])
-
-    def _transient(self) -> TransientImpact:
-        kernel = TransientImpact.from_model(self.fit.ow).kernel
-        return TransientImpact(kernel, self._k["kappa"], 0.0, 0.0, "bps", continuous=True)
 
     def _base(self, trades: F64, times: F64, quantity: float, market: MarketContext) -> F64:
         """The parts' costs (bps, multipliers 1) of trading ``trades`` over the intervals ``times``, in the order
@@ -366,11 +372,22 @@ class InstrumentModel:
         mk = market if market is not None else self.markets[schedule.side]
         c = cost if cost is not None else self.schedule_cost(schedule, mk)
         base = self.base_parts(schedule, mk)
+        raw = {"spread": float(self.fit.half_spread_bps), "sqrt_full": self._sqrt_bps(schedule.quantity, mk)
+               / self._k["sqrt_share"]}  # fmt: skip
+        if self.fit.ow is not None:  # recorded whether priced or not: a later refit may choose either form
+            from impactlab.schedules import _kernels as K
+
+            rho = float(self.fit.ow.result_.params_dict()["rho_per_s"])
+            kappa = float(self.fit.ow.result_.params_dict()["kappa_bps"])
+            t = schedule.times
+            raw["transient"] = (
+                0.5 * kappa * K.exp_interval_quadratic(schedule.trades, t[:-1], t[1:], rho) / schedule.quantity
+            )
         return {
             "version": self.version, "symbol": self.symbol, "predicted_bps": c.total,
             "predicted_temporary_bps": c.temporary, "lower_bps": c.total - Z90 * c.std,
             "upper_bps": c.total + Z90 * c.std,
-            "parts_json": json.dumps({"base": base, "timing_sd_bps": c.timing_std}, allow_nan=False),
+            "parts_json": json.dumps({"base": base, "raw": raw, "timing_sd_bps": c.timing_std}, allow_nan=False),
         }  # fmt: skip
 
     # -- recalibration --------------------------------------------------------------------------------
@@ -392,8 +409,8 @@ class InstrumentModel:
                 real = float(r["realised_bps"])
             except (TypeError, ValueError, KeyError):
                 continue
-            base = doc.get("base", {})
-            if not math.isfinite(real) or any(k not in base for k in names):
+            base = self._design(doc)
+            if base is None or not math.isfinite(real):
                 continue
             X.append([float(base[k]) for k in names])
             y.append(real)
@@ -419,6 +436,81 @@ class InstrumentModel:
         return Refit(dict(zip(names, map(float, mean), strict=True)), dict(zip(names, map(float, se), strict=True)),
                      tuple(tuple(map(float, row)) for row in cov), math.sqrt(s2), len(ya), names)  # fmt: skip
 
+    def _design(self, doc: Mapping[str, Any]) -> dict[str, float] | None:
+        """A recorded forecast's parts in this form's terms: from the raw parts where they were recorded (the
+        square-root law's whole and the book's transient cost, whichever form priced the order), else the
+        parts as priced (only when that form is this one)."""
+        raw = doc.get("raw")
+        if isinstance(raw, Mapping) and "spread" in raw and "sqrt_full" in raw:
+            if self.has_transient and "transient" not in raw:
+                return None
+            out = {"spread": float(raw["spread"]), "sqrt": float(raw["sqrt_full"]) * self._k["sqrt_share"]}
+            if self.has_transient:
+                out["transient"] = float(raw["transient"])
+            return out
+        base = doc.get("base", {})
+        if not isinstance(base, Mapping) or set(base) != set(self.parts):
+            return None
+        return {k: float(base[k]) for k in self.parts}
+
+    def variant(self, use_transient: bool) -> InstrumentModel:
+        """The day's calibration in the other form (with or without the book's transient part), unversioned
+        and unrefitted."""
+        return replace(self, use_transient=use_transient, multipliers=dict.fromkeys(PARTS, 1.0), multiplier_cov=(),
+                       resid_std_bps=None, version="", n_obs=0, selection={})  # fmt: skip
+
+    def walk_forward(self, rows: Sequence[Mapping[str, Any]], *, start: int = 5) -> dict[str, Any]:
+        """Out-of-sample score on own orders: each order from the ``start``-th on predicted by this form refitted
+        on the orders before it.  Returns the mean absolute error (bps), the median |log(realised / predicted)|
+        (where both are positive) and the 90% coverage, with the count."""
+        err, logs, inside = [], [], []
+        rows = list(rows)
+        for k in range(start, len(rows)):
+            try:
+                doc = json.loads(rows[k].get("parts_json") or "")
+                real = float(rows[k]["realised_bps"])
+                m = self.with_refit(self.refit(rows[:k]), reason="")
+            except (TypeError, ValueError, KeyError, CalibrationError):
+                continue
+            x = m._design(doc)
+            if x is None or not math.isfinite(real):
+                continue
+            xv = np.array([x[n] for n in m.parts])
+            pred = float(m._k["m"] @ xv)
+            sd = math.sqrt(m._impact_var(xv) + float(doc.get("timing_sd_bps", 0.0)) ** 2)
+            err.append(abs(real - pred))
+            inside.append(abs(real - pred) <= Z90 * sd)
+            if real > 0 and pred > 0:
+                logs.append(abs(math.log(real / pred)))
+        if not err:
+            return {"n": 0}
+        return {"n": len(err), "mae_bps": float(np.mean(err)), "coverage_90": float(np.mean(inside)),
+                "median_abs_log_ratio": float(np.median(logs)) if logs else None}  # fmt: skip
+
+    def recalibrated(self, rows: Sequence[Mapping[str, Any]], *, reason: str, min_orders: int = 10) -> InstrumentModel:
+        """The next version from own orders: the form (with or without the book's transient part) chosen by
+        :meth:`walk_forward` score (mean absolute error) once there are ``min_orders`` of them and the day has
+        both forms, then refitted on all of them (:meth:`refit`); the scores go into the reason and the
+        version's record."""
+        forms = [self]
+        selection: dict[str, Any] = dict(self.selection)
+        if self.fit.ow is not None and len(rows) >= min_orders:
+            forms = [self.variant(True), self.variant(False)]
+            scores = {f.kind: f.walk_forward(rows) for f in forms}
+            ok = [f for f in forms if scores[f.kind].get("n", 0) > 0]
+            if ok:
+                best = min(ok, key=lambda f: scores[f.kind]["mae_bps"])
+                forms = [best]
+                selection = {"on": f"walk-forward over {len(rows)} own orders", "scores": scores,
+                             "chosen": best.kind}  # fmt: skip
+                if best.kind != self.kind:
+                    reason += f"; form {self.kind} -> {best.kind} by walk-forward MAE"
+        m = forms[0]
+        fit = m.refit(rows)
+        mult = ", ".join(f"{k} × {v:.2f} (se {fit.std_errors[k]:.2f})" for k, v in fit.multipliers.items())
+        return replace(m.with_refit(fit, reason=f"{reason}: {mult}; scatter {fit.resid_std_bps:.2f} bps; "
+                                    f"{fit.n_obs} orders"), selection=selection)  # fmt: skip
+
     def with_refit(self, fit: Refit, *, reason: str) -> InstrumentModel:
         """This model with a refit's multipliers, their covariance and scatter (unversioned)."""
         return replace(self, multipliers={**dict.fromkeys(PARTS, 1.0), **fit.multipliers}, multiplier_cov=fit.cov,
@@ -443,7 +535,8 @@ class InstrumentModel:
             "symbol": self.symbol, "source": self.source, "kind": self.kind,
             "calibration": {k: v for k, v in d.items() if isinstance(v, int | float | str)},
             "multipliers": dict(self.multipliers), "multiplier_cov": [list(r) for r in self.multiplier_cov],
-            "resid_std_bps": self.resid_std_bps,
+            "resid_std_bps": self.resid_std_bps, "use_transient": self.use_transient,
+            "selection": dict(self.selection),
         }  # fmt: skip
 
     def restored(self, row: Mapping[str, Any]) -> InstrumentModel:
@@ -453,20 +546,48 @@ class InstrumentModel:
             self, multipliers={**dict.fromkeys(PARTS, 1.0), **p.get("multipliers", {})},
             multiplier_cov=tuple(tuple(r) for r in p.get("multiplier_cov", [])), resid_std_bps=p.get("resid_std_bps"),
             version=row["version"], created_ns=int(row["created_ns"]), reason=row["reason"], n_obs=int(row["n_obs"]),
-            status=row.get("status") or "live",
+            status=row.get("status") or "live", use_transient=bool(p.get("use_transient", True)),
+            selection=p.get("selection", self.selection),
         )  # fmt: skip
 
 
-def calibrate_instrument(day: Any, *, start_s: float | None = None, volume_days: Sequence[Any] = ()) -> InstrumentModel:
+def calibrate_instrument(
+    day: Any, *, start_s: float | None = None, volume_days: Sequence[Any] = (), select: bool = True
+) -> InstrumentModel:
     """The instrument's cost model calibrated on a market day of any source and depth (unversioned): the
     book's fit where it has two or more levels, the square-root law on its bars, the market at arrival
-    (``start_s`` seconds after the start of the data; default half an hour, or a tenth of a short capture)."""
+    (``start_s`` seconds after the start of the data; default half an hour, or a tenth of a short capture).
+
+    With ``select`` the form is chosen by out-of-sample score: the book's transient part is priced only if
+    its Obizhaeva–Wang fit predicts the near quote's path after the day's orders better, walk-forward over
+    five blocks, than no transient move at all; both scores are kept in :attr:`InstrumentModel.selection`.
+    """
     from impactlab.calibration.pretrade import book_cost_model, market_context
 
     fit = book_cost_model(day)
     start = min(1800.0, 0.1 * day.session_s) if start_s is None else float(start_s)
     markets = {s: market_context(day, start_s=start, side=s, volume_days=volume_days) for s in (1, -1)}
-    return InstrumentModel(day.symbol, f"{day.label} ({day.source})", fit, markets, day.spec, day)
+    use = True
+    selection: dict[str, Any] = {}
+    if fit.ow is None:
+        selection = {"chosen": "spread+sqrt", "on": "the data: " + "; ".join(fit.notes)}
+    elif select:
+        from impactlab.calibration.resilience import depth_profile, evaluate_ow_book, resilience_events
+
+        try:
+            r = evaluate_ow_book(depth_profile(day), resilience_events(day))
+            ow, zero = r["out_of_sample"], r["out_of_sample_no_transient"]
+            use = bool(ow["rmse_bps"] < zero["rmse_bps"])
+            selection = {
+                "on": "the near quote's move after the day's orders, walk-forward over 5 blocks",
+                "scores": {"spread+ow+sqrt": {"oos_rmse_bps": ow["rmse_bps"], "oos_r2": ow["r2"], "n": ow["n"]},
+                           "spread+sqrt": {"oos_rmse_bps": zero["rmse_bps"], "n": zero["n"]}},
+                "chosen": "spread+ow+sqrt" if use else "spread+sqrt",
+            }  # fmt: skip
+        except Exception as exc:  # the book's fit stands, unscored: say so
+            selection = {"chosen": "spread+ow+sqrt", "on": f"not scored ({type(exc).__name__}: {exc})"}
+    return InstrumentModel(day.symbol, f"{day.label} ({day.source})", fit, markets, day.spec, day,
+                           use_transient=use, selection=selection)  # fmt: skip
 
 
 # -- versions ------------------------------------------------------------------------------------------

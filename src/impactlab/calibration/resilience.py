@@ -418,4 +418,5 @@ def evaluate_ow_book(profile: pd.DataFrame, events: pd.DataFrame, *, n_splits: i
         "fitted": fitted,
         "in_sample": metrics(events["near_move_bps"].to_numpy(float), fitted.predict_near_move(events)),
         "out_of_sample": metrics(np.concatenate(y_all), np.concatenate(p_all)),
+        "out_of_sample_no_transient": metrics(np.concatenate(y_all), np.zeros(sum(len(y) for y in y_all))),
     }

@@ -41,6 +41,8 @@ def build_hedge_scenario(
     progress: Any = None,
     day: Any = None,
     existing: str = "refuse",
+    approve_above: float = 0.5,
+    recalibrate_every: int = 5,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Hedge a short-call book over the replayed day (``scenario="replay"``) or the simulator fitted to it
     (``"sim"``, seeded; ``end_s − start_s`` seconds of it) under immediate, TWAP and impact-aware policies,
@@ -90,7 +92,8 @@ def build_hedge_scenario(
         p = _portfolio(day, book, t0, mid0, sigma / mid0 * math.sqrt(252 * day.spec.calendar.length_s()))
         drift = abs(book_greeks(p, mid0, t0).gamma_shares_per_unit) * sigma * math.sqrt(end_s - start_s)
         threshold_shares = max(round(drift / 4 / lot) * lot, lot)
-    base = {"underlying": symbol, "threshold_shares": threshold_shares}
+    base = {"underlying": symbol, "threshold_shares": threshold_shares, "approve_above": approve_above,
+            "recalibrate_every": recalibrate_every}  # fmt: skip
     policies: list[tuple[str, Any, Any]] = [
         ("immediate", HedgingConfig.from_dict({**base, "policy": "immediate"}), None)
     ]
@@ -208,6 +211,13 @@ def run_cmd(
     overlay_risk_aversion: Annotated[
         float, typer.Option(help="λ of the impact-aware policy the overlay works.")
     ] = 1e-3,
+    approve_above: Annotated[
+        float,
+        typer.Option(
+            help="A recalibration moving a reference order's cost by more than this fraction waits for "
+            "`impactlab models approve` (the live version keeps pricing)."
+        ),
+    ] = 0.5,
     resume: Annotated[bool, typer.Option("--resume", help="Carry on the journals already in --out.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Delete the journals in --out and start again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -238,7 +248,7 @@ def run_cmd(
                 end_s=main.parse_duration_s(end) if end else None,
                 md_step_s=main.parse_duration_s(step) if step else None, out_dir=target, data=data, progress=prog,
                 overlay_agent=overlay_agent, overlay_risk_aversion=overlay_risk_aversion, day=day,
-                existing="resume" if resume else "replace" if replace else "refuse",
+                existing="resume" if resume else "replace" if replace else "refuse", approve_above=approve_above,
             )  # fmt: skip
     if html_out is not None:
         html_out.write_text(report_html(results, title=f"Hedging scenario: {meta['scenario']}", meta=meta))

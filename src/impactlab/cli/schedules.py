@@ -469,7 +469,7 @@ def build_pretrade(
         d = book.describe()
         cost = inst
         notes.extend(book.notes)
-        if book.ow is not None:
+        if inst.has_transient:
             name = (
                 f"{day.label} ({day.source}): half-spread {d['half_spread_bps']:.3g} bps + OW transient "
                 f"(q {d['depth_shares_per_bps']:.0f} per bps, half-life {d['half_life_s']:.1f} s) + ½ square-root "
@@ -479,9 +479,20 @@ def build_pretrade(
             name = (
                 f"{day.label} ({day.source}): half-spread {d['half_spread_bps']:.3g} bps + square-root law "
                 f"(Y {d['sqrt_Y']:.3g}, δ {d['sqrt_delta']:.2f}); no transient book term ("
-                + ("top of book only" if day.depth < 2 else "Obizhaeva–Wang not identified on this book")
+                + (
+                    "top of book only"
+                    if day.depth < 2
+                    else "Obizhaeva–Wang not identified on this book"
+                    if book.ow is None
+                    else "the book's transient fit did not beat none out of sample"
+                )
                 + ")"
             )
+        sel = inst.selection.get("scores")
+        if sel:
+            notes.append("form chosen out of sample (" + str(inst.selection.get("on")) + "): " + "; ".join(
+                f"{k} RMSE {v['oos_rmse_bps']:.3f} bps" for k, v in sel.items() if "oos_rmse_bps" in v)
+                + f" -> {inst.selection.get('chosen')}")  # fmt: skip
         name += f"; version {version}" if version else "; the day's calibration (no store: unversioned)"
     report = pretrade(
         qty,

@@ -594,13 +594,10 @@ class HedgingEngine:
                 self._waiting = held["version"]
             return
         try:
-            fit = self.model.refit(rows)
+            new = self.model.recalibrated(rows, reason=reason)
         except Exception as exc:  # too few priced hedges, a singular fit: the live version carries on
             log.warning("recalibration skipped: %s", exc)
             return
-        mult = ", ".join(f"{k} × {v:.2f} (se {fit.std_errors[k]:.2f})" for k, v in fit.multipliers.items())
-        new = self.model.with_refit(fit, reason=f"{reason}: {mult}; scatter {fit.resid_std_bps:.2f} bps; "
-                                    f"{fit.n_obs} hedges")  # fmt: skip
         rec = self.registry.propose(self.model, new)
         if rec.status == "live":
             self.model = rec

@@ -82,7 +82,7 @@ def cost_profile(
 
     ``E[(∫(x + ΓΔS) dS)²] = σ²∫x² dt + Γ²σ⁴T²/2``: the cross term has zero mean (an odd moment of the
     price move), so the gamma term adds to the schedule's own variance."""
-    if hasattr(model, "profile"):  # the instrument model: one compiled pass over the horizons
+    if getattr(model, "profile", None) is not None:  # the instrument model: one compiled pass over the horizons
         c, v, b, s = model.profile(quantity, horizons_s, step_s, risk_aversion, market,
                                    gamma_shares_per_unit=gamma_shares_per_unit)  # fmt: skip
         return CostProfile(quantity, tuple(horizons_s), tuple(map(float, c)), tuple(map(float, v)), risk_aversion,

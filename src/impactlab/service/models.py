@@ -96,11 +96,10 @@ class ServiceModels:
                 raise ServiceError(f"cannot recalibrate {symbol}: {held['version']} is held for approval (approve or "
                                    "reject it first)")  # fmt: skip
             try:
-                fit = m.refit(rows)
+                cand = m.recalibrated(rows, reason=reason)
             except Exception as exc:  # too few priced orders: record nothing, say why
                 raise ServiceError(f"cannot recalibrate {symbol}: {exc}") from exc
-            mult = ", ".join(f"{k} × {v:.2f} (se {fit.std_errors[k]:.2f})" for k, v in fit.multipliers.items())
-            new = self.versions_table.propose(m, m.with_refit(fit, reason=f"{reason}: {mult}; {fit.n_obs} orders"))
+            new = self.versions_table.propose(m, cand)
             if new.status == "live":
                 self.models[symbol] = new
             log.warning("recalibrated %s: %s -> %s (%s)", symbol, m.version, new.version, new.status)
