@@ -17,13 +17,16 @@ fills re-estimate:
 Recalibration (:meth:`InstrumentModel.refit`) is a Bayesian weighted least-squares fit of every part's
 multiplier to the realised costs of the desk's own parent orders and hedges (the store's
 ``cost_predictions`` rows, each with the parts it was priced at): the market-day calibration is the prior
-(multipliers 1, with the standard error the day's fit gives each part), each own order weighs by the inverse
-of its timing variance plus the residual scatter, and the scatter itself is re-estimated on the own fills
-(what the 90% interval then uses).  A new version therefore changes the shape of the cost curve (the
-spread, rate-dependent and size-dependent parts move separately), not only its level.
+(multipliers 1; sd 1 for the spread and transient parts, the square-root law's relative standard error but
+at least 0.5), each own order weighs by the inverse of its timing variance plus the residual scatter, and the
+scatter itself is re-estimated on the own fills (what the 90% interval then uses).  A new version therefore
+changes the shape of the cost curve (the spread, rate-dependent and size-dependent parts move separately),
+not only its level.  The form (with or without the book's transient part) is chosen out of sample: on the
+day's book at calibration, by walk-forward on the own orders at each recalibration
+(:meth:`InstrumentModel.recalibrated`), and the scores are recorded with the version.
 
 :class:`ModelVersions` is the one version table (``model_versions``) of every instrument's model, written
-before a version is used; a version whose predicted cost of a reference order moves by more than
+before a version is used; a version whose predicted cost of any reference order moves by more than
 ``approve_above`` is held ``pending`` for a person (``impactlab models approve``) while the live one stays.
 """
 
