@@ -40,7 +40,9 @@ def hedging_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(calibrated, hedging_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
     import uvicorn
 
-    cfg = ServiceConfig(api_keys=(KEY,), hedging_dir=hedging_dir, drift_window=10, drift_min_orders=5)
+    # a low approval threshold: the drift recalibration below is held for a person, who approves it on the page
+    cfg = ServiceConfig(api_keys=(KEY,), hedging_dir=hedging_dir, drift_window=10, drift_min_orders=5,
+                        approve_above=0.2)  # fmt: skip
     store = Store(":memory:")
     app = create_app(state=ServiceState(cfg, store, ServiceModels(calibrated, store)))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
@@ -119,8 +121,20 @@ def test_dashboard_pages_in_headless_chromium(server: str, tmp_path: Path) -> No
         text = page.locator("#versions").inner_text()
         import re
 
-        assert re.search(r"GOOG-v2\s+live", text) and re.search(r"GOOG-v1\s+superseded", text)
+        assert re.search(r"GOOG-v2\s+pending", text) and re.search(r"GOOG-v1\s+live", text)
         assert "drift: prediction-error drift" in text
+        # the held version is approved from the page, with a model-admin key typed into it
+        page.wait_for_selector("#pending button.decide[data-act=approve]")
+        page.click("#pending button.decide[data-act=approve]")  # without a key: refused, and the page says why
+        page.wait_for_function("document.getElementById('status').textContent.length > 0")
+        assert "X-API-Key" in page.locator("#status").inner_text() and page.locator("#pending").count() == 1
+        page.fill("#key", KEY)
+        page.dispatch_event("#key", "change")
+        page.click("#pending button.decide[data-act=approve]")
+        page.wait_for_function("!document.getElementById('pending') || document.getElementById('status').textContent")
+        assert page.locator("#status").inner_text() == ""
+        text = page.locator("#versions").inner_text()
+        assert re.search(r"GOOG-v2\s+live", text) and re.search(r"GOOG-v1\s+superseded", text)
         acc = page.locator("#accuracy").inner_text()  # forecast accuracy on the service's own fills, per version
         assert "GOOG-v1" in acc and "%" in acc
         page.wait_for_selector("#psi .main-svg")

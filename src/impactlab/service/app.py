@@ -71,6 +71,7 @@ class ServiceState:
         self.config = config
         self.store = store
         self.models = models
+        models.versions_table.approve_above = float(config.approve_above)  # the service's config decides
         self.engine = engine
         self.clock = clock
         self.metrics = ServiceMetrics(self)

@@ -91,9 +91,18 @@ PAGES['models'] = async function go(){
         n_reference:d.n_reference, n_current:d.n_current, alert:d.prediction_error.alert});
     }
     const held = pend.length ? '<div class="alert" id="pending">Held for approval: ' + esc(pend.map(v => v.version + ' (' + v.reason + ')').join(' | ')) +
-      ' — approve with <code>impactlab models approve VERSION</code> or POST /models/VERSION/approve (model-admin key).</div>' : '';
+      ' — the live version keeps pricing. ' + pend.map(v => '<button class="decide" data-v="' + esc(v.version) + '" data-act="approve">Approve ' +
+      esc(v.version) + '</button> <button class="decide" data-v="' + esc(v.version) + '" data-act="reject">Reject</button>').join(' ') +
+      ' (a model-admin key; or <code>impactlab models approve VERSION</code>).</div>' : '';
     $('banner').innerHTML = held + (alerts.length ? '<div class="alert" id="drift-alert">Drift alert — recalibration triggered: ' + esc(alerts.join(' | ')) + '</div>'
                                           : '<div class="ok" id="drift-ok">No drift alert.</div>');
+    for(const b of document.querySelectorAll('button.decide')){
+      b.onclick = async () => {
+        $('status').textContent = '';
+        try{ await api('/models/' + encodeURIComponent(b.dataset.v) + '/' + b.dataset.act, {}); go(); }
+        catch(e){ $('status').textContent = e.message; }
+      };
+    }
     table($('drift'), [['symbol', r => esc(r.symbol)], ['feature', r => esc(r.feature)], ['PSI / bias', r => fmt(r.psi,3)],
       ['KS p', r => fmt(r.ks_pvalue,3)], ['training n', r => r.n_reference], ['current n', r => r.n_current], ['alert', r => r.alert ? 'yes' : 'no']], rows);
     const f = rows.filter(r => r.feature !== 'prediction error (bias)');
