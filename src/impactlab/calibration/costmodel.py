@@ -490,21 +490,24 @@ class InstrumentModel:
         return {"n": len(err), "mae_bps": float(np.mean(err)), "coverage_90": float(np.mean(inside)),
                 "median_abs_log_ratio": float(np.median(logs)) if logs else None}  # fmt: skip
 
-    def recalibrated(self, rows: Sequence[Mapping[str, Any]], *, reason: str, min_orders: int = 10) -> InstrumentModel:
+    def recalibrated(
+        self, rows: Sequence[Mapping[str, Any]], *, reason: str, min_orders: int = 10, score_window: int = 200
+    ) -> InstrumentModel:
         """The next version from own orders: the form (with or without the book's transient part) chosen by
-        :meth:`walk_forward` score (mean absolute error) once there are ``min_orders`` of them and the day has
-        both forms, then refitted on all of them (:meth:`refit`); the scores go into the reason and the
-        version's record."""
+        :meth:`walk_forward` score (mean absolute error, over the latest ``score_window``) once there are
+        ``min_orders`` of them and the day has both forms, then refitted on all of them (:meth:`refit`); the
+        scores go into the reason and the version's record."""
         forms = [self]
         selection: dict[str, Any] = dict(self.selection)
         if self.fit.ow is not None and len(rows) >= min_orders:
             forms = [self.variant(True), self.variant(False)]
-            scores = {f.kind: f.walk_forward(rows) for f in forms}
+            recent = list(rows)[-score_window:]  # each step refits on the orders before it: O(n²) in the window
+            scores = {f.kind: f.walk_forward(recent) for f in forms}
             ok = [f for f in forms if scores[f.kind].get("n", 0) > 0]
             if ok:
                 best = min(ok, key=lambda f: scores[f.kind]["mae_bps"])
                 forms = [best]
-                selection = {"on": f"walk-forward over {len(rows)} own orders", "scores": scores,
+                selection = {"on": f"walk-forward over the latest {len(recent)} own orders", "scores": scores,
                              "chosen": best.kind}  # fmt: skip
                 if best.kind != self.kind:
                     reason += f"; form {self.kind} -> {best.kind} by walk-forward MAE"
